@@ -1,0 +1,1 @@
+"""lgd: Lloyd George digitisation."""

@@ -1,0 +1,178 @@
+"""OCR engines behind one small contract: read a page image, return every word with its box and confidence.
+
+`TesseractEngine` keeps one Tesseract instance loaded for the life of the worker (through
+tesserocr), so a page costs only recognition, not a process start and a model load;
+`TesseractCliEngine` runs the `tesseract` program once per page (pytesseract), the way
+most tools do; `NullEngine` reads nothing, for image-only runs and for testing later
+stages without OCR. Pick one by name from `ENGINES`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Protocol
+
+from PIL import Image
+
+from digitise.errors import MissingDependency, OcrFailed
+from digitise.model import PageText, Word
+
+# Tesseract's OpenMP threads fight the worker processes for the same cores; one thread
+# per worker is both faster overall and fair to the machine.
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+
+@dataclass(frozen=True, slots=True)
+class Orientation:
+    """Tesseract's orientation guess: degrees clockwise the page is turned, and confidence."""
+
+    rotation: int
+    confidence: float
+
+
+class OcrEngine(Protocol):
+    name: str
+
+    def version(self) -> str: ...
+
+    def read(self, image: Image.Image) -> PageText: ...
+
+    def orientation(self, image: Image.Image) -> Orientation | None: ...
+
+
+class TesseractEngine:
+    """Tesseract through its C++ API (tesserocr): one loaded model per worker process."""
+
+    name = "tesseract"
+
+    def __init__(self, languages: str = "eng", psm: int = 3) -> None:
+        try:
+            import tesserocr
+        except ImportError as e:  # pragma: no cover - depends on the machine
+            raise MissingDependency(
+                "tesserocr", "libtesseract-dev (then reinstall lgd)", str(e)
+            ) from e
+        self._tesserocr = tesserocr
+        self._languages = languages
+        self._psm = psm
+        self._api = None
+        self._osd = None
+
+    def _ocr_api(self):
+        if self._api is None:
+            try:
+                self._api = self._tesserocr.PyTessBaseAPI(lang=self._languages, psm=self._psm)
+            except RuntimeError as e:
+                raise MissingDependency(
+                    f"tesseract language data '{self._languages}'", "tesseract-ocr-eng", str(e)
+                ) from e
+        return self._api
+
+    def version(self) -> str:
+        return self._tesserocr.tesseract_version().split()[1]
+
+    def read(self, image: Image.Image) -> PageText:
+        tr = self._tesserocr
+        api = self._ocr_api()
+        api.SetImage(image)
+        if not api.Recognize():
+            raise OcrFailed("Tesseract could not recognise the page image")
+        words: list[Word] = []
+        line = block = -1
+        iterator = api.GetIterator()
+        for r in tr.iterate_level(iterator, tr.RIL.WORD):
+            if r.IsAtBeginningOf(tr.RIL.BLOCK):
+                block += 1
+            if r.IsAtBeginningOf(tr.RIL.TEXTLINE):
+                line += 1
+            text = r.GetUTF8Text(tr.RIL.WORD)
+            box = r.BoundingBox(tr.RIL.WORD)
+            if not text or not text.strip() or box is None:
+                continue
+            words.append(Word(text.strip(), tuple(box), float(r.Confidence(tr.RIL.WORD)), line, block))
+        api.Clear()
+        return PageText(tuple(words), engine=f"tesseract {self.version()}")
+
+    def orientation(self, image: Image.Image) -> Orientation | None:
+        tr = self._tesserocr
+        if self._osd is None:
+            try:
+                self._osd = tr.PyTessBaseAPI(lang="osd", psm=tr.PSM.OSD_ONLY)
+            except RuntimeError as e:
+                raise MissingDependency("tesseract orientation data", "tesseract-ocr-osd", str(e)) from e
+        self._osd.SetImage(image)
+        result = self._osd.DetectOrientationScript()
+        self._osd.Clear()
+        if not result:
+            return None
+        return Orientation(int(result["orient_deg"]) % 360, float(result["orient_conf"]))
+
+
+class TesseractCliEngine:
+    """The `tesseract` program, one process per page (pytesseract): the reference route."""
+
+    name = "tesseract-cli"
+
+    def __init__(self, languages: str = "eng", psm: int = 3) -> None:
+        import pytesseract
+
+        self._pt = pytesseract
+        self._config = f"--psm {psm}"
+        self._languages = languages
+
+    def version(self) -> str:
+        try:
+            return str(self._pt.get_tesseract_version())
+        except self._pt.TesseractNotFoundError as e:
+            raise MissingDependency("tesseract", "tesseract-ocr", str(e)) from e
+
+    def read(self, image: Image.Image) -> PageText:
+        pt = self._pt
+        try:
+            data = pt.image_to_data(image, lang=self._languages, config=self._config, output_type=pt.Output.DICT)
+        except pt.TesseractError as e:
+            raise OcrFailed(f"tesseract failed: {e}") from e
+        words: list[Word] = []
+        lines: dict[tuple[int, int, int], int] = {}
+        blocks: dict[int, int] = {}
+        for i, text in enumerate(data["text"]):
+            conf = float(data["conf"][i])
+            if conf < 0 or not text.strip():
+                continue
+            key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+            line = lines.setdefault(key, len(lines))
+            block = blocks.setdefault(data["block_num"][i], len(blocks))
+            x, y, w, h = data["left"][i], data["top"][i], data["width"][i], data["height"][i]
+            words.append(Word(text.strip(), (x, y, x + w, y + h), conf, line, block))
+        return PageText(tuple(words), engine=f"tesseract-cli {self.version()}")
+
+    def orientation(self, image: Image.Image) -> Orientation | None:
+        pt = self._pt
+        try:
+            osd = pt.image_to_osd(image, output_type=pt.Output.DICT)
+        except pt.TesseractError:
+            return None  # "Too few characters": no opinion
+        return Orientation(int(osd["orientation"]) % 360, float(osd["orientation_conf"]))
+
+
+class NullEngine:
+    """Reads no words. Pages come out image-only; every page is then flagged unreadable."""
+
+    name = "none"
+
+    def version(self) -> str:
+        return "0"
+
+    def read(self, image: Image.Image) -> PageText:
+        return PageText((), engine="none")
+
+    def orientation(self, image: Image.Image) -> Orientation | None:
+        return None
+
+
+ENGINES: Mapping[str, type] = MappingProxyType(
+    {e.name: e for e in (TesseractEngine, TesseractCliEngine, NullEngine)}
+)
