@@ -1,0 +1,99 @@
+"""The catalogue's SQLite schema as an ordered list of migrations; `PRAGMA user_version` counts those applied."""
+
+from __future__ import annotations
+
+# Append only: a released migration is never edited, because archives in the field have
+# already run it. Each migration is a tuple of single statements (not a script) so it runs
+# inside the caller's transaction: sqlite3's executescript() would commit half-way.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: patients, documents, pages, entries, audit.
+    (
+        """
+        CREATE TABLE patients (
+            nhs_number TEXT PRIMARY KEY
+                CHECK (length(nhs_number) = 10 AND nhs_number NOT GLOB '*[^0-9]*'),
+            name TEXT,
+            born TEXT  -- ISO date
+        )
+        """,
+        """
+        CREATE TABLE documents (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,
+            sha256 TEXT CHECK (sha256 IS NULL OR length(sha256) = 64),
+            nhs_number TEXT REFERENCES patients (nhs_number),
+            page_count INTEGER NOT NULL CHECK (page_count >= 0),
+            status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+            pdfa_path TEXT,
+            pdfa_valid INTEGER NOT NULL CHECK (pdfa_valid IN (0, 1)),
+            part INTEGER CHECK (part IS NULL OR part >= 1),
+            parts INTEGER CHECK (parts IS NULL OR parts >= 1),
+            reason TEXT,
+            code TEXT,
+            input_size INTEGER NOT NULL CHECK (input_size >= 0),
+            created TEXT NOT NULL,  -- ISO date-time
+            indexed INTEGER NOT NULL DEFAULT 0 CHECK (indexed IN (0, 1)),
+            -- a digitised document always belongs to a patient and has a hash and a PDF
+            CHECK (status = 'failed'
+                   OR (nhs_number IS NOT NULL AND sha256 IS NOT NULL AND pdfa_path IS NOT NULL))
+        )
+        """,
+        # One digitised copy per content hash; failures are kept one per hash (latest wins).
+        "CREATE UNIQUE INDEX documents_ok_sha256 ON documents (sha256) WHERE status = 'ok'",
+        "CREATE UNIQUE INDEX documents_failed_sha256 ON documents (sha256) WHERE status = 'failed'",
+        "CREATE INDEX documents_nhs_number ON documents (nhs_number)",
+        "CREATE INDEX documents_unindexed ON documents (id) WHERE status = 'ok' AND indexed = 0",
+        """
+        CREATE TABLE pages (
+            document_id INTEGER NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+            number INTEGER NOT NULL CHECK (number >= 1),
+            width INTEGER NOT NULL CHECK (width >= 0),
+            height INTEGER NOT NULL CHECK (height >= 0),
+            dpi INTEGER NOT NULL CHECK (dpi >= 0),
+            rotation INTEGER NOT NULL CHECK (rotation IN (0, 90, 180, 270)),
+            skew REAL NOT NULL,
+            blank INTEGER NOT NULL CHECK (blank IN (0, 1)),
+            phash TEXT NOT NULL,
+            duplicate_of INTEGER,
+            confidence REAL NOT NULL CHECK (confidence BETWEEN 0 AND 100),
+            unreadable INTEGER NOT NULL CHECK (unreadable IN (0, 1)),
+            kind TEXT NOT NULL,
+            text TEXT NOT NULL,
+            words BLOB NOT NULL,  -- zlib(compact JSON list of word tuples)
+            PRIMARY KEY (document_id, number),
+            FOREIGN KEY (document_id, duplicate_of) REFERENCES pages (document_id, number)
+                DEFERRABLE INITIALLY DEFERRED
+        )
+        """,
+        """
+        CREATE TABLE entries (
+            id INTEGER PRIMARY KEY,
+            document_id INTEGER NOT NULL,
+            page INTEGER NOT NULL,
+            date TEXT,  -- ISO date, NULL when the date could not be read
+            date_text TEXT NOT NULL,
+            text TEXT NOT NULL,
+            x0 INTEGER NOT NULL, y0 INTEGER NOT NULL, x1 INTEGER NOT NULL, y1 INTEGER NOT NULL,
+            confidence REAL NOT NULL CHECK (confidence BETWEEN 0 AND 100),
+            precision TEXT NOT NULL CHECK (precision IN ('day', 'month', 'year')),
+            FOREIGN KEY (document_id, page) REFERENCES pages (document_id, number) ON DELETE CASCADE
+        )
+        """,
+        "CREATE INDEX entries_document_page ON entries (document_id, page)",
+        # No foreign key on nhs_number: the audit trail must outlive any other row and may
+        # name a patient the catalogue never stored (an input that failed before identity).
+        """
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            nhs_number TEXT,
+            detail TEXT NOT NULL DEFAULT '{}'  -- JSON object
+        )
+        """,
+        "CREATE INDEX audit_nhs_number ON audit (nhs_number, id)",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
