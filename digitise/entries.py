@@ -1,0 +1,359 @@
+"""Splits a page's words into dated entries: card rows by their date column, letters by date and body."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import statistics
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+from digitise.dates import DateMatch, find_dates
+from digitise.model import DatePrecision, Entry, PageKind, PageText, Word, union
+
+# Words join a row when their vertical centre is within this fraction of the page's
+# median word height of the row's centre. Handwriting wobbles a few pixels and tall
+# misread boxes stick out, but card and letter lines are at least ~1.5 heights apart.
+ROW_TOLERANCE = 0.6
+# Where the date column ends, as a fraction of page width, when no date shows us.
+DEFAULT_BOUNDARY = 0.25
+# The boundary sits this fraction of the width left of where the notes start.
+BOUNDARY_MARGIN = 0.01
+# The boundary we derive is trusted only inside this band of the page width.
+BOUNDARY_RANGE = (0.08, 0.45)
+# A date column's gutter may be crossed by this fraction of rows (misread, over-wide word
+# boxes run across it: one in five or six rows on rough handwriting), and must be at
+# least MIN_GUTTER of the page width: wider than the space between two words, which is
+# all a single row's gaps would otherwise offer.
+GUTTER_CROSSINGS = 0.2
+MIN_GUTTER = 0.015
+# A "|" this close (fraction of width) to the column boundary is the printed divider.
+DIVIDER_REACH = 0.04
+# Letters: the date sits in the top part of the page; the Re: line's DOB sits there too.
+LETTER_DATE_ZONE = 0.40
+# A Re: block ends where the gap to the next row exceeds this multiple of the usual pitch.
+PARAGRAPH_GAP = 1.25
+
+HEADER_WORDS = frozenset(
+    "date clinical notes note continuation card surname forename forenames first name names "
+    "nhs no number of birth dob address medical record fp7 fp8 sheet mr mrs miss ms".split()
+)
+# A ruled line (the date column divider, row rules) or a speck of dust read as a "word";
+# a lone "-" is kept, as GPs use it ("erythromycin - D&V").
+_RULE_ONLY = re.compile(r"^(?:[|_—–=~¦'`.,:;]+|[|_\-—–=~¦]{2,})$")
+_DOB_BEFORE = re.compile(r"(?i)(?:d\.?\s?o\.?\s?b\.?|born|date\s+of\s+birth)\W{0,3}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """Words that sit on one visual line, left to right."""
+
+    words: tuple[Word, ...]
+
+    @property
+    def centre(self) -> float:
+        return statistics.mean((w.box[1] + w.box[3]) / 2 for w in self.words)
+
+
+def rows(words: tuple[Word, ...] | list[Word]) -> tuple[Row, ...]:
+    """Group words into visual rows by vertical centre, ignoring the engine's line/block split.
+
+    On cards Tesseract often reads the date column as one block and the notes as another,
+    so its line numbers put a date and its notes far apart; geometry does not.
+    """
+    if not words:
+        return ()
+    tolerance = ROW_TOLERANCE * statistics.median(w.box[3] - w.box[1] for w in words)
+    groups: list[list[Word]] = []
+    centres: list[float] = []
+    for w in sorted(words, key=_centre_y):
+        cy = _centre_y(w)
+        if groups and abs(cy - centres[-1]) <= tolerance:
+            groups[-1].append(w)
+            centres[-1] = statistics.mean(_centre_y(x) for x in groups[-1])
+        else:
+            groups.append([w])
+            centres.append(cy)
+    return tuple(Row(tuple(sorted(g, key=lambda w: w.box[0]))) for g in groups)
+
+
+def _centre_y(w: Word) -> float:
+    return (w.box[1] + w.box[3]) / 2
+
+
+def _joined(words: tuple[Word, ...] | list[Word], texts: list[str] | None = None,
+            sep: str = " ") -> tuple[str, list[tuple[int, int]]]:
+    """The words' text joined by `sep`, with each word's (start, end) in the joined string."""
+    spans: list[tuple[int, int]] = []
+    out = ""
+    for i, w in enumerate(words):
+        t = texts[i] if texts else w.text
+        if out:
+            out += sep
+        spans.append((len(out), len(out) + len(t)))
+        out += t
+    return out, spans
+
+
+def leading_date(words: tuple[Word, ...] | list[Word], born: dt.date | None, today: dt.date,
+                  *, anywhere: bool = False) -> tuple[DateMatch, list[int]] | None:
+    """A date made of the first words (or, with `anywhere`, of any words) and the indices of its words.
+
+    The words are tried joined by spaces and then glued, because OCR sometimes splits
+    "12.05.50" into "12.05" and ".50". A divider glued to a word ("1951|") is not a digit.
+    """
+    texts = [w.text.strip("|") for w in words]
+    for sep in (" ", ""):
+        text, spans = _joined(words, texts, sep)
+        for m in find_dates(text, born, today):
+            used = [i for i, (s, e) in enumerate(spans) if s < m.end and e > m.start]
+            if anywhere or (used[0] == 0 and m.start == 0):
+                return m, used
+            break
+    return None
+
+
+def _substantive(words: tuple[Word, ...] | list[Word]) -> bool:
+    return sum(c.isalnum() for w in words for c in w.text) >= 2
+
+
+def _is_header(row: Row) -> bool:
+    """A printed card heading ("Date | Clinical notes"), even with an OCR slip or two."""
+    tokens = [re.sub(r"[^a-z0-9]", "", w.text.lower()) for w in row.words]
+    tokens = [t for t in tokens if t]
+    return bool(tokens) and all(
+        t in HEADER_WORDS or any(SequenceMatcher(None, t, h).ratio() >= 0.8 for h in HEADER_WORDS)
+        for t in tokens
+    )
+
+
+def _text(words: list[Word], boundary: float | None, width: int) -> str:
+    """Notes text in reading order, without ruled-line artefacts or the divider glued to a word."""
+    out = []
+    for w in words:
+        t = w.text
+        if boundary is not None and abs(w.box[0] - boundary) < DIVIDER_REACH * width:
+            t = t.lstrip("|")
+        if t and not _RULE_ONLY.match(t):
+            out.append(t)
+    return " ".join(out)
+
+
+def date_column(page_rows: tuple[Row, ...], width: int, born: dt.date | None,
+                today: dt.date) -> tuple[float, bool]:
+    """Where the date column ends (pixels) and whether the card has such a column at all.
+
+    A ruled card has a gutter: an x-range in the left part of the page that (almost) no
+    row writes across, with dates to its left and notes to its right; the boundary sits
+    just left of where the notes start. This needs no date to have been read. Without a
+    gutter the dates, if any, were written inline at the start of the notes.
+    """
+    lines = [[w for w in r.words if not _RULE_ONLY.match(w.text)] for r in page_rows
+             if _substantive(r.words) and not _is_header(r)]
+    lines = [ws for ws in lines if ws]
+    gutter = _gutter(lines, width)
+    if gutter:
+        lo, hi = gutter
+        return max(lo, hi - BOUNDARY_MARGIN * width), True
+    cuts: list[float] = []
+    for ws in lines:
+        found = leading_date(ws, born, today)
+        if found and ws[0].box[0] <= BOUNDARY_RANGE[1] * width and found[1][-1] + 1 < len(ws):
+            cuts.append(ws[found[1][-1] + 1].box[0] - BOUNDARY_MARGIN * width)
+    lo, hi = BOUNDARY_RANGE[0] * width, BOUNDARY_RANGE[1] * width
+    return (min(max(statistics.median(cuts), lo), hi) if cuts else DEFAULT_BOUNDARY * width), False
+
+
+def _gutter(lines: list[list[Word]], width: int) -> tuple[int, int] | None:
+    """The widest x-range inside BOUNDARY_RANGE that few rows cross, with ink on both sides."""
+    if not lines:
+        return None
+    lo, hi = int(BOUNDARY_RANGE[0] * width), int(BOUNDARY_RANGE[1] * width)
+    cover = [0] * (hi - lo)
+    for ws in lines:
+        seen = [False] * (hi - lo)
+        for w in ws:
+            for x in range(max(w.box[0], lo), min(w.box[2], hi)):
+                seen[x - lo] = True
+        cover = [c + s for c, s in zip(cover, seen)]
+    allowed = GUTTER_CROSSINGS * len(lines)
+    best: tuple[int, int] | None = None
+    start = None
+    for x, c in enumerate([*cover, len(lines) + 1]):
+        if c <= allowed and start is None:
+            start = x
+        elif c > allowed and start is not None:
+            if best is None or x - start >= best[1] - best[0]:
+                best = (start, x)
+            start = None
+    if best is None or best[1] - best[0] < MIN_GUTTER * width:
+        return None
+    g0, g1 = best[0] + lo, best[1] + lo
+    left = sum(any(w.box[2] <= g0 + 1 for w in ws) for ws in lines)
+    right = sum(any(w.box[0] >= g1 - 1 for w in ws) for ws in lines)
+    return (g0, g1) if left and right else None
+
+
+@dataclass
+class _Draft:
+    date: DateMatch | None
+    date_text: str
+    date_words: list[Word]
+    notes: list[Word]
+
+
+def segment_card(text: PageText, width: int, height: int, born: dt.date | None,
+                 today: dt.date) -> tuple[Entry, ...]:
+    """Split a continuation card into entries, one per row that starts with a date."""
+    page_rows = rows(text.words)
+    boundary, has_column = date_column(page_rows, width, born, today)
+    drafts: list[_Draft] = []
+    for row in page_rows:
+        words = [w for w in row.words if not _RULE_ONLY.match(w.text.strip())]
+        if not words or (not drafts and _is_header(row)):
+            continue
+        left = [w for w in words if has_column and (w.box[0] + w.box[2]) / 2 < boundary]
+        right = [w for w in words if w not in left]
+        started = _row_start(left, right, words, has_column, born, today)
+        if started is not None:
+            drafts.append(started)
+        elif not drafts:
+            if _substantive(words):
+                drafts.append(_Draft(None, "", [], list(words)))
+        else:
+            drafts[-1].notes.extend(words)
+    _drop_out_of_order(drafts)
+    return tuple(_entry(d, boundary if has_column else None, width) for d in drafts)
+
+
+def _row_start(left: list[Word], right: list[Word], words: list[Word], has_column: bool,
+               born: dt.date | None, today: dt.date) -> _Draft | None:
+    """The new entry this row starts, or None when it continues the previous one."""
+    if has_column and _substantive(left):
+        found = leading_date(left, born, today, anywhere=True)
+        if found:
+            # The whole cell is the date as written: a misread day ("Y7TH JAN 1953") stays
+            # with the date it belongs to, not in the notes.
+            return _Draft(found[0], _cell_text(left), list(left), list(right))
+        # Ink in the date column that is not a readable date: a new entry whose date we
+        # could not read, rather than notes silently filed under the previous date.
+        return _Draft(None, _cell_text(left), list(left), list(right))
+    inline = right if has_column else words
+    found = leading_date(inline, born, today)
+    if found:
+        match, used = found
+        date_words = [inline[i] for i in used]
+        return _Draft(match, match.text, date_words, [w for w in words if w not in date_words])
+    return None
+
+
+def _cell_text(words: list[Word]) -> str:
+    return " ".join(t for t in (w.text.strip("|") for w in words) if t)
+
+
+def _drop_out_of_order(drafts: list[_Draft]) -> None:
+    """Unset dates that break the card's chronology: one of them was misread.
+
+    Entries are written down a card in date order, so a date earlier than the one above
+    it means a digit went wrong somewhere. Only dates in every longest non-decreasing
+    run are kept; for a lone pair out of order, neither can be trusted.
+    """
+    dated = [d for d in drafts if d.date]
+    n = len(dated)
+    ends = [1] * n  # longest run ending at i
+    starts = [1] * n  # longest run starting at i
+    for i in range(n):
+        for j in range(i):
+            if dated[j].date.date <= dated[i].date.date:
+                ends[i] = max(ends[i], ends[j] + 1)
+    for i in reversed(range(n)):
+        for j in range(i + 1, n):
+            if dated[i].date.date <= dated[j].date.date:
+                starts[i] = max(starts[i], starts[j] + 1)
+    best = max(ends, default=0)
+    on_run = [i for i in range(n) if ends[i] + starts[i] - 1 == best]
+    for i in range(n):
+        if i not in on_run or sum(ends[j] == ends[i] for j in on_run) > 1:
+            dated[i].date = None  # date_text keeps what was read, for the reviewer
+
+
+def _entry(d: _Draft, boundary: float | None, width: int) -> Entry:
+    words = d.date_words + d.notes
+    confidence = statistics.mean(w.confidence for w in words) if words else 0.0
+    return Entry(
+        date=d.date.date if d.date else None,
+        date_text=d.date_text,
+        text=_text(d.notes, boundary, width),
+        box=union([w.box for w in words]),
+        confidence=round(confidence, 1),
+        precision=d.date.precision if d.date else DatePrecision.day,
+    )
+
+
+def letter_entries(text: PageText, width: int, height: int, born: dt.date | None,
+                   today: dt.date) -> tuple[Entry, ...]:
+    """A typed letter as one entry: its date (not the patient's DOB) and its body."""
+    page_rows = rows(text.words)
+    if not page_rows:
+        return ()
+    date, date_row = _letter_date(page_rows, height, born, today)
+    start = next((i for i, r in enumerate(page_rows) if _starts_with(r, "dear")), None)
+    if start is not None:
+        first = _skip_re_block(page_rows, start + 1)
+    else:
+        first = date_row + 1 if date_row is not None else 0
+    end = next((i for i in range(first, len(page_rows)) if _starts_with(page_rows[i], "yours")),
+               len(page_rows))
+    body = [w for r in page_rows[first:end] for w in r.words if not _RULE_ONLY.match(w.text)]
+    if not body:
+        body = [w for r in page_rows for w in r.words]
+    return (Entry(
+        date=date.date if date else None,
+        date_text=date.text if date else "",
+        text=" ".join(w.text for w in body),
+        box=union([w.box for w in body]),
+        confidence=round(statistics.mean(w.confidence for w in body), 1),
+        precision=date.precision if date else DatePrecision.day,
+    ),)
+
+
+def _letter_date(page_rows: tuple[Row, ...], height: int, born: dt.date | None,
+                 today: dt.date) -> tuple[DateMatch | None, int | None]:
+    for i, row in enumerate(page_rows):
+        if row.centre > LETTER_DATE_ZONE * height:
+            break
+        line = " ".join(w.text for w in row.words)
+        for m in find_dates(line, born, today):
+            if not _DOB_BEFORE.search(line[:m.start].rstrip()):
+                return m, i
+    return None, None
+
+
+def _starts_with(row: Row, word: str) -> bool:
+    first = re.sub(r"[^a-z]", "", row.words[0].text.lower())
+    return bool(first) and SequenceMatcher(None, first, word).ratio() >= 0.75
+
+
+def _skip_re_block(page_rows: tuple[Row, ...], i: int) -> int:
+    """The index of the first body row after a "Re: name, DOB, NHS No" block at row `i`."""
+    if i >= len(page_rows) or not re.match(r"(?i)re\b", page_rows[i].words[0].text):
+        return i
+    # The line pitch is the smallest row-to-row step: larger ones are paragraph breaks.
+    # Too small a pitch only ends the block early, keeping more rows in the body.
+    usual = min((b.centre - a.centre for a, b in zip(page_rows[i:], page_rows[i + 1:])), default=0)
+    j = i
+    while j + 1 < len(page_rows) and page_rows[j + 1].centre - page_rows[j].centre <= PARAGRAPH_GAP * usual:
+        j += 1
+    return j + 1
+
+
+def entries_for(kind: PageKind, text: PageText | None, width: int, height: int,
+                born: dt.date | None, today: dt.date) -> tuple[Entry, ...]:
+    """The entries of a page of `kind`: cards and letters have them, other pages none."""
+    if text is None:
+        return ()
+    if kind is PageKind.card:
+        return segment_card(text, width, height, born, today)
+    if kind is PageKind.letter:
+        return letter_entries(text, width, height, born, today)
+    return ()

@@ -1,0 +1,189 @@
+"""Card segmentation and letter entries from word boxes, and entry dates measured against real OCR."""
+
+import datetime as dt
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+from digitise.entries import entries_for, letter_entries, rows, segment_card
+from digitise.model import DatePrecision, PageKind, PageText, Word
+
+TODAY = dt.date(2025, 6, 1)
+BORN = dt.date(1950, 3, 5)
+CARD = (1500, 2100)
+A4 = (1654, 2339)
+CHAR = 18  # pixels per character in the synthetic boxes
+
+
+def line(y, *cells, conf=90.0, line_no=0, block=0, h=32):
+    """Words of `cells` [(x, "some words"), ...] on one row whose top is `y`."""
+    out = []
+    for x, text in cells:
+        for w in text.split():
+            out.append(Word(w, (x, y, x + CHAR * len(w), y + h), conf, line_no, block))
+            x += CHAR * (len(w) + 1)
+    return out
+
+
+def page(*lines):
+    return PageText(tuple(w for ln in lines for w in ln))
+
+
+HEADER = line(73, (43, "Date"), (342, "Clinical notes"), conf=97)
+
+
+def test_card_entries_by_date_column():
+    text = page(
+        HEADER,
+        line(170, (22, "12.05.50"), (320, "C/O dysuria 2/7. O/E urine dip +ve"), conf=80),
+        line(260, (320, "UTI. Rx trimethoprim 200mg bd"), conf=70),
+        line(440, (26, "20th Oct 1951|"), (323, "# L wrist after fall. Ref A&E")),
+        line(620, (20, "3/5/52"), (320, "BP 150/95. Dx HTN. Start atenolol 50mg od")),
+    )
+    entries = segment_card(text, *CARD, BORN, TODAY)
+    assert [e.date for e in entries] == [dt.date(1950, 5, 12), dt.date(1951, 10, 20), dt.date(1952, 5, 3)]
+    first = entries[0]
+    assert first.text == "C/O dysuria 2/7. O/E urine dip +ve UTI. Rx trimethoprim 200mg bd"
+    assert first.date_text == "12.05.50"
+    assert first.box == (22, 170, 320 + CHAR * len("C/O dysuria 2/7. O/E urine dip +ve"), 260 + 32)
+    assert first.confidence == pytest.approx((80 * 8 + 70 * 5) / 13, abs=0.1)
+    assert entries[1].date_text == "20th Oct 1951"  # the divider glued to the year is not a digit
+    assert entries[1].text == "# L wrist after fall. Ref A&E"
+    assert entries[2].text == "BP 150/95. Dx HTN. Start atenolol 50mg od"
+
+
+def test_rows_ignore_the_engines_blocks():
+    # Tesseract often reads the date column as its own block, lines numbered apart from the notes.
+    dates = line(170, (22, "3/5/76"), line_no=5, block=2) + line(440, (22, "4/6/76"), line_no=6, block=2)
+    notes = line(175, (320, "C/O cough"), line_no=0) + line(265, (320, "Rx amoxicillin"), line_no=1) \
+        + line(436, (320, "Flu vacc given"), line_no=2)
+    text = PageText(tuple(notes + dates))
+    assert len(rows(text.words)) == 3
+    entries = segment_card(text, *CARD, BORN, TODAY)
+    assert [(e.date, e.text) for e in entries] == [
+        (dt.date(1976, 5, 3), "C/O cough Rx amoxicillin"),
+        (dt.date(1976, 6, 4), "Flu vacc given"),
+    ]
+
+
+def test_header_alone_makes_no_entry_but_undated_text_is_kept():
+    header_only = page(HEADER, line(170, (22, "3/5/76"), (320, "C/O cough")))
+    assert [e.date for e in segment_card(header_only, *CARD, BORN, TODAY)] == [dt.date(1976, 5, 3)]
+
+    undated = page(HEADER, line(170, (320, "penicillin allergy - rash")),
+                   line(260, (22, "3/5/76"), (320, "C/O cough")))
+    first, second = segment_card(undated, *CARD, BORN, TODAY)
+    assert (first.date, first.date_text, first.text) == (None, "", "penicillin allergy - rash")
+    assert second.date == dt.date(1976, 5, 3)
+
+
+def test_unreadable_date_cell_starts_an_undated_entry():
+    text = page(
+        line(170, (22, "3/5/76"), (320, "C/O cough")),
+        line(260, (22, "Wee ya)"), (320, "Sprained L ankle. RICE")),
+        line(350, (320, "review 1/52")),
+    )
+    entries = segment_card(text, *CARD, BORN, TODAY)
+    assert [(e.date, e.date_text) for e in entries] == [(dt.date(1976, 5, 3), "3/5/76"), (None, "Wee ya)")]
+    assert entries[1].text == "Sprained L ankle. RICE review 1/52"
+
+
+def test_inline_dates_start_entries_without_a_column():
+    text = page(
+        line(170, (40, "3/5/76 C/O cough 3/52. O/E chest clr. Rx amoxicillin 250mg tds")),
+        line(260, (40, "review if no better, advised fluids and paracetamol qds")),
+        line(350, (40, "12 Jun 78 Tetanus booster given L arm")),
+    )
+    entries = segment_card(text, *CARD, BORN, TODAY)
+    assert [e.date for e in entries] == [dt.date(1976, 5, 3), dt.date(1978, 6, 12)]
+    assert entries[0].text.endswith("advised fluids and paracetamol qds")
+    assert entries[1].text == "Tetanus booster given L arm"
+    assert entries[1].date_text == "12 Jun 78"
+
+
+def test_inline_date_in_the_notes_column():
+    text = page(HEADER, line(170, (22, "3/5/76"), (320, "C/O cough")),
+                line(260, (320, "4/6/76 Flu vacc given")))
+    entries = segment_card(text, *CARD, BORN, TODAY)
+    assert [(e.date, e.text) for e in entries] == [(dt.date(1976, 5, 3), "C/O cough"),
+                                                   (dt.date(1976, 6, 4), "Flu vacc given")]
+
+
+def test_a_date_out_of_card_order_is_not_trusted():
+    text = page(*(line(170 + 90 * i, (22, d), (320, "seen")) for i, d in
+                  enumerate(["3/5/76", "4/6/76", "8/7/96", "9/8/76", "1/9/76"])))
+    entries = segment_card(text, *CARD, BORN, TODAY)
+    assert [e.date for e in entries] == [dt.date(1976, 5, 3), dt.date(1976, 6, 4), None,
+                                         dt.date(1976, 8, 9), dt.date(1976, 9, 1)]
+    assert entries[2].date_text == "8/7/96"
+
+
+def test_month_precision_and_clinical_numbers_in_the_notes():
+    text = page(line(170, (22, "May 1976"), (320, "BP 150/95 r/v 3/12")),
+                line(260, (320, "PEFR 380")))
+    (entry,) = segment_card(text, *CARD, BORN, TODAY)
+    assert (entry.date, entry.precision) == (dt.date(1976, 5, 1), DatePrecision.month)
+    assert entry.text == "BP 150/95 r/v 3/12 PEFR 380"
+
+
+def test_ruled_lines_are_not_words():
+    text = page(line(170, (22, "3/5/76"), (296, "|"), (320, "|C/O cough")),
+                line(230, (20, "________________")))
+    (entry,) = segment_card(text, *CARD, BORN, TODAY)
+    assert entry.text == "C/O cough"
+
+
+def test_nothing_read_means_no_entries():
+    assert segment_card(PageText(()), *CARD, BORN, TODAY) == ()
+
+
+LETTER = page(
+    line(150, (600, "Fennimore Royal Infirmary"), conf=96),
+    line(280, (700, "Tel: 01632 960683"), conf=95),
+    line(420, (170, "Our ref: THO/471"), (1150, "8th December 1976"), conf=95),
+    line(540, (170, "Dear Dr Griffiths,"), conf=96),
+    line(610, (170, "Re: Martin Oldroyd, DOB 05/03/1950, NHS No 999 811 9154"), conf=94),
+    line(685, (170, "I saw Mr Oldroyd in the clinic today with right iliac"), conf=90),
+    line(727, (170, "fossa pain. He underwent appendicectomy."), conf=80),
+    line(790, (170, "I have not arranged follow up."), conf=90),
+    line(1065, (170, "Yours sincerely,"), conf=95),
+    line(1245, (170, "Mr K. Thompson FRCS"), conf=95),
+)
+
+
+def test_letter_date_and_body():
+    (entry,) = letter_entries(LETTER, *A4, BORN, TODAY)
+    assert (entry.date, entry.date_text) == (dt.date(1976, 12, 8), "8th December 1976")
+    assert entry.text == ("I saw Mr Oldroyd in the clinic today with right iliac fossa pain. "
+                          "He underwent appendicectomy. I have not arranged follow up.")
+    assert entry.box[1] == 685 and entry.box[3] == 790 + 32
+
+
+def test_letter_date_is_never_the_dob():
+    text = page(
+        line(420, (170, "Re: Jane Smith DOB 03/05/1950")),
+        line(480, (170, "D.O.B. 03/05/1950 clinic 12/06/1998")),
+        line(540, (170, "Dear Dr Jones,")),
+        line(610, (170, "Seen today.")),
+    )
+    (entry,) = letter_entries(text, *A4, BORN, TODAY)
+    assert entry.date == dt.date(1998, 6, 12)
+    assert entry.text == "Seen today."
+
+
+def test_letter_without_salutation_or_date():
+    text = page(line(1400, (170, "Discharge summary: appendicectomy 3/5/76")))
+    (entry,) = letter_entries(text, *A4, BORN, TODAY)
+    assert entry.date is None  # the only date is far below the letter head
+    assert entry.text == "Discharge summary: appendicectomy 3/5/76"
+
+
+def test_entries_for_dispatches_on_kind():
+    card = page(line(170, (22, "3/5/76"), (320, "C/O cough")))
+    assert len(entries_for(PageKind.card, card, *CARD, BORN, TODAY)) == 1
+    assert len(entries_for(PageKind.letter, LETTER, *A4, BORN, TODAY)) == 1
+    assert entries_for(PageKind.envelope, card, *CARD, BORN, TODAY) == ()
+    assert entries_for(PageKind.blank, None, *CARD, BORN, TODAY) == ()
