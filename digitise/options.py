@@ -1,0 +1,30 @@
+"""The settings of one digitise run, validated once and then frozen."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from digitise.ocr import ENGINES
+
+
+@dataclass(frozen=True, slots=True)
+class DigitiseOptions:
+    engine: str = "tesseract"
+    languages: str = "eng"
+    # Below this mean word confidence a page is re-checked for being upside down.
+    recheck_orientation_below: float = 72.0
+    # Two scans of the same page differ by at most this many bits of perceptual hash.
+    duplicate_distance: int = 6
+    jpeg_quality: int = 70
+    max_pixels: int = 60_000_000  # an A3 page at 600 dpi is ~70 Mpx in colour; refuse bigger
+    max_pages: int = 2000
+    today: dt.date = field(default_factory=dt.date.today)
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown OCR engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if not 20 <= self.jpeg_quality <= 95:
+            raise ValueError("jpeg_quality must be between 20 and 95")
+        if self.duplicate_distance < 0:
+            raise ValueError("duplicate_distance must not be negative")

@@ -1,0 +1,218 @@
+"""The `lgd` command: parse arguments once, run one sub-command, turn every error into an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from digitise.errors import MissingDependency
+from digitise.ocr import ENGINES
+from digitise.options import DigitiseOptions
+from index import ArchiveError
+from pipelines.errors import EXIT_CODE_HELP, ExitCode, LgdError
+from pipelines.identity import IdentityError, read_manifest
+from pipelines.ingest.run import Ingest, Report
+from pipelines.progress import for_terminal
+
+log = logging.getLogger("lgd")
+DEFAULT_ARCHIVE = "./lgd-archive"
+
+
+def _archive(value: str | None) -> Path:
+    return Path(value or os.environ.get("LGD_ARCHIVE") or DEFAULT_ARCHIVE)
+
+
+def _jobs(value: str) -> int:
+    try:
+        jobs = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--jobs wants a whole number, not {value!r}") from None
+    if not 1 <= jobs <= 64:
+        raise argparse.ArgumentTypeError("--jobs must be between 1 and 64")
+    return jobs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lgd",
+        description="Digitise Lloyd George records into searchable PDF/A, and (in later releases) "
+        "search them, reconcile them with the coded record and send only the paper-only pages.",
+        epilog=EXIT_CODE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = sub.add_parser(
+        "digitise",
+        help="OCR scanned envelopes into the archive as validated PDF/A-2b",
+        description="Digitise scanned Lloyd George envelopes. Each input document (a PDF, a multi-page "
+        "TIFF, or a folder of page images) becomes one validated PDF/A-2b in the archive, with every "
+        "word, box and confidence, the dated entries of each card and letter, and a full-text index.",
+        epilog="""patient identity comes from the input, never from OCR:
+  file name     1of2_Lloyd_George_Record_[Jane Smith]_[9990001234]_[03-05-1950].pdf
+  folder name   "9990001234 Jane Smith 03-05-1950/" holding page1.png, page2.jpg, ...
+  manifest      --manifest metadata.csv with FILEPATH and NHS-NO columns
+
+re-running on the same inputs skips what is already digitised (by checksum), so an
+interrupted batch resumes; inputs that fail are copied to ARCHIVE/quarantine with the reason.
+
+examples:
+  lgd digitise scans/ --archive /srv/lgd --jobs 2
+  lgd digitise batch7/ --manifest batch7/metadata.csv --json > batch7.json
+
+"""
+        + EXIT_CODE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="scan files and folders (searched recursively)")
+    d.add_argument("--archive", metavar="DIR", help=f"archive folder (default: $LGD_ARCHIVE or {DEFAULT_ARCHIVE})")
+    d.add_argument("--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N", help="documents digitised at once, one worker process each (default: CPU count)")
+    d.add_argument("--manifest", type=Path, metavar="CSV", help="metadata.csv naming the patient of each file (FILEPATH, NHS-NO)")
+    d.add_argument("--json", action="store_true", help="print one JSON document with every outcome on stdout")
+    d.add_argument("--engine", choices=sorted(ENGINES), default="tesseract", help="OCR engine (default: tesseract; 'none' stores image-only PDF/A)")
+    d.add_argument("--language", default="eng", help="Tesseract language(s), e.g. eng or eng+cym (default: eng)")
+    d.set_defaults(run=cmd_digitise)
+    return parser
+
+
+def _summary(report: Report, seconds: float) -> dict:
+    outcomes = report.outcomes
+    by = lambda status: sum(1 for o in outcomes if o.status == status)  # noqa: E731
+    return {
+        "documents": len(outcomes),
+        "ok": by("ok"),
+        "skipped": by("skipped"),
+        "failed": by("failed"),
+        "pdfa_invalid": sum(1 for o in outcomes if o.status == "ok" and not o.pdfa_valid),
+        "pages": sum(o.pages for o in outcomes if o.status == "ok"),
+        "blank_pages": sum(len(o.blank_pages) for o in outcomes if o.status == "ok"),
+        "duplicate_pages": sum(len(o.duplicate_pages) for o in outcomes if o.status == "ok"),
+        "unreadable_pages": sum(len(o.unreadable_pages) for o in outcomes if o.status == "ok"),
+        "entries": sum(o.entries for o in outcomes if o.status == "ok"),
+        "warnings": list(report.warnings),
+        "interrupted": report.interrupted,
+        "seconds": round(seconds, 1),
+    }
+
+
+def _document_json(o) -> dict:
+    return {
+        "source": o.source,
+        "nhs_number": o.nhs_number,
+        "status": o.status,
+        "reason": o.reason,
+        "code": o.code,
+        "pages": o.pages,
+        "blank_pages": list(o.blank_pages),
+        "duplicate_pages": list(o.duplicate_pages),
+        "unreadable_pages": list(o.unreadable_pages),
+        "entries": o.entries,
+        "pdfa": o.pdfa,
+        "pdfa_valid": o.pdfa_valid,
+    }
+
+
+def _print_table(report: Report, summary: dict, out) -> None:
+    width = min(60, max([len(o.source) for o in report.outcomes] + [6]))
+    print(f"{'status':8} {'pages':>5} {'blank':>5} {'dup':>4} {'unread':>6} {'entries':>7}  source", file=out)
+    for o in report.outcomes:
+        print(f"{o.status:8} {o.pages:5} {len(o.blank_pages):5} {len(o.duplicate_pages):4} {len(o.unreadable_pages):6} {o.entries:7}  {o.source[:width]}", file=out)
+        if o.reason:
+            print(f"{'':8} {'':>5} {o.reason}", file=out)
+    for w in report.warnings:
+        print(f"warning: {w}", file=out)
+    print(
+        f"\n{summary['documents']} documents: {summary['ok']} digitised, {summary['skipped']} skipped, "
+        f"{summary['failed']} failed; {summary['pages']} pages ({summary['blank_pages']} blank, "
+        f"{summary['duplicate_pages']} duplicate, {summary['unreadable_pages']} unreadable), "
+        f"{summary['entries']} dated entries, {summary['seconds']} s",
+        file=out,
+    )
+
+
+def cmd_digitise(args: argparse.Namespace, stdout) -> ExitCode:
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        raise LgdError(f"no such file or folder: {', '.join(missing)}")
+    manifest = None
+    if args.manifest is not None:
+        if not args.manifest.is_file():
+            raise LgdError(f"--manifest {args.manifest}: no such file")
+        try:
+            manifest = read_manifest(args.manifest)
+        except IdentityError as e:
+            raise LgdError(f"--manifest {args.manifest}: {e}") from e
+    options = DigitiseOptions(engine=args.engine, languages=args.language)
+    archive = _archive(args.archive).resolve()
+    started = time.monotonic()
+    ingest = Ingest(archive, options, jobs=args.jobs, progress=for_terminal())
+    try:
+        report = ingest.run(args.paths, manifest)
+    finally:
+        ingest.close()
+    summary = _summary(report, time.monotonic() - started)
+    if args.json:
+        json.dump({"documents": [_document_json(o) for o in report.outcomes], "summary": summary}, stdout, indent=2)
+        stdout.write("\n")
+    else:
+        _print_table(report, summary, stdout)
+    if report.interrupted:
+        return ExitCode.interrupted
+    return ExitCode.partial if report.failed else ExitCode.ok
+
+
+def _configure_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="lgd: %(message)s" if verbose == 0 else "%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("ocrmypdf", "PIL", "pikepdf", "fpdf", "fontTools", "img2pdf"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING) if verbose < 2 else logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return ExitCode.usage
+    _configure_logging(args.verbose)
+    run: Callable = args.run
+    # Only the product goes to stdout; libraries that print are sent to stderr.
+    stdout = sys.stdout
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return int(run(args, stdout))
+    except LgdError as e:
+        print(f"lgd: {e}", file=sys.stderr)
+        return int(e.exit_code)
+    except MissingDependency as e:
+        print(f"lgd: {e}", file=sys.stderr)
+        return int(ExitCode.missing_dependency)
+    except ArchiveError as e:
+        print(f"lgd: {e}", file=sys.stderr)
+        return int(ExitCode.archive_error)
+    except ValueError as e:  # option values rejected by DigitiseOptions
+        print(f"lgd: {e}", file=sys.stderr)
+        return int(ExitCode.usage)
+    except BrokenPipeError:  # e.g. `lgd ... --json | head`: the reader left, nothing to say
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stop the interpreter's own flush error
+        return int(ExitCode.ok)
+    except KeyboardInterrupt:
+        print("lgd: interrupted; documents already stored are kept, run again to resume", file=sys.stderr)
+        return int(ExitCode.interrupted)
+    except Exception as e:  # the one place an unknown error is caught: say so, fail loudly
+        log.debug("unexpected error", exc_info=True)
+        print(f"lgd: internal error: {type(e).__name__}: {e} (run with -vv for the traceback)", file=sys.stderr)
+        return int(ExitCode.internal)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Batch ingest: find the documents, skip those already done, digitise the rest in worker processes, store each atomically.
+
+The steps for each document follow the paperless consumer: preflight (identity, format,
+checksum) happens in the main process before any OCR; digitising happens in a worker;
+storing (PDF/A by content hash, one catalogue transaction, the full-text index) happens
+back in the main process, one document at a time, so a crash or Ctrl-C loses at most the
+documents in flight and a re-run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from digitise.errors import DigitiseError
+from digitise.load import sniff
+from digitise.model import ScanDoc
+from digitise.options import DigitiseOptions
+from index import ArchiveStore, Catalogue, FullText
+from pipelines.identity import Manifest
+from pipelines.ingest import records, worker
+from pipelines.ingest.records import Outcome
+from pipelines.ingest.discover import InputDoc, discover
+from pipelines.progress import NullProgress, ProgressSink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "failed" or (o.status == "ok" and not o.pdfa_valid)]
+
+
+@dataclass(frozen=True, slots=True)
+class Preflighted:
+    input: InputDoc
+    sha256: str
+    size: int
+
+
+def input_checksum(files: Sequence[Path]) -> tuple[str, int]:
+    """SHA-256 of one input file, or of a folder's page files in order (names included)."""
+    if len(files) == 1:
+        digest, size = hashlib.sha256(), 0
+        with files[0].open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size
+    outer, total = hashlib.sha256(), 0
+    for path in files:
+        inner, size = input_checksum([path])
+        outer.update(f"{path.name}\0{inner}\n".encode())
+        total += size
+    return outer.hexdigest(), total
+
+
+class Ingest:
+    """One `lgd digitise` run against one archive."""
+
+    def __init__(self, archive: Path, options: DigitiseOptions, jobs: int, progress: ProgressSink | None = None, now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)) -> None:
+        self.archive = archive
+        self.options = options
+        self.jobs = max(1, jobs)
+        self.progress = progress or NullProgress()
+        self.now = now
+        self.store = ArchiveStore(archive)
+        self.store.ensure()
+        self.catalogue = Catalogue.open(archive)
+        self.fulltext = FullText.open(archive)
+        self.actor = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+
+    def close(self) -> None:
+        self.catalogue.close()
+
+    # -- preflight ---------------------------------------------------------------------
+    def _fail(self, doc: InputDoc | None, source: str, files: Sequence[Path], code: str, reason: str, sha256: str | None = None, size: int = 0) -> Outcome:
+        """Quarantine a copy of the input, record the failure, and say why."""
+        log.warning("%s: %s", source, reason)
+        self.store.quarantine(list(files), source, code, reason, self.now())
+        self.catalogue.record_failure(*records.failure(doc, source, code, reason, sha256, size))
+        return Outcome(source, doc.patient.nhs_number if doc else None, "failed", reason, code)
+
+    def preflight(self, docs: Sequence[InputDoc]) -> Iterator[Preflighted | Outcome]:
+        seen: dict[str, str] = {}
+        for doc in docs:
+            try:
+                for path in doc.files:
+                    sniff(path)
+                sha256, size = input_checksum(doc.files)
+            except DigitiseError as e:
+                yield self._fail(doc, doc.source, doc.files, str(e.code), str(e))
+                continue
+            except OSError as e:
+                yield self._fail(doc, doc.source, doc.files, "unreadable", f"{doc.source} cannot be read ({e.strerror})")
+                continue
+            done = self.catalogue.find_done(sha256)
+            if done is not None:
+                yield records.skipped(doc, done, f"already digitised as {done.source}", self.catalogue)
+            elif sha256 in seen:
+                yield Outcome(doc.source, doc.patient.nhs_number, "skipped", f"the same scan as {seen[sha256]} in this batch", "duplicate")
+            else:
+                seen[sha256] = doc.source
+                yield Preflighted(doc, sha256, size)
+
+    # -- store -------------------------------------------------------------------------
+    def store_result(self, item: Preflighted, done: worker.Done) -> Outcome:
+        doc = item.input
+        if done.doc is None:
+            return self._fail(doc, doc.source, doc.files, done.code, done.reason, item.sha256, item.size)
+        scan = done.doc
+        assert scan.pdfa is not None
+        relpath = self.store.put_pdf(doc.patient.nhs_number, scan.pdfa)
+        reason = "" if scan.pdfa_valid else "PDF/A validation failed: " + "; ".join(scan.pdfa_findings[:3])
+        patient, row, pages, entries = records.digitised(doc, scan, item.sha256, item.size, relpath, reason)
+        document_id = self.catalogue.record_document(patient, row, pages, entries)
+        self.fulltext.add_pages(records.page_docs(document_id, doc, scan))
+        self.catalogue.mark_indexed(document_id)
+        self.catalogue.audit(self.actor, "digitise", doc.patient.nhs_number, source=doc.source, document_id=document_id)
+        return records.outcome(doc, scan, str(self.archive / relpath), reason)
+
+    def reindex_leftovers(self) -> None:
+        """Index documents that an interrupted run catalogued but did not index (no re-OCR)."""
+        for row in self.catalogue.unindexed_documents():
+            self.fulltext.add_pages(records.page_docs_from_catalogue(self.catalogue, row))
+            self.catalogue.mark_indexed(row.id)
+
+    # -- run ---------------------------------------------------------------------------
+    def run(self, paths: Sequence[Path], manifest: Manifest | None) -> Report:
+        report = Report()
+        found = discover(paths, manifest)
+        report.warnings.extend(found.warnings)
+        self.progress.start(len(found.rejected) + len(found.documents), "digitise")
+        for rejected in found.rejected:
+            outcome = self._fail(None, rejected.path.name, [rejected.path] if rejected.path.is_file() else [], rejected.code, rejected.reason)
+            report.outcomes.append(outcome)
+            self.progress.advance(outcome.source)
+        self.reindex_leftovers()
+        todo: list[Preflighted] = []
+        for item in self.preflight(found.documents):
+            if isinstance(item, Outcome):
+                report.outcomes.append(item)
+                self.progress.advance(item.source)
+            else:
+                todo.append(item)
+        try:
+            self._digitise_all(todo, report)
+        finally:
+            self.progress.stop()
+        return report
+
+    def _job(self, key: int, item: Preflighted) -> worker.Job:
+        doc = item.input
+        scan = ScanDoc(source=doc.source, inputs=tuple(doc.files), born=doc.patient.born)
+        return worker.Job(key, scan, self.store.root / "tmp" / f"job-{uuid.uuid4().hex}")
+
+    def _digitise_all(self, todo: list[Preflighted], report: Report) -> None:
+        jobs = {k: self._job(k, item) for k, item in enumerate(todo)}
+        try:
+            if self.jobs == 1 or len(todo) == 1:
+                worker.init(self.options)
+                for key, item in enumerate(todo):
+                    self._finish(item, worker.digitise(jobs[key]), jobs[key], report)
+                return
+            # Submit a few documents ahead of the workers only: memory stays bounded
+            # however long the batch is, and Ctrl-C has little queued work to cancel.
+            with ProcessPoolExecutor(self.jobs, initializer=worker.init, initargs=(self.options,)) as pool:
+                pending: dict[Future, int] = {}
+                queue = iter(jobs.items())
+                try:
+                    while True:
+                        while len(pending) < self.jobs * 2:
+                            nxt = next(queue, None)
+                            if nxt is None:
+                                break
+                            pending[pool.submit(worker.digitise, nxt[1])] = nxt[0]
+                        if not pending:
+                            break
+                        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in finished:
+                            key = pending.pop(future)
+                            self._finish(todo[key], future.result(), jobs[key], report)
+                except KeyboardInterrupt:
+                    for future in pending:
+                        future.cancel()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+        except KeyboardInterrupt:
+            report.interrupted = True
+        finally:
+            for job in jobs.values():
+                shutil.rmtree(job.work, ignore_errors=True)
+
+    def _finish(self, item: Preflighted, done: worker.Done, job: worker.Job, report: Report) -> None:
+        try:
+            outcome = self.store_result(item, done)
+        finally:
+            shutil.rmtree(job.work, ignore_errors=True)
+        report.outcomes.append(outcome)
+        self.progress.advance(outcome.source)
