@@ -32,7 +32,7 @@ MIN_DPI, MAX_DPI = 100, 600
 
 @dataclass(frozen=True, slots=True)
 class SourcePage:
-    image: Image.Image  # 8-bit greyscale ("L") or bilevel ("1")
+    image: Image.Image  # 8-bit greyscale ("L")
     dpi: int
     bilevel: bool  # the scan was black and white: keep it that way in the PDF/A
 
@@ -67,7 +67,8 @@ def sniff(path: Path) -> str:
 
 def _as_scan(image: Image.Image) -> tuple[Image.Image, bool]:
     if image.mode == "1":
-        return image, True
+        # Measured, turned and levelled as grey; saved as black and white again.
+        return image.convert("L"), True
     if image.mode in ("RGBA", "LA", "P", "PA"):
         image = image.convert("RGBA")
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))

@@ -57,6 +57,6 @@ def digitise(job: Job) -> Done:
         shutil.rmtree(job.work, ignore_errors=True)
         return Done(job.key, code=str(e.code), reason=str(e))
     except Exception as e:  # one bad input must never stop the batch: quarantine it
-        log.exception("%s: unexpected error while digitising", job.doc.source)
+        log.debug("%s: unexpected error while digitising", job.doc.source, exc_info=True)
         shutil.rmtree(job.work, ignore_errors=True)
         return Done(job.key, code="internal_error", reason=f"{type(e).__name__}: {e}")

@@ -1,0 +1,59 @@
+"""Shared, session-scoped fixtures: one generated batch, digitised once by the real `lgd` command.
+
+Generating and OCR'ing is the slow part of the suite (real Tesseract and OCRmyPDF), so
+the batch is made once per test session and tests read the archive it produced. Tests
+that change an archive make their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from fixtures.generate import BatchTruth, generate_batch
+
+REPO = Path(__file__).resolve().parent.parent
+LGD = [sys.executable, "-m", "pipelines.cli"]
+
+
+@dataclass(frozen=True)
+class Digitised:
+    batch: BatchTruth
+    archive: Path
+    result: dict  # the --json document
+    returncode: int
+
+
+def run_lgd(*args: str | os.PathLike, check_json: bool = True, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real `lgd` command line in a subprocess, as a user would."""
+    proc = subprocess.run(
+        [*LGD, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if check_json and "--json" in map(str, args):
+        proc.json = json.loads(proc.stdout)
+    return proc
+
+
+@pytest.fixture(scope="session")
+def sample_batch(tmp_path_factory) -> BatchTruth:
+    """Four synthetic patients: an NDR PDF record in two parts, a TIFF, a folder of page images, another PDF."""
+    return generate_batch(tmp_path_factory.mktemp("batch"), patients=4, seed=7)
+
+
+@pytest.fixture(scope="session")
+def digitised(sample_batch, tmp_path_factory) -> Digitised:
+    archive = tmp_path_factory.mktemp("archive") / "lgd-archive"
+    proc = run_lgd("digitise", sample_batch.scans, "--archive", archive, "--jobs", "2", "--json")
+    return Digitised(sample_batch, archive, proc.json, proc.returncode)
