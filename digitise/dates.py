@@ -25,15 +25,23 @@ _MONTH = (
     r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
     r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 )
+# Month names as handwriting OCRs them: a misread capital with the rest intact ("Sun",
+# "dun", "@ug", "Nay", "Mov"). Each ending belongs to one month only, so the repair is
+# unambiguous; it is accepted only between a day and a year (see find_dates).
+_REPAIRED = r"(?i:[sdftilyj]an|[sdftilyj]u[nl]|[@oq]ug|[@oq]pr|[nhw]a[yr]|[mw]ov)"
+_REPAIRS = {"an": "Jan", "un": "Jun", "ul": "Jul", "ug": "Aug", "pr": "Apr", "ay": "May",
+            "ar": "Mar", "ov": "Nov"}
 _START = r"(?<![\w/.\-])"  # not glued to a word or to another number's separator
 _END = rf"(?!{_N}|[/\-]|\.\d)"  # "3/5/761", "1/2/80/4" and "3.5.76.2" are not dates
 
 # Numeric dates: the same separator twice. Spaces around it are OCR's doing on a slash
 # ("3 / 5 / 76"); for dots and dashes they are not allowed because "INR 2.5. 30 tabs"
-# and "2-3 - 10" would otherwise read as dates.
+# and "2-3 - 10" would otherwise read as dates. Handwritten slashes often OCR as commas
+# ("16/4,1972", "10,04,78"): allowed without spaces, since "2/7, 10 cigs" is prose.
+_SLASH = r"(?:[ \t]*/[ \t]*|[/,]{1,2})"
 NUMERIC = re.compile(
     rf"{_START}(?P<d>{_NN})(?:"
-    rf"[ \t]*/[ \t]*(?P<m1>{_NN})[ \t]*/[ \t]*(?P<y1>{_YEAR})"
+    rf"{_SLASH}(?P<m1>{_NN}){_SLASH}(?P<y1>{_YEAR})"
     rf"|\.(?P<m2>{_NN})\.(?P<y2>{_YEAR})"
     rf"|-(?P<m3>{_NN})-(?P<y3>{_YEAR}))"
     rf"{_END}"
@@ -41,7 +49,7 @@ NUMERIC = re.compile(
 # "3rd May 1976", "3 May 76", "the 3rd of May 1976", "May 1976", "Sept. '76".
 WORDED = re.compile(
     rf"{_START}(?:(?P<d>{_G12})[ \t]?(?P<suffix>(?i:st|nd|rd|th))?,?[ \t]*(?i:of[ \t]+)?)?"
-    rf"(?P<mon>{_MONTH})(?![a-zA-Z])\.?,?[ \t]*(?P<apos>['’])?(?P<y>{_YEAR}){_END}"
+    rf"(?P<mon>{_MONTH}|{_REPAIRED})(?![a-zA-Z])\.?,?[ \t]*(?P<apos>['’])?(?P<y>{_YEAR}){_END}"
 )
 
 
@@ -71,13 +79,70 @@ def find_dates(text: str, born: dt.date | None, today: dt.date) -> tuple[DateMat
         if not m["d"] and len(m["y"]) == 2 and not m["apos"]:
             continue  # "may 10 days": a month name and a bare two-digit number is prose
         day = _digits(m["d"]) if m["d"] else None
+        month = m["mon"]
+        if not re.fullmatch(_MONTH, month):
+            if not day:
+                continue  # a repaired month name needs a day beside it to be a date
+            month = _REPAIRS[month[1:].lower()]
         if day and m["suffix"] and m["suffix"].lower() != _ordinal_suffix(int(day)):
             continue  # "2th" is "12th" or "20th" with a digit lost: the day is unknown
-        date = _resolve(day, m["mon"], m["y"], born, today, numeric=False)
+        date = _resolve(day, month, m["y"], born, today, numeric=False)
         if date:
             precision = DatePrecision.day if day else DatePrecision.month
             found.append(DateMatch(m.start(), m.end(), m.group(), date, precision))
     return _without_overlaps(found)
+
+
+_YEAR_ALONE = re.compile(r"(?<![\w/.,\-])(?:19|20)\d\d(?![\w/.,\-])")
+
+
+def find_year(text: str, born: dt.date | None, today: dt.date) -> DateMatch | None:
+    """A lone four-digit year inside the patient's life, as year precision (1 January).
+
+    Only for text known to be a date, such as a card's date cell whose day and month
+    did not survive OCR ("161, jm 1978"): in notes a year is usually something else
+    ("Appendicectomy 1985"). Real digits only; noise-mapped years are too weak alone.
+    """
+    for m in _YEAR_ALONE.finditer(text):
+        year = int(m.group())
+        if (born is None or year >= born.year) and year <= today.year:
+            return DateMatch(m.start(), m.end(), m.group(), dt.date(year, 1, 1), DatePrecision.year)
+    return None
+
+
+def out_of_order(matches: list[DateMatch]) -> set[int]:
+    """Indices of the dates that break a written-down-in-order sequence: one was misread.
+
+    Entries go down a card in date order, so a date earlier than the one above it means
+    a digit went wrong somewhere. Only dates in every longest in-order run are trusted;
+    for a lone pair out of order, neither is. A month or a year is in order with any
+    date inside it.
+    """
+    spans = [_span(m) for m in matches]
+    n = len(spans)
+    ends = [1] * n  # longest in-order run ending at i
+    starts = [1] * n  # longest in-order run starting at i
+    for i in range(n):
+        for j in range(i):
+            if spans[j][0] <= spans[i][1]:
+                ends[i] = max(ends[i], ends[j] + 1)
+    for i in reversed(range(n)):
+        for j in range(i + 1, n):
+            if spans[i][0] <= spans[j][1]:
+                starts[i] = max(starts[i], starts[j] + 1)
+    best = max(ends, default=0)
+    on_run = [i for i in range(n) if ends[i] + starts[i] - 1 == best]
+    return {i for i in range(n) if i not in on_run or sum(ends[j] == ends[i] for j in on_run) > 1}
+
+
+def _span(match: DateMatch) -> tuple[dt.date, dt.date]:
+    """The first and last day a date may mean, by its precision."""
+    d = match.date
+    if match.precision is DatePrecision.year:
+        return d, d.replace(month=12, day=31)
+    if match.precision is DatePrecision.month:
+        return d, (d.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+    return d, d
 
 
 def _ordinal_suffix(day: int) -> str:

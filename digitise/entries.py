@@ -8,7 +8,7 @@ import statistics
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
-from digitise.dates import DateMatch, find_dates
+from digitise.dates import DateMatch, find_dates, find_year, out_of_order
 from digitise.model import DatePrecision, Entry, PageKind, PageText, Word, union
 
 # Words join a row when their vertical centre is within this fraction of the page's
@@ -26,7 +26,10 @@ BOUNDARY_RANGE = (0.08, 0.45)
 # least MIN_GUTTER of the page width: wider than the space between two words, which is
 # all a single row's gaps would otherwise offer.
 GUTTER_CROSSINGS = 0.2
-MIN_GUTTER = 0.015
+MIN_GUTTER = 0.01
+# A gutter this wide (fraction of width) is more than the spaces of typed notes can line
+# up by chance; narrower ones need other evidence of a column (see date_column).
+WIDE_GUTTER = 0.03
 # A "|" this close (fraction of width) to the column boundary is the printed divider.
 DIVIDER_REACH = 0.04
 # Letters: the date sits in the top part of the page; the Re: line's DOB sits there too.
@@ -139,22 +142,63 @@ def _text(words: list[Word], boundary: float | None, width: int) -> str:
     return " ".join(out)
 
 
+def _divided(words: tuple[Word, ...], width: int) -> tuple[tuple[Word, ...], list[float]]:
+    """Words with the printed column divider cut out of them, and where the divider was seen.
+
+    Tesseract reads the divider as "|", alone or glued to a neighbour ("1951|",
+    "28/2/1963|C/O", "|C/O"). A "|" in the band where a date column can end, and not
+    followed by a date separator (as the "1" in "2|/5/76" is), is taken as the divider:
+    the word is cut there, each piece keeping its share of the box by characters.
+    """
+    lo, hi = BOUNDARY_RANGE[0] * width, BOUNDARY_RANGE[1] * width
+    out: list[Word] = []
+    bars: list[float] = []
+    for w in words:
+        x0, y0, x1, y1 = w.box
+        per = (x1 - x0) / max(1, len(w.text))
+        cuts = [m for m in re.finditer(r"\|+", w.text)
+                if lo <= x0 + per * (m.start() + m.end()) / 2 <= hi
+                and w.text[m.end():m.end() + 1] not in {"/", ".", ",", "-"} - {""}]
+        bars.extend(x0 + per * (m.start() + m.end()) / 2 for m in cuts)
+        if not cuts:
+            out.append(w)
+            continue
+        edges = [0, *(i for m in cuts for i in (m.start(), m.end())), len(w.text)]
+        for s, e in zip(edges[::2], edges[1::2]):
+            if s < e:
+                out.append(Word(w.text[s:e], (round(x0 + per * s), y0, round(x0 + per * e), y1),
+                                w.confidence, w.line, w.block))
+    return tuple(out), bars
+
+
 def date_column(page_rows: tuple[Row, ...], width: int, born: dt.date | None,
-                today: dt.date) -> tuple[float, bool]:
+                today: dt.date, bars: list[float] = ()) -> tuple[float, bool]:
     """Where the date column ends (pixels) and whether the card has such a column at all.
 
     A ruled card has a gutter: an x-range in the left part of the page that (almost) no
     row writes across, with dates to its left and notes to its right; the boundary sits
-    just left of where the notes start. This needs no date to have been read. Without a
-    gutter the dates, if any, were written inline at the start of the notes.
+    just left of where the notes start. This needs no date to have been read. Failing a
+    clear gutter, the printed divider read as "|" in two or more rows (`bars`) marks it.
+    Without either, the dates, if any, were written inline at the start of the notes.
     """
     lines = [[w for w in r.words if not _RULE_ONLY.match(w.text)] for r in page_rows
              if _substantive(r.words) and not _is_header(r)]
     lines = [ws for ws in lines if ws]
+    divider = _divider(bars, width)
     gutter = _gutter(lines, width)
     if gutter:
-        lo, hi = gutter
-        return max(lo, hi - BOUNDARY_MARGIN * width), True
+        boundary = max(gutter[0], gutter[1] - BOUNDARY_MARGIN * width)
+        # Typed inline notes can line their spaces up into a narrow gutter too. A real
+        # column shows itself: a gutter wider than a space or two, continuation rows
+        # with an empty date cell, dates in most cells, or the printed divider.
+        cells = [[w for w in ws if w.box[2] <= boundary] for ws in lines]
+        empty = sum(not c for c in cells)
+        dated = sum(leading_date(c, born, today, anywhere=True) is not None for c in cells if c)
+        if (gutter[1] - gutter[0] >= WIDE_GUTTER * width or empty or divider is not None
+                or dated * 2 >= len(lines) - empty):
+            return boundary, True
+    if divider is not None:
+        return divider, True
     cuts: list[float] = []
     for ws in lines:
         found = leading_date(ws, born, today)
@@ -177,21 +221,26 @@ def _gutter(lines: list[list[Word]], width: int) -> tuple[int, int] | None:
                 seen[x - lo] = True
         cover = [c + s for c, s in zip(cover, seen)]
     allowed = GUTTER_CROSSINGS * len(lines)
-    best: tuple[int, int] | None = None
+    runs: list[tuple[int, int]] = []
     start = None
     for x, c in enumerate([*cover, len(lines) + 1]):
         if c <= allowed and start is None:
             start = x
         elif c > allowed and start is not None:
-            if best is None or x - start >= best[1] - best[0]:
-                best = (start, x)
+            runs.append((start + lo, x + lo))
             start = None
-    if best is None or best[1] - best[0] < MIN_GUTTER * width:
+    gutters = [(g0, g1) for g0, g1 in runs if g1 - g0 >= MIN_GUTTER * width
+               and any(w.box[2] <= g0 + 1 for ws in lines for w in ws)
+               and any(w.box[0] >= g1 - 1 for ws in lines for w in ws)]
+    return max(gutters, key=lambda g: g[1] - g[0], default=None)
+
+
+def _divider(bars: list[float], width: int) -> float | None:
+    """The x of the printed divider when two or more rows read it at the same place."""
+    if not bars:
         return None
-    g0, g1 = best[0] + lo, best[1] + lo
-    left = sum(any(w.box[2] <= g0 + 1 for w in ws) for ws in lines)
-    right = sum(any(w.box[0] >= g1 - 1 for w in ws) for ws in lines)
-    return (g0, g1) if left and right else None
+    centre = statistics.median(bars)
+    return centre if sum(abs(b - centre) <= 2 * BOUNDARY_MARGIN * width for b in bars) >= 2 else None
 
 
 @dataclass
@@ -205,8 +254,9 @@ class _Draft:
 def segment_card(text: PageText, width: int, height: int, born: dt.date | None,
                  today: dt.date) -> tuple[Entry, ...]:
     """Split a continuation card into entries, one per row that starts with a date."""
-    page_rows = rows(text.words)
-    boundary, has_column = date_column(page_rows, width, born, today)
+    words, bars = _divided(text.words, width)
+    page_rows = rows(words)
+    boundary, has_column = date_column(page_rows, width, born, today, bars)
     drafts: list[_Draft] = []
     for row in page_rows:
         words = [w for w in row.words if not _RULE_ONLY.match(w.text.strip())]
@@ -235,9 +285,11 @@ def _row_start(left: list[Word], right: list[Word], words: list[Word], has_colum
             # The whole cell is the date as written: a misread day ("Y7TH JAN 1953") stays
             # with the date it belongs to, not in the notes.
             return _Draft(found[0], _cell_text(left), list(left), list(right))
-        # Ink in the date column that is not a readable date: a new entry whose date we
-        # could not read, rather than notes silently filed under the previous date.
-        return _Draft(None, _cell_text(left), list(left), list(right))
+        # Ink in the date column that is not a readable date: a new entry, rather than
+        # notes silently filed under the previous date, dated by its year if that much
+        # was read. The cell's words stay in the text too, in case they were notes.
+        cell = _cell_text(left)
+        return _Draft(find_year(cell, born, today), cell, [], list(words))
     inline = right if has_column else words
     found = leading_date(inline, born, today)
     if found:
@@ -252,29 +304,10 @@ def _cell_text(words: list[Word]) -> str:
 
 
 def _drop_out_of_order(drafts: list[_Draft]) -> None:
-    """Unset dates that break the card's chronology: one of them was misread.
-
-    Entries are written down a card in date order, so a date earlier than the one above
-    it means a digit went wrong somewhere. Only dates in every longest non-decreasing
-    run are kept; for a lone pair out of order, neither can be trusted.
-    """
+    """Unset the dates that break the card's chronology; date_text keeps what was read."""
     dated = [d for d in drafts if d.date]
-    n = len(dated)
-    ends = [1] * n  # longest run ending at i
-    starts = [1] * n  # longest run starting at i
-    for i in range(n):
-        for j in range(i):
-            if dated[j].date.date <= dated[i].date.date:
-                ends[i] = max(ends[i], ends[j] + 1)
-    for i in reversed(range(n)):
-        for j in range(i + 1, n):
-            if dated[i].date.date <= dated[j].date.date:
-                starts[i] = max(starts[i], starts[j] + 1)
-    best = max(ends, default=0)
-    on_run = [i for i in range(n) if ends[i] + starts[i] - 1 == best]
-    for i in range(n):
-        if i not in on_run or sum(ends[j] == ends[i] for j in on_run) > 1:
-            dated[i].date = None  # date_text keeps what was read, for the reviewer
+    for i in out_of_order([d.date for d in dated]):
+        dated[i].date = None
 
 
 def _entry(d: _Draft, boundary: float | None, width: int) -> Entry:

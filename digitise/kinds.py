@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from difflib import SequenceMatcher
-
-import datetime as dt
 
 from digitise.entries import HEADER_WORDS, leading_date, rows
 from digitise.model import PageKind, PageText
@@ -19,10 +18,10 @@ SIZE_TOLERANCE = 0.10
 # An OCR'd phrase matches a marker when difflib's ratio reaches this: one or two slipped
 # letters in "NATIONAL HEALTH SERVICE" still count, a different phrase does not.
 FUZZY = 0.8
-# Envelope fronts carry at least two of these printed labels; letters carry at most one
-# ("NHS No" in the Re: line), so two are needed.
-# Continuation cards print Surname/Forenames/NHS No too, so one of the envelope's titles
-# must be among them, and a page with dated rows is a card whatever its heading says.
+# Envelope fronts carry several of these printed labels; a letter carries at most one
+# ("NHS No" in its Re: line), so two are needed. Continuation cards may print Surname,
+# Forenames and NHS No too, so one of the envelope's titles must be among them, and a
+# page with dated rows is a card whatever its heading says.
 ENVELOPE_TITLES = ("national health service", "medical record", "family practitioner committee")
 ENVELOPE_MARKERS = (*ENVELOPE_TITLES, "surname", "forenames", "nhs no", "date of birth")
 ENVELOPE_MIN_MARKERS = 2
@@ -77,11 +76,17 @@ def _lines(text: PageText) -> list[str]:
 def _has_phrase(lines: list[str], phrase: str) -> bool:
     """Whether some run of words on a line reads as `phrase`, allowing OCR slips."""
     n = len(phrase.split())
+    # SequenceMatcher caches its analysis of the second sequence, so keep the phrase there
+    # and try the cheap upper bounds before the full ratio: pages hold hundreds of windows.
+    matcher = SequenceMatcher(None, "", phrase)
     for line in lines:
         words = re.sub(r"[^a-z0-9& ]", " ", line).split()
         for i in range(max(1, len(words) - n + 1)):
             window = " ".join(words[i:i + n])
-            if window and SequenceMatcher(None, window, phrase).ratio() >= FUZZY:
+            if not window:
+                continue
+            matcher.set_seq1(window)
+            if matcher.real_quick_ratio() >= FUZZY and matcher.quick_ratio() >= FUZZY and matcher.ratio() >= FUZZY:
                 return True
     return False
 

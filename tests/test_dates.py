@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from digitise.dates import find_dates
+from digitise.dates import find_dates, find_year, out_of_order
 from digitise.model import DatePrecision
 
 TODAY = dt.date(2025, 6, 1)
@@ -64,6 +64,14 @@ def test_match_reports_position_and_text_as_read():
     ("3/5/76.", dt.date(1976, 5, 3)),  # trailing punctuation
     ("3/5/76,", dt.date(1976, 5, 3)),
     ("l2th May l976", dt.date(1976, 5, 12)),
+    ("16/4,1972", dt.date(1972, 4, 16)),  # handwritten slashes read as commas
+    ("10,04,78", dt.date(1978, 4, 10)),
+    ("28,/6,2001", dt.date(2001, 6, 28)),
+    ("18 @ug 82", dt.date(1982, 8, 18)),  # a month's capital misread, the rest intact
+    ("16 Sun 99", dt.date(1999, 6, 16)),
+    ("23rd dul 1990", dt.date(1990, 7, 23)),
+    ("27 Mov 73", dt.date(1973, 11, 27)),
+    ("12 Nay 88", dt.date(1988, 5, 12)),
 ])
 def test_ocr_noise(text, expected):
     assert dates(text) == [expected]
@@ -73,7 +81,8 @@ def test_ocr_noise(text, expected):
     "BP 150/95", "C/O cough 3/52", "D&V 2/7. O/E", "r/v 3/12", "PEFR 380", "250mg tds",
     "HbA1c 58", "co-codamol 8/500 prn", "ROS 7/7", "R THR 1985 (hosp letter)", "Batch 1234",
     "INR 2.5. 30 tabs", "may 10 days", "3 May", "1/2/80/4", "3/5/761", "x3/5/76",
-    "Il/So/OO", "sats 94%", "Hb 10.2", "2-3 x daily", "wt 86kg",
+    "Il/So/OO", "sats 94%", "Hb 10.2", "2-3 x daily", "wt 86kg", "C/O cough 2/7, 10 cigs/day",
+    "Sun 1976", "sun 99", "seen Way 88",
 ])
 def test_clinical_values_are_not_dates(text):
     assert dates(text) == []
@@ -119,3 +128,22 @@ def test_without_born_two_digit_years_pivot_on_today():
 def test_several_dates_in_order_without_overlaps():
     found = find_dates("Seen 3rd May 1976, r/v 10/6/76 and May 1977", BORN, TODAY)
     assert [m.text for m in found] == ["3rd May 1976", "10/6/76", "May 1977"]
+
+
+def test_a_lone_year_only_when_asked():
+    assert find_dates("R THR 1985", BORN, TODAY) == ()
+    m = find_year("161, jm 1978", BORN, TODAY)
+    assert (m.date, m.precision, m.text) == (dt.date(1978, 1, 1), DatePrecision.year, "1978")
+    assert find_year("1949", BORN, TODAY) is None  # before birth
+    assert find_year("3/5/1976", BORN, TODAY) is None  # part of a date, not a lone year
+
+
+def test_out_of_order_dates_on_a_card():
+    def at(*texts):
+        return [find_dates(t, BORN, TODAY)[0] for t in texts]
+
+    assert out_of_order(at("3/5/76", "4/6/76", "8/7/96", "9/8/76", "1/9/76")) == {2}
+    assert out_of_order(at("3/5/76", "4/6/76", "8/7/96", "9/8/76")) == {2, 3}  # 96 or the 76 after it
+    assert out_of_order(at("3/5/76", "1/5/76")) == {0, 1}  # which one is wrong is unknowable
+    assert out_of_order(at("10/5/76", "May 1976", "1/6/76")) == set()  # the month holds the day
+    assert out_of_order([]) == set()
