@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import imagehash
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 # A page is blank when less than this fraction of its area (inside the margins) is ink
 # after specks are removed. A short hand-written entry covers ~0.5% of a card; dust,
@@ -27,6 +27,9 @@ FINE_STEP = 0.05
 # Text lines run across the page when the row profile is this much sharper than the
 # column profile; below it the page is probably turned by 90 degrees.
 ACROSS_RATIO = 1.15
+# Above this edge-alignment hint a page is first read turned by 180 degrees. On the fixture
+# set upright pages scored -0.60..0.00 and upside-down ones 0.00..0.31.
+UPSIDE_DOWN_HINT = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,7 @@ class Layout:
     skew: float  # degrees the scan is turned counter-clockwise (0 for turned pages)
     lines_across: bool  # text lines run left-right (0/180) rather than up-down (90/270)
     paper: int  # grey level of the paper, to fill corners exposed by rotation
+    upside_down: bool = False  # the layout suggests 180 (or 270 rather than 90) degrees
 
 
 def reduced(image: Image.Image, dpi: int, target_dpi: int = 100) -> Image.Image:
@@ -47,12 +51,20 @@ def reduced(image: Image.Image, dpi: int, target_dpi: int = 100) -> Image.Image:
 
 
 def ink_mask(small: Image.Image) -> tuple[np.ndarray, int]:
-    """Boolean ink mask of a reduced page (specks removed) and the paper grey level."""
-    cleaned = small.filter(ImageFilter.MedianFilter(3))
-    pixels = np.asarray(cleaned, dtype=np.int16)
+    """Boolean ink mask of a reduced page (isolated specks removed) and the paper grey level."""
+    pixels = np.asarray(small, dtype=np.int16)
     paper = int(np.percentile(pixels, 75))
-    mask = pixels < paper - INK_CONTRAST
-    h, w = mask.shape
+    raw = pixels < paper - INK_CONTRAST
+    # A speck of dust or noise is ink with at most one inked neighbour; strokes have more.
+    padded = np.pad(raw, 1).astype(np.uint8)
+    h, w = raw.shape
+    neighbours = sum(
+        padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+        if dy or dx
+    )
+    mask = raw & (neighbours >= 2)
     my, mx = int(h * MARGIN), int(w * MARGIN)
     mask[:my, :] = False
     mask[h - my :, :] = False
@@ -96,14 +108,17 @@ def measure(image: Image.Image, dpi: int) -> Layout:
     _, col_score = _best_angle(xs, ys, w)
     # Text lines and card rules give a much sharper profile along the lines than across.
     across = row_score * ACROSS_RATIO >= col_score
-    return Layout(False, ink, row_angle if across else 0.0, across, paper)
+    # np.rot90 turns the mask a quarter counter-clockwise: the way a 90-degree scan is undone.
+    hint = upside_down_hint(mask if across else np.rot90(mask))
+    return Layout(False, ink, row_angle if across else 0.0, across, paper, hint > UPSIDE_DOWN_HINT)
 
 
 def level(image: Image.Image, skew: float, paper: int) -> Image.Image:
     """Turn a page that is `skew` degrees counter-clockwise back to level."""
     if abs(skew) < 0.1:
         return image
-    return image.rotate(-skew, resample=Image.Resampling.BICUBIC, fillcolor=paper)
+    # Bilinear: a third of bicubic's cost, and no visible difference on a 300 dpi scan.
+    return image.rotate(-skew, resample=Image.Resampling.BILINEAR, fillcolor=paper)
 
 
 def turn(image: Image.Image, rotation: int) -> Image.Image:
@@ -119,3 +134,40 @@ def phash(image: Image.Image, dpi: int) -> str:
 
 def phash_distance(a: str, b: str) -> int:
     return imagehash.hex_to_hash(a) - imagehash.hex_to_hash(b)
+
+
+def _peak_share(edges: np.ndarray, width: int) -> float:
+    """Share of text lines whose edge falls within 2% of the page width of the commonest edge."""
+    bins = np.bincount((edges * 50 // max(1, width)).astype(np.int64), minlength=51)
+    near = bins + np.concatenate(([0], bins[:-1])) + np.concatenate((bins[1:], [0]))
+    return float(near.max()) / max(1, len(edges))
+
+
+def upside_down_hint(mask: np.ndarray) -> float:
+    """How strongly the ink suggests the page is upside down: > 0 yes, < 0 no.
+
+    Latin writing is aligned on the left and ragged on the right, and a card's date
+    column and notes column are aligned on the left too; turned by 180 degrees the
+    aligned edges move to the right. Ruled lines are ignored. Only a hint: it picks which
+    way up to OCR first, and the OCR's confidence has the final word.
+    """
+    h, w = mask.shape
+    ink = mask.copy()
+    ink[ink.mean(axis=1) > 0.5, :] = False  # horizontal rules
+    ink[:, ink.mean(axis=0) > 0.3] = False  # vertical rules
+    rows = ink.any(axis=1)
+    lefts, rights = [], []
+    start = None
+    for y in range(h + 1):
+        inked = y < h and rows[y]
+        if inked and start is None:
+            start = y
+        elif not inked and start is not None:
+            if y - start >= 3:  # a text line, not a speck row
+                cols = np.nonzero(ink[start:y].any(axis=0))[0]
+                lefts.append(cols[0])
+                rights.append(cols[-1])
+            start = None
+    if len(lefts) < 3:
+        return 0.0
+    return _peak_share(w - 1 - np.array(rights), w) - _peak_share(np.array(lefts), w)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
@@ -25,14 +24,6 @@ from digitise.model import PageText, Word
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 
-@dataclass(frozen=True, slots=True)
-class Orientation:
-    """Tesseract's orientation guess: degrees clockwise the page is turned, and confidence."""
-
-    rotation: int
-    confidence: float
-
-
 class OcrEngine(Protocol):
     name: str
 
@@ -40,7 +31,6 @@ class OcrEngine(Protocol):
 
     def read(self, image: Image.Image) -> PageText: ...
 
-    def orientation(self, image: Image.Image) -> Orientation | None: ...
 
 
 class TesseractEngine:
@@ -59,7 +49,6 @@ class TesseractEngine:
         self._languages = languages
         self._psm = psm
         self._api = None
-        self._osd = None
 
     def _ocr_api(self):
         if self._api is None:
@@ -88,28 +77,16 @@ class TesseractEngine:
                 block += 1
             if r.IsAtBeginningOf(tr.RIL.TEXTLINE):
                 line += 1
-            text = r.GetUTF8Text(tr.RIL.WORD)
+            try:
+                text = r.GetUTF8Text(tr.RIL.WORD)
+            except RuntimeError:  # tesserocr's way of saying this element holds no text
+                continue
             box = r.BoundingBox(tr.RIL.WORD)
             if not text or not text.strip() or box is None:
                 continue
             words.append(Word(text.strip(), tuple(box), float(r.Confidence(tr.RIL.WORD)), line, block))
         api.Clear()
         return PageText(tuple(words), engine=f"tesseract {self.version()}")
-
-    def orientation(self, image: Image.Image) -> Orientation | None:
-        tr = self._tesserocr
-        if self._osd is None:
-            try:
-                self._osd = tr.PyTessBaseAPI(lang="osd", psm=tr.PSM.OSD_ONLY)
-            except RuntimeError as e:
-                raise MissingDependency("tesseract orientation data", "tesseract-ocr-osd", str(e)) from e
-        self._osd.SetImage(image)
-        result = self._osd.DetectOrientationScript()
-        self._osd.Clear()
-        if not result:
-            return None
-        return Orientation(int(result["orient_deg"]) % 360, float(result["orient_conf"]))
-
 
 class TesseractCliEngine:
     """The `tesseract` program, one process per page (pytesseract): the reference route."""
@@ -149,15 +126,6 @@ class TesseractCliEngine:
             words.append(Word(text.strip(), (x, y, x + w, y + h), conf, line, block))
         return PageText(tuple(words), engine=f"tesseract-cli {self.version()}")
 
-    def orientation(self, image: Image.Image) -> Orientation | None:
-        pt = self._pt
-        try:
-            osd = pt.image_to_osd(image, output_type=pt.Output.DICT)
-        except pt.TesseractError:
-            return None  # "Too few characters": no opinion
-        return Orientation(int(osd["orientation"]) % 360, float(osd["orientation_conf"]))
-
-
 class NullEngine:
     """Reads no words. Pages come out image-only; every page is then flagged unreadable."""
 
@@ -168,9 +136,6 @@ class NullEngine:
 
     def read(self, image: Image.Image) -> PageText:
         return PageText((), engine="none")
-
-    def orientation(self, image: Image.Image) -> Orientation | None:
-        return None
 
 
 ENGINES: Mapping[str, type] = MappingProxyType(
