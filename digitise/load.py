@@ -7,8 +7,10 @@ all) becomes an `UnreadableInput` with a code and a sentence that says what to d
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,13 +30,29 @@ SIGNATURES = (
 SCAN_FORMATS = frozenset(kind for _, kind in SIGNATURES)
 DEFAULT_DPI = 300
 MIN_DPI, MAX_DPI = 100, 600
+# Pages are first looked at in a cheap preview of about this resolution: enough to tell a
+# blank page, the skew and which way up, without decoding the full scan.
+PREVIEW_DPI = 100
 
 
 @dataclass(frozen=True, slots=True)
 class SourcePage:
-    image: Image.Image  # 8-bit greyscale ("L")
+    """One scanned page, decoded lazily: a blank page never needs its full-resolution image."""
+
+    preview: Image.Image  # greyscale ("L") at about PREVIEW_DPI
+    preview_dpi: int
+    size: tuple[int, int]  # full-resolution width and height in pixels
     dpi: int
     bilevel: bool  # the scan was black and white: keep it that way in the PDF/A
+    load: Callable[[], Image.Image]  # the full-resolution greyscale page
+    # The page's image as scanned (suffix, bytes), when the PDF/A can embed it unchanged.
+    original: tuple[str, bytes] | None = None
+
+
+def _eager(image: Image.Image, dpi: int, bilevel: bool, original: tuple[str, bytes] | None = None) -> SourcePage:
+    factor = max(1, round(dpi / PREVIEW_DPI))
+    preview = image.reduce(factor) if factor > 1 else image
+    return SourcePage(preview, round(dpi / factor), image.size, dpi, bilevel, lambda: image, original)
 
 
 def sniff(path: Path) -> str:
@@ -108,41 +126,86 @@ def _open_image(path: Path, max_pixels: int) -> Image.Image:
     return image
 
 
-def _decode(path: Path, frame: Image.Image, number: int) -> SourcePage:
+def _decode(path: Path, frame: Image.Image, number: int) -> tuple[Image.Image, bool]:
     try:
         frame.load()
-        image, bilevel = _as_scan(frame)
+        return _as_scan(frame)
     except OSError as e:
         code = Code.truncated if "truncated" in str(e) else Code.corrupt_image
         raise UnreadableInput(
             f"{path.name}: page {number} cannot be decoded ({e}); rescan the document", code
         ) from e
-    return SourcePage(image, _image_dpi(frame), bilevel)
+
+
+def _embeddable(path: Path, image: Image.Image) -> tuple[str, bytes] | None:
+    """A single-image JPEG or PNG with its resolution recorded can go into the PDF/A as it is."""
+    if image.format not in ("JPEG", "PNG") or getattr(image, "n_frames", 1) != 1 or "dpi" not in image.info:
+        return None
+    if image.format == "PNG" and (image.info.get("interlace") or image.mode not in ("L", "1", "RGB")):
+        return None  # img2pdf would have to re-encode these anyway
+    return (".jpg" if image.format == "JPEG" else ".png"), path.read_bytes()
+
+
+def _jpeg_page(path: Path, image: Image.Image, dpi: int, original: tuple[str, bytes] | None) -> SourcePage:
+    """A JPEG previewed through the decoder's own downscaling, decoded in full only on demand."""
+    size = image.size
+    reopen = (lambda: Image.open(io.BytesIO(original[1]))) if original else (lambda: Image.open(path))
+    image.draft("L", (size[0] * PREVIEW_DPI // dpi, size[1] * PREVIEW_DPI // dpi))
+    preview, _ = _decode(path, image, 1)
+    preview_dpi = max(1, round(dpi * preview.width / size[0]))
+
+    def load() -> Image.Image:
+        with reopen() as full:
+            return _decode(path, full, 1)[0]
+
+    return SourcePage(preview, preview_dpi, size, dpi, False, load, original)
 
 
 def _image_pages(path: Path, max_pixels: int, max_pages: int) -> Iterator[SourcePage]:
     image = _open_image(path, max_pixels)
     with image:
+        if image.format == "JPEG":
+            yield _jpeg_page(path, image, _image_dpi(image), _embeddable(path, image))
+            return
         for number, frame in enumerate(ImageSequence.Iterator(image), start=1):
             if number > max_pages:
                 raise UnreadableInput(f"{path.name} has more than {max_pages} pages", Code.too_many_pages)
             _check_pixels(path, frame, max_pixels)
-            yield _decode(path, frame, number)
+            dpi = _image_dpi(frame)
+            original = _embeddable(path, image) if number == 1 else None
+            scan, bilevel = _decode(path, frame, number)
+            yield _eager(scan, dpi, bilevel, original)
 
 
-def _pdf_scan_dpi(page: pikepdf.Page) -> int:
-    """The resolution the page was scanned at: that of its largest image, else 300."""
+@dataclass(frozen=True, slots=True)
+class _PdfPageFacts:
+    dpi: int
+    size: tuple[int, int]
+    original: tuple[str, bytes] | None
+
+
+def _pdf_page_facts(page: pikepdf.Page) -> _PdfPageFacts:
+    """The resolution a PDF page was scanned at, its pixel size, and its JPEG if it is just one.
+
+    A scan PDF page is usually one image filling the page; then the image's own pixels and
+    bytes are the page, and a blank one can be kept without decoding or re-encoding it.
+    """
     width_in = float(page.mediabox[2] - page.mediabox[0]) / 72
-    best = 0
-    for image in page.images.values():
-        try:
-            best = max(best, int(image.get("/Width", 0)))
-        except (TypeError, ValueError):
-            continue
-    if not best or width_in <= 0:
-        return DEFAULT_DPI
-    dpi = round(best / width_in)
-    return min(max(dpi, MIN_DPI), MAX_DPI)
+    height_in = float(page.mediabox[3] - page.mediabox[1]) / 72
+    images = list(page.images.values())
+    widest = max((int(i.get("/Width", 0)) for i in images), default=0)
+    dpi = min(max(round(widest / width_in), MIN_DPI), MAX_DPI) if widest and width_in > 0 else DEFAULT_DPI
+    size = (max(1, round(width_in * dpi)), max(1, round(height_in * dpi)))
+    original = None
+    if len(images) == 1 and int(page.obj.get("/Rotate", 0)) % 360 == 0:
+        image = images[0]
+        if image.get("/Filter") == pikepdf.Name.DCTDecode and (int(image.Width), int(image.Height)) == size:
+            raw = image.read_raw_bytes()
+            with contextlib.suppress(OSError, UnidentifiedImageError):
+                with Image.open(io.BytesIO(raw)) as probe:
+                    if _image_dpi(probe) == dpi and probe.mode in ("L", "RGB"):
+                        original = (".jpg", raw)
+    return _PdfPageFacts(dpi, size, original)
 
 
 def _pdf_pages(path: Path, max_pixels: int, max_pages: int) -> Iterator[SourcePage]:
@@ -168,21 +231,32 @@ def _pdf_pages(path: Path, max_pixels: int, max_pages: int) -> Iterator[SourcePa
             raise UnreadableInput(f"{path.name} has {len(pdf.pages)} pages, over {max_pages}", Code.too_many_pages)
         if not pdf.pages:
             raise UnreadableInput(f"{path.name} has no pages", Code.not_a_scan)
-        dpis = [_pdf_scan_dpi(p) for p in pdf.pages]
+        facts = [_pdf_page_facts(p) for p in pdf.pages]
     document = pypdfium2.PdfDocument(path)
     try:
-        for number, dpi in enumerate(dpis, start=1):
-            page = document[number - 1]
-            width, height = page.get_size()
-            if width * height * (dpi / 72) ** 2 > max_pixels:
+        for number, fact in enumerate(facts, start=1):
+            if fact.size[0] * fact.size[1] > max_pixels:
                 raise UnreadableInput(
-                    f"{path.name}: page {number} is {width / 72:.0f} x {height / 72:.0f} in; "
-                    "at its resolution that exceeds the pixel limit",
+                    f"{path.name}: page {number} would be {fact.size[0]} x {fact.size[1]} pixels at "
+                    f"{fact.dpi} dpi, over the {max_pixels:,} pixel limit",
                     Code.decompression_bomb,
                 )
-            bitmap = page.render(scale=dpi / 72, grayscale=True)
-            image = bitmap.to_pil().convert("L")
-            yield SourcePage(image, dpi, False)
+            if fact.original:
+                # The page is one JPEG: decode it directly, the preview through the JPEG
+                # decoder's own downscaling, rather than rendering the page.
+                image = Image.open(io.BytesIO(fact.original[1]))
+                yield _jpeg_page(path, image, fact.dpi, fact.original)
+                continue
+            page = document[number - 1]
+
+            def render(dpi: int, page=page) -> Image.Image:
+                return page.render(scale=dpi / 72, grayscale=True).to_pil().convert("L")
+
+            preview_dpi = min(PREVIEW_DPI, fact.dpi)
+            yield SourcePage(
+                render(preview_dpi), preview_dpi, fact.size, fact.dpi, False,
+                lambda render=render, dpi=fact.dpi: render(dpi), None,
+            )
             page.close()
     except pypdfium2.PdfiumError as e:
         raise UnreadableInput(f"{path.name} cannot be rendered ({e}); rescan it", Code.corrupt_image) from e

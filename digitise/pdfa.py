@@ -41,9 +41,16 @@ def images_to_pdf(images: list[Path], out: Path) -> None:
     out.write_bytes(img2pdf.convert([str(p) for p in images]))
 
 
-def make_pdfa(image_pdf: Path, words: Path, out: Path, title: str, languages: str) -> None:
-    """Graft lgd's text layer onto `image_pdf` and write a PDF/A-2b to `out`."""
+def make_pdfa(image_pdf: Path, words: Path, out: Path, title: str, languages: str, pages: list[int]) -> None:
+    """Graft lgd's text layer onto the `pages` (1-based) of `image_pdf` that were read; write PDF/A-2b to `out`.
+
+    Pages not listed (blank pages) pass through OCRmyPDF untouched, at almost no cost.
+    """
     quiet = io.StringIO()
+    # OCRmyPDF reads an empty page selection as "all pages": give it one page with no words.
+    selection = ",".join(map(str, pages)) if pages else "1"
+    if not pages:
+        ocrmypdf_plugin.write_page_words(words, 0, (1, 1), 300, [])
     try:
         with contextlib.redirect_stdout(quiet):
             code = ocrmypdf.ocr(
@@ -59,6 +66,7 @@ def make_pdfa(image_pdf: Path, words: Path, out: Path, title: str, languages: st
                 jobs=1,
                 progress_bar=False,
                 title=title,
+                pages=selection,
             )
     except ocrmypdf.exceptions.ExitCodeException as e:
         raise PdfaFailed(f"OCRmyPDF could not build the PDF/A ({type(e).__name__}: {e})") from e

@@ -110,6 +110,45 @@ def _save_image(image: Image.Image, bilevel: bool, dpi: int, path_stem: Path, qu
     return path
 
 
+def _keep_original(original: tuple[str, bytes], path_stem: Path) -> Path:
+    """The scan's own image, unchanged: no decode, no generation loss, no cost."""
+    suffix, data = original
+    path = path_stem.with_suffix(suffix)
+    path.write_bytes(data)
+    return path
+
+
+def _read_page(source: load.SourcePage, number: int, ctx: StageContext) -> tuple[Page, Path]:
+    opts = ctx.options
+    stem = ctx.work / f"page-{number:04d}"
+    layout = analyse.measure(source.preview, source.preview_dpi)
+    if layout.blank:
+        # A blank page is kept as scanned but never OCR'd.
+        if source.original:
+            image_path = _keep_original(source.original, stem)
+        else:
+            image_path = _save_image(source.load(), source.bilevel, source.dpi, stem, opts.jpeg_quality)
+        width, height = source.size
+        return Page(number=number, width=width, height=height, dpi=source.dpi, blank=True), image_path
+    full = source.load()
+    reading = read_upright(full, source.dpi, layout, ctx.engine, opts)
+    if reading.image is full and source.original:
+        image_path = _keep_original(source.original, stem)
+    else:
+        image_path = _save_image(reading.image, source.bilevel, source.dpi, stem, opts.jpeg_quality)
+    page = Page(
+        number=number,
+        width=reading.image.width,
+        height=reading.image.height,
+        dpi=source.dpi,
+        rotation=reading.rotation,
+        skew=round(reading.skew, 2),
+        phash=analyse.phash(reading.image, source.dpi),
+        text=reading.text,
+    )
+    return page, image_path
+
+
 def read_scan(doc: ScanDoc, ctx: StageContext) -> ScanDoc:
     """Decode, correct and OCR every page, one page in memory at a time."""
     pages: list[Page] = []
@@ -120,28 +159,9 @@ def read_scan(doc: ScanDoc, ctx: StageContext) -> ScanDoc:
             number = len(pages) + 1
             if number > opts.max_pages:
                 raise UnreadableInput(f"{doc.source} has more than {opts.max_pages} pages", Code.too_many_pages)
-            layout = analyse.measure(source.image, source.dpi)
-            if layout.blank:
-                reading = Reading(source.image, 0, 0.0, PageText(()))
-                text = None
-            else:
-                reading = read_upright(source.image, source.dpi, layout, ctx.engine, opts)
-                text = reading.text
-            stem = ctx.work / f"page-{number:04d}"
-            images.append(_save_image(reading.image, source.bilevel, source.dpi, stem, opts.jpeg_quality))
-            pages.append(
-                Page(
-                    number=number,
-                    width=reading.image.width,
-                    height=reading.image.height,
-                    dpi=source.dpi,
-                    rotation=reading.rotation,
-                    skew=round(reading.skew, 2),
-                    blank=layout.blank,
-                    phash="" if layout.blank else analyse.phash(reading.image, source.dpi),
-                    text=text,
-                )
-            )
+            page, image_path = _read_page(source, number, ctx)
+            pages.append(page)
+            images.append(image_path)
             ctx.on_page(number)
     if not pages:
         raise UnreadableInput(f"{doc.source} holds no pages", Code.not_a_scan)
@@ -190,11 +210,13 @@ def build_pdfa(doc: ScanDoc, ctx: StageContext) -> ScanDoc:
     words = ctx.work / "words"
     words.mkdir(exist_ok=True)
     for index, page in enumerate(doc.pages):
-        pdfa.save_words(words, index, (page.width, page.height), page.dpi, page.text)
+        if page.text is not None:
+            pdfa.save_words(words, index, (page.width, page.height), page.dpi, page.text)
     image_pdf = ctx.work / "images.pdf"
     pdfa.images_to_pdf(list(doc.images), image_pdf)
     out = ctx.work / "document.pdf"
-    pdfa.make_pdfa(image_pdf, words, out, title=doc.source, languages=ctx.options.languages)
+    read = [p.number for p in doc.pages if p.text is not None]
+    pdfa.make_pdfa(image_pdf, words, out, title=doc.source, languages=ctx.options.languages, pages=read)
     return dataclasses.replace(doc, pdfa=out)
 
 
