@@ -23,6 +23,7 @@ from pipelines.progress import for_terminal
 
 log = logging.getLogger("lgd")
 DEFAULT_ARCHIVE = "./lgd-archive"
+INTERRUPTED = "lgd: interrupted; documents already stored are kept, run again to resume"
 
 
 def _archive(value: str | None) -> Path:
@@ -165,6 +166,7 @@ def cmd_digitise(args: argparse.Namespace, stdout) -> ExitCode:
     else:
         _print_table(report, summary, stdout)
     if report.interrupted:
+        print(INTERRUPTED, file=sys.stderr)
         return ExitCode.interrupted
     return ExitCode.partial if report.failed else ExitCode.ok
 
@@ -206,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stop the interpreter's own flush error
         return int(ExitCode.ok)
     except KeyboardInterrupt:
-        print("lgd: interrupted; documents already stored are kept, run again to resume", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return int(ExitCode.interrupted)
     except Exception as e:  # the one place an unknown error is caught: say so, fail loudly
         log.debug("unexpected error", exc_info=True)

@@ -10,13 +10,18 @@ documents in flight and a re-run resumes where it stopped.
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import fcntl
 import hashlib
 import logging
 import os
 import shutil
+import signal
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +29,8 @@ from digitise.errors import DigitiseError
 from digitise.load import sniff
 from digitise.model import ScanDoc
 from digitise.options import DigitiseOptions
-from index import ArchiveStore, Catalogue, FullText
+from index import ArchiveStore, Catalogue, FullText, sha256_file
+from index.errors import ArchiveError, ArchiveErrorCode, from_oserror, full_error, readonly_error
 from pipelines.identity import Manifest
 from pipelines.ingest import records, worker
 from pipelines.ingest.records import Outcome
@@ -32,6 +38,23 @@ from pipelines.ingest.discover import InputDoc, discover
 from pipelines.progress import NullProgress, ProgressSink
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _hold_ctrl_c() -> Iterator[None]:
+    """Defer Ctrl-C to the end of the block, so that a document is stored, indexed, audited
+    and reported as a whole: never left catalogued but unreported, unindexed and unaudited."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and previous is signal.default_int_handler:
+        raise KeyboardInterrupt
 
 
 @dataclass
@@ -80,12 +103,50 @@ class Ingest:
         self.now = now
         self.store = ArchiveStore(archive)
         self.store.ensure()
-        self.catalogue = Catalogue.open(archive)
-        self.fulltext = FullText.open(archive)
+        self._lock = self._lock_archive()
+        try:
+            self.catalogue = Catalogue.open(archive)
+            self.fulltext = FullText.open(archive)
+        except BaseException:
+            os.close(self._lock)
+            raise
         self.actor = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
 
     def close(self) -> None:
         self.catalogue.close()
+        os.close(self._lock)  # releases the archive lock
+
+    def _lock_archive(self) -> int:
+        """Take the archive's digitise lock for this run, then clear what dead runs left in tmp/.
+
+        One `lgd digitise` writes an archive at a time: two would OCR the same inputs and race
+        to store them. The lock is a POSIX record lock, which the kernel drops when the process
+        dies (Ctrl-C, SIGKILL, power cut) and which worker processes do not inherit, so once
+        it is ours anything in tmp/ was left by an interrupted run and can go.
+        """
+        path = self.archive / ".lgd-digitise.lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        except OSError as e:
+            raise (from_oserror(e, self.archive) or e) from e
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno not in (errno.EACCES, errno.EAGAIN):
+                raise
+            raise ArchiveError(
+                ArchiveErrorCode.archive_locked,
+                f"Another `lgd digitise` is writing to the archive {self.archive}; wait for it to "
+                "finish (or choose another --archive) and run the command again.",
+            ) from e
+        for leftover in self.store.tmp_dir.iterdir():
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                with suppress(OSError):
+                    leftover.unlink()
+        return fd
 
     # -- preflight ---------------------------------------------------------------------
     def _fail(self, doc: InputDoc | None, source: str, files: Sequence[Path], code: str, reason: str, sha256: str | None = None, size: int = 0) -> Outcome:
@@ -120,14 +181,24 @@ class Ingest:
     # -- store -------------------------------------------------------------------------
     def store_result(self, item: Preflighted, done: worker.Done) -> Outcome:
         doc = item.input
+        if done.code == worker.ARCHIVE_FULL:  # the disk is full, not the input bad: stop the batch
+            raise full_error(self.archive, done.reason)
+        if done.code == worker.ARCHIVE_READONLY:
+            raise readonly_error(self.archive, done.reason)
         if done.doc is None:
             return self._fail(doc, doc.source, doc.files, done.code, done.reason, item.sha256, item.size)
         scan = done.doc
         assert scan.pdfa is not None
+        new_pdf = not (self.store.root / f"pdf/{doc.patient.nhs_number}/{sha256_file(scan.pdfa)}.pdf").is_file()
         relpath = self.store.put_pdf(doc.patient.nhs_number, scan.pdfa)
         reason = "" if scan.pdfa_valid else "PDF/A validation failed: " + "; ".join(scan.pdfa_findings[:3])
         patient, row, pages, entries = records.digitised(doc, scan, item.sha256, item.size, relpath, reason)
-        document_id = self.catalogue.record_document(patient, row, pages, entries)
+        try:
+            document_id = self.catalogue.record_document(patient, row, pages, entries)
+        except BaseException:  # e.g. the disk filled up: leave no PDF that no catalogue row names
+            if new_pdf:
+                (self.store.root / relpath).unlink(missing_ok=True)
+            raise
         self.fulltext.add_pages(records.page_docs(document_id, doc, scan))
         self.catalogue.mark_indexed(document_id)
         self.catalogue.audit(self.actor, "digitise", doc.patient.nhs_number, source=doc.source, document_id=document_id)
@@ -178,7 +249,7 @@ class Ingest:
                 return
             # Submit a few documents ahead of the workers only: memory stays bounded
             # however long the batch is, and Ctrl-C has little queued work to cancel.
-            with ProcessPoolExecutor(self.jobs, initializer=worker.init, initargs=(self.options,)) as pool:
+            with ProcessPoolExecutor(self.jobs, initializer=worker.init_process, initargs=(self.options,)) as pool:
                 pending: dict[Future, int] = {}
                 queue = iter(jobs.items())
                 try:
@@ -194,10 +265,12 @@ class Ingest:
                         for future in finished:
                             key = pending.pop(future)
                             self._finish(todo[key], future.result(), jobs[key], report)
-                except KeyboardInterrupt:
+                except BaseException:  # Ctrl-C, or an archive error: drop the queued work
                     for future in pending:
                         future.cancel()
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    # Wait for the documents in flight (the interpreter would wait for them at
+                    # exit anyway) so that their work folders are removed after, not during, use.
+                    pool.shutdown(wait=True, cancel_futures=True)
                     raise
         except KeyboardInterrupt:
             report.interrupted = True
@@ -206,9 +279,10 @@ class Ingest:
                 shutil.rmtree(job.work, ignore_errors=True)
 
     def _finish(self, item: Preflighted, done: worker.Done, job: worker.Job, report: Report) -> None:
-        try:
-            outcome = self.store_result(item, done)
-        finally:
-            shutil.rmtree(job.work, ignore_errors=True)
-        report.outcomes.append(outcome)
-        self.progress.advance(outcome.source)
+        with _hold_ctrl_c():
+            try:
+                outcome = self.store_result(item, done)
+            finally:
+                shutil.rmtree(job.work, ignore_errors=True)
+            report.outcomes.append(outcome)
+            self.progress.advance(outcome.source)
