@@ -191,30 +191,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr):
             return int(run(args, stdout))
-    except LgdError as e:
-        print(f"lgd: {e}", file=sys.stderr)
-        return int(e.exit_code)
-    except MissingDependency as e:
-        print(f"lgd: {e}", file=sys.stderr)
-        return int(ExitCode.missing_dependency)
-    except ArchiveError as e:
-        print(f"lgd: {e}", file=sys.stderr)
-        return int(ExitCode.archive_error)
-    except ValueError as e:  # option values rejected by DigitiseOptions
-        print(f"lgd: {e}", file=sys.stderr)
-        return int(ExitCode.usage)
     except BrokenPipeError:  # e.g. `lgd ... --json | head`: the reader left, nothing to say
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stop the interpreter's own flush error
         return int(ExitCode.ok)
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
-        return int(ExitCode.interrupted)
-    except Exception as e:  # the one place an unknown error is caught: say so, fail loudly
-        log.debug("unexpected error", exc_info=True)
-        print(f"lgd: internal error: {type(e).__name__}: {e} (run with -vv for the traceback)", file=sys.stderr)
-        return int(ExitCode.internal)
+        return _failed(args, stdout, "interrupted", INTERRUPTED.removeprefix("lgd: "), ExitCode.interrupted)
+    except Exception as e:
+        code, exit_code = _classify(e)
+        if exit_code == ExitCode.internal:  # an unknown error: say so, fail loudly
+            log.debug("unexpected error", exc_info=True)
+            return _failed(args, stdout, code, f"internal error: {type(e).__name__}: {e} (run with -vv for the traceback)", exit_code)
+        return _failed(args, stdout, code, str(e), exit_code)
 
+
+def _classify(e: Exception) -> tuple[str, ExitCode]:
+    """The one place exceptions become exit codes."""
+    if isinstance(e, LgdError):
+        return e.code, e.exit_code
+    if isinstance(e, MissingDependency):
+        return "missing_dependency", ExitCode.missing_dependency
+    if isinstance(e, ArchiveError):
+        return str(e.code), ExitCode.archive_error
+    if isinstance(e, ValueError):  # option values rejected by the options objects
+        return "usage", ExitCode.usage
+    return "internal_error", ExitCode.internal
+
+
+def _failed(args: argparse.Namespace, stdout, code: str, message: str, exit_code: ExitCode) -> int:
+    """Report a failed command: a sentence on stderr and, with --json, one JSON document on stdout."""
+    print(f"lgd: {message}", file=sys.stderr)
+    if getattr(args, "json", False):
+        with contextlib.suppress(OSError):
+            json.dump({"error": {"code": code, "message": message, "exit_code": int(exit_code)}}, stdout)
+            stdout.write("\n")
+    return int(exit_code)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -107,19 +107,6 @@ def page_docs(document_id: int, doc: InputDoc, scan: ScanDoc) -> list[PageDoc]:
     ]
 
 
-def page_docs_from_catalogue(catalogue: Catalogue, row: DocumentRow) -> list[PageDoc]:
-    assert row.id is not None
-    dates: dict[int, set] = {}
-    for e in catalogue.entries(document_id=row.id):
-        if e.date:
-            dates.setdefault(e.page, set()).add(e.date)
-    return [
-        PageDoc(row.nhs_number or "", row.id, row.source, p.number, p.kind, tuple(sorted(dates.get(p.number, ()))), p.text)
-        for p in catalogue.pages(row.id)
-        if not p.blank
-    ]
-
-
 def outcome(doc: InputDoc, scan: ScanDoc, pdfa: str, reason: str) -> Outcome:
     return Outcome(
         source=doc.source,

@@ -34,6 +34,7 @@ from index.errors import ArchiveError, ArchiveErrorCode, from_oserror, full_erro
 from pipelines.identity import Manifest
 from pipelines.ingest import records, worker
 from pipelines.ingest.records import Outcome
+from pipelines.reindex import document_pages
 from pipelines.ingest.discover import InputDoc, discover
 from pipelines.progress import NullProgress, ProgressSink
 
@@ -207,7 +208,7 @@ class Ingest:
     def reindex_leftovers(self) -> None:
         """Index documents that an interrupted run catalogued but did not index (no re-OCR)."""
         for row in self.catalogue.unindexed_documents():
-            self.fulltext.add_pages(records.page_docs_from_catalogue(self.catalogue, row))
+            self.fulltext.add_pages(document_pages(self.catalogue, row))
             self.catalogue.mark_indexed(row.id)
 
     # -- run ---------------------------------------------------------------------------

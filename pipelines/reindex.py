@@ -1,0 +1,127 @@
+"""Keep the full-text index honest: rebuild it from the catalogue, or check that the two agree."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from index import Catalogue, DocumentRow, FullText, PageDoc
+from index.fulltext import FULLTEXT_DIR
+
+BATCH = 500  # pages per commit: bounded memory in the writer, few segments
+
+
+def document_pages(catalogue: Catalogue, row: DocumentRow) -> list[PageDoc]:
+    """The non-blank pages of one digitised document, as the index should hold them."""
+    dates: dict[int, set] = {}
+    for e in catalogue.entries(document_id=row.id):
+        if e.date:
+            dates.setdefault(e.page, set()).add(e.date)
+    return [
+        PageDoc(row.nhs_number or "", row.id, row.source, p.number, p.kind, tuple(sorted(dates.get(p.number, ()))), p.text)
+        for p in catalogue.pages(row.id)
+        if not p.blank
+    ]
+
+
+def catalogue_pages(catalogue: Catalogue) -> Iterator[PageDoc]:
+    """Every non-blank page of every digitised document."""
+    for row in catalogue.documents(status="ok"):
+        yield from document_pages(catalogue, row)
+
+
+def rebuild(archive: Path, catalogue: Catalogue, progress=None) -> int:
+    """Build a new index beside the old one from the catalogue, then swap it in.
+
+    The old index stays usable for searches until the swap, and a crash part-way leaves it
+    untouched (the half-built one is removed on the next rebuild).
+    """
+    live = archive / FULLTEXT_DIR
+    fresh = archive / "tmp" / "fulltext.rebuild"
+    shutil.rmtree(fresh, ignore_errors=True)
+    FullText.create(fresh)
+    count = 0
+    with FullText.open(archive, folder=fresh) as ft:
+        batch: list[PageDoc] = []
+        for page in catalogue_pages(catalogue):
+            batch.append(page)
+            if len(batch) >= BATCH:
+                count += ft.add_pages(batch, merge=False)
+                batch.clear()
+                if progress:
+                    progress(count)
+        count += ft.add_pages(batch, merge=False)
+        ft.optimize()
+    old = archive / "tmp" / "fulltext.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if live.exists():
+        os.replace(live, old)
+    os.replace(fresh, live)
+    shutil.rmtree(old, ignore_errors=True)
+    for row in catalogue.unindexed_documents():
+        catalogue.mark_indexed(row.id)
+    return count
+
+
+@dataclass
+class CheckReport:
+    catalogue_pages: int = 0
+    index_pages: int = 0
+    missing: list[str] = field(default_factory=list)  # in the catalogue, not in the index
+    extra: list[str] = field(default_factory=list)  # in the index, not in the catalogue
+    mismatched: list[str] = field(default_factory=list)  # stored fields disagree
+    sampled: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.extra or self.mismatched)
+
+    def as_json(self) -> dict:
+        return {
+            "ok": self.ok,
+            "catalogue_pages": self.catalogue_pages,
+            "index_pages": self.index_pages,
+            "missing": self.missing[:50],
+            "extra": self.extra[:50],
+            "mismatched": self.mismatched[:50],
+            "sampled": self.sampled,
+        }
+
+
+def check(catalogue: Catalogue, fulltext: FullText, sample: int = 200, seed: int = 0) -> CheckReport:
+    """Compare the catalogue's pages with the index: counts, keys, and a sample of stored fields."""
+    expected = {f"{p.document_id}:{p.page}": p for p in catalogue_pages(catalogue)}
+    present = fulltext.keys()
+    report = CheckReport(len(expected), fulltext.doc_count())
+    report.missing = sorted(set(expected) - present)
+    report.extra = sorted(present - set(expected))
+    keys = sorted(set(expected) & present)
+    for key in random.Random(seed).sample(keys, min(sample, len(keys))):
+        want = expected[key]
+        got = fulltext.stored(want.document_id, want.page) or {}
+        dates = got.get("dates")
+        got_dates = sorted(dates if isinstance(dates, list) else [dates] if dates else [])
+        want_dates = sorted(d.year * 10000 + d.month * 100 + d.day for d in want.dates)
+        if (got.get("nhs_number"), got.get("source"), got.get("kind"), got_dates) != (want.nhs_number, want.source, want.kind, want_dates):
+            report.mismatched.append(key)
+    report.sampled = min(sample, len(keys))
+    return report
+
+
+def repair(archive: Path, catalogue: Catalogue, report: CheckReport) -> int:
+    """Fix what `check` found: re-add missing or mismatched pages, drop extra ones (no OCR)."""
+    if not report.extra and len(report.missing) + len(report.mismatched) > report.catalogue_pages // 2:
+        return rebuild(archive, catalogue)
+    wanted = set(report.missing) | set(report.mismatched)
+    with FullText.open(archive) as ft:
+        pages = [p for p in catalogue_pages(catalogue) if f"{p.document_id}:{p.page}" in wanted]
+        fixed = ft.add_pages(pages) if pages else 0
+        for document_id in {int(k.split(":")[0]) for k in report.extra}:
+            ft.delete_document(document_id)
+            # A document only partly extra keeps its catalogued pages: add them back.
+            ft.add_pages([p for p in catalogue_pages(catalogue) if p.document_id == document_id])
+    return fixed + len(report.extra)
