@@ -94,6 +94,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX audit_nhs_number ON audit (nhs_number, id)",
     ),
+    # 2: coded electronic records imported against a patient (`lgd coded import`). Rows are only
+    # ever added: the latest per patient is the one in use, older ones stay for the audit trail.
+    (
+        """
+        CREATE TABLE coded_records (
+            id INTEGER PRIMARY KEY,
+            nhs_number TEXT NOT NULL REFERENCES patients (nhs_number),
+            format TEXT NOT NULL,
+            sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+            imported_at TEXT NOT NULL,  -- ISO date-time
+            events_json BLOB NOT NULL,  -- zlib(compact JSON of the whole record: format, events, warnings)
+            source_name TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX coded_records_patient ON coded_records (nhs_number, id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
