@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import textwrap
 from pathlib import Path
 from typing import TextIO
 
@@ -30,7 +31,11 @@ EXIT_HELP = """exit codes:
   2    bad usage: no such file, bad --patient
   4    the archive cannot be used: missing, read-only, locked or damaged"""
 
-FORMATS_HELP = "formats (detected from content): " + "; ".join(f"{r.name}: {r.describe}" for r in READERS)
+FORMATS_HELP = "formats, detected from content:\n" + "\n".join(f"  {r.name:18} {r.describe}" for r in READERS)
+
+
+def _para(text: str) -> str:
+    return textwrap.fill(text, width=88)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     coded = subparsers.add_parser(
         "coded",
         help="read a coded electronic record (GP2GP, GP Connect FHIR, CSV); import it for a patient",
-        description="Read a patient's coded electronic record, or store it in the archive so reconcile "
-        "and pack runs can use it. " + FORMATS_HELP + ".",
+        description=_para("Read a patient's coded electronic record, or store it in the archive so "
+                          "reconcile and pack runs can use it.") + "\n\n" + FORMATS_HELP,
         epilog=EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -47,10 +52,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show = actions.add_parser(
         "show",
         help="print the format, NHS number and every coded event of a record file",
-        description="Print what lgd reads from a coded record: its format, the patient's NHS number, and each "
-        "coded event with its date (as precise as the record gives it), type, code system, code, term and "
-        "flags (degraded: the sender replaced the code with a Transfer-degraded code; absent_attachment: a "
-        "document that was not sent). Nothing is written. " + FORMATS_HELP + ".",
+        description=_para(
+            "Print what lgd reads from a coded record: its format, the patient's NHS number, and each coded "
+            "event with its date (as precise as the record gives it: 2009, 2009-03 or 2009-03-15), type, code "
+            "system, code, term and flags (degraded: the sender replaced the code with a Transfer-degraded "
+            "code; absent_attachment: a document that was not sent). Nothing is written."
+        ) + "\n\n" + FORMATS_HELP,
         epilog="examples:\n  lgd coded show PWTP2.xml\n  lgd coded show gpc-record.json --json > record.json\n\n" + EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -61,10 +68,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imp = actions.add_parser(
         "import",
         help="store a coded record against its patient in the archive",
-        description="Store a coded record in the archive against the patient it names, so later reconcile "
-        "and pack runs need no --coded. The record's NHS number must be a patient already in the archive "
-        "(digitise their Lloyd George record first); a CSV without an nhs_number column needs --patient. "
-        "Importing again adds a new version; the latest is the one used.",
+        description=_para(
+            "Store a coded record in the archive against the patient it names, so later reconcile and pack "
+            "runs need no --coded. The record's NHS number must be a patient already in the archive (digitise "
+            "their Lloyd George record first); a CSV without an nhs_number column needs --patient. Importing "
+            "again adds a new version; the latest is the one used."
+        ) + "\n\n" + FORMATS_HELP,
         epilog="examples:\n  lgd coded import PWTP2.xml --archive /srv/lgd\n"
         "  lgd coded import summary.csv --patient 9434765919\n\n" + EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,

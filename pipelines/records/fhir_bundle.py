@@ -110,28 +110,28 @@ class _Bundle:
         return [make_event(found, type_, self._when(r, spec, ref), source_ref=ref, text=texts, flags=flags)]
 
     def _codes(self, r: Resource, spec: Spec) -> tuple[list[Coding], list[str]]:
+        found: list[Coding] = []
+        texts: list[str] = []
         for field in spec.codes:
             value = r.get(field)
             if field == "medicationReference":
                 med = self.index.resolve(value, within=r)
-                value = med.get("code") if med else None
-                if med is None and value is None and r.get(field):
+                if med is None and value:
                     self.warnings.append(f"{self.name}: {r['resourceType']}/{r.get('id')} refers to a Medication not in the bundle")
-            values = value if isinstance(value, list) else [value]
-            found, texts = [], []
-            for v in values:
+                value = med.get("code") if med else None
+            for v in value if isinstance(value, list) else [value]:
                 f, t = fc.concept(v)
                 found += f
                 texts += t
             if found or texts:
-                return found, texts
-        if r["resourceType"] == "Immunization":
-            # GP Connect sends vaccineCode as a null flavour and the real code in an extension.
+                break
+        if not found and r["resourceType"] == "Immunization":
+            # GP Connect sends vaccineCode as a null flavour ("Unknown") and the real code in an extension.
             for ext in fc.extensions(r, "VaccinationProcedure"):
-                found, texts = fc.concept(ext.get("valueCodeableConcept"))
-                if found or texts:
-                    return found, texts
-        return [], []
+                f, t = fc.concept(ext.get("valueCodeableConcept"))
+                if f:
+                    return f, t
+        return found, texts
 
     def _flags(self, r: Resource, kind: str, status: set[str]) -> list[str]:
         flags = []

@@ -100,8 +100,8 @@ class _Extract:
                     self.by_id[i.get("root")] = el
 
     def patient(self) -> tuple[str | None, list[str]]:
-        ids = list(children(path(self.extract, "recordTarget", "patient"), "id")) if path(
-            self.extract, "recordTarget", "patient") is not None else []
+        patient = path(self.extract, "recordTarget", "patient")
+        ids = list(children(patient, "id")) if patient is not None else []
         for i in ids:
             if i.get("root") == OID_NHS_NUMBER:
                 return patient_number(i.get("extension"), self.name)
@@ -130,8 +130,11 @@ class _Extract:
 
     # -- dates ---------------------------------------------------------------------------
 
-    def _when(self, *elements: etree._Element) -> tuple[date | None, Precision | None]:
-        """The first usable date of the elements given, then of the enclosing statements and composition."""
+    def _when(self, *elements: etree._Element, count: bool = True) -> tuple[date | None, Precision | None]:
+        """The first usable date of the elements given, then of the enclosing statements and composition.
+
+        `count` False when the caller has another place to look, so the undated tally stays true.
+        """
         chain = list(elements)
         for a in elements[-1].iterancestors():
             if local(a) in ("CompoundStatement", "MedicationStatement", "ehrComposition"):
@@ -147,7 +150,7 @@ class _Extract:
                 self.warnings.append(f"{self.name}: {local(el)} {ident(el)} has an invalid date {value!r}; ignored")
                 continue
             return parsed
-        self.undated += 1
+        self.undated += count
         return None, None
 
     # -- entries -------------------------------------------------------------------------
@@ -276,9 +279,8 @@ class _Extract:
         if local(named) == "MedicationStatement":
             code = path(named, "consumable", "manufacturedProduct", "manufacturedMaterial", "code")
         flags = ["inactive"] if child(el, "code") is not None and child(el, "code").get("code") == _INACTIVE_PROBLEM else []
-        when = self._when(el)
+        when = self._when(el, count=False)
         if when[0] is None:
-            self.undated -= 1
             when = self._when(named)
         return [
             make_event(
