@@ -105,6 +105,27 @@ def test_gp2gp_date_falls_back_from_null_center_to_availability_then_to_the_comp
     assert (by["O3"].date, by["O3"].precision) == (date(2010, 3, 23), "day")
 
 
+def test_bare_ehr_extract_without_namespace_is_read(tmp_path):
+    text = """<EhrExtract><recordTarget><patient><id root="2.16.840.1.113883.2.1.4.1" extension="9434765919"/></patient></recordTarget>
+      <component><ehrFolder><component><ehrComposition><id root="C1"/><availabilityTime value="201812"/>
+        <component><PlanStatement><id root="P1"/><code code="390906007" codeSystem="2.16.840.1.113883.2.1.3.2.4.15"
+          displayName="Follow-up encounter"/></PlanStatement></component>
+      </ehrComposition></component></ehrFolder></component></EhrExtract>"""
+    record = read_record(write(tmp_path, "bare.xml", text))
+    assert record.format == "gp2gp-ehr-extract" and record.nhs_number == "9434765919"
+    plan = next(e for e in record.events if e.type == "plan")
+    assert (plan.code, plan.date, plan.precision) == ("390906007", date(2018, 12, 1), "month")
+
+
+def test_events_refuse_unknown_types_and_flags():
+    with pytest.raises(ValueError):
+        CodedEvent(None, None, "", "", "x", "diagnosis")
+    with pytest.raises(ValueError):
+        CodedEvent(None, None, "", "", "x", "other", ("omit",))
+    with pytest.raises(ValueError):
+        CodedEvent(date(2009, 1, 1), None, "", "", "x", "other")
+
+
 # -- code systems ---------------------------------------------------------------------------
 
 

@@ -98,6 +98,9 @@ def test_counts_per_resource_type(name):
         - sum(n for (a, b), n in TYPE_CHANGED.get(name, {}).items() if b == "observation")
     )
     assert fhir_observed == observed - explained
+    # Batteries and pathology clusters on one side, test groups and reports on the other.
+    groups = sum(1 for e in translation.events if "group" in e.flags)
+    assert groups == g["observation/group"] - only.get("observation/group", 0)
     assert f["DocumentReference"] == sum(1 for e in extract.events if "attachment" in e.flags)
     assert f["Encounter"] == g["encounter"]
     assert f["Immunization"] == g["immunisation"]

@@ -146,6 +146,10 @@ class _Bundle:
             flags.append("not_given")
         if kind == "MedicationRequest":
             flags.append("authorisation" if r.get("intent") == "plan" else "issue" if r.get("intent") in _ISSUE_INTENTS else "")
+        if kind == "Observation" and (r.get("hasMember") or any(
+            isinstance(m, dict) and m.get("type", "has-member") == "has-member" for m in r.get("related") or []
+        )):
+            flags.append("group")  # a test group or battery heading its results, like an HL7 CLUSTER/BATTERY
         if kind == "DocumentReference":
             attachments = [c.get("attachment") or {} for c in r.get("content") or [] if isinstance(c, dict)]
             if not attachments or any(
