@@ -15,7 +15,7 @@ from .errors import RecordError, RecordErrorCode
 from .events import make_event, patient_number
 from .hl7 import child, children, codings, ident, local, original_text, path, text_of
 from .model import CodedEvent, CodedRecord, Coding, Precision
-from .systems import CTV3, OID_NHS_NUMBER, READ_V2, SNOMED
+from .systems import CTV3, OID_NHS_NUMBER, READ_V2
 
 NAME = "gp2gp-ehr-extract"
 MAX_BYTES = 512 * 1024 * 1024

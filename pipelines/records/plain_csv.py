@@ -112,11 +112,10 @@ def _event(cells: dict[str, str], name: str, line: int) -> CodedEvent:
     codings = [Coding(system, cells["code"], cells["display"])] if system else []
     # Derived flags are recomputed, so a round trip neither loses nor doubles them.
     kept = [f for f in flags if f not in ("translation_only", "degraded", "uncoded")]
-    event = make_event(
+    return make_event(
         codings, type_, when, source_ref=cells.get("source_ref") or f"line {line}", text=[cells.get("text", "")],
         flags=kept, display=cells["display"],
     )
-    return event
 
 
 def write(record: CodedRecord, file: Path) -> None:
