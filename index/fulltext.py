@@ -1,32 +1,86 @@
 """The Whoosh full-text index of page texts: one index document per page, behind a small interface.
 
-All Whoosh code in lgd lives here. The catalogue is the record of truth; this index can be
-rebuilt from it (Catalogue.mark_unindexed, then add the pages again), which is why adding
-is idempotent and keyed by (document id, page).
+All Whoosh code in lgd lives here, so the engine could be replaced without touching the
+rest; that is why this module is longer than most. The catalogue is the record of truth:
+the index stores no page text (snippets and highlight boxes come from the catalogue's
+words) and can be rebuilt from the catalogue at any time.
+
+Each page is indexed twice: `text` is stemmed English with positions (exact words and
+phrases), `folded` is unstemmed, with the letters OCR confuses folded together and
+neighbouring fragments joined (so "amoxi cillin" still matches amoxicillin), and is where
+fuzzy terms are matched. A query word becomes an OR of: the word itself (highest boost),
+its clinical synonyms and abbreviations from the vocabulary, its OCR-folded form, and,
+for longer words, a fuzzy term - so exact matches always rank above fuzzy ones.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import pickle
+import re
 import struct
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from whoosh import highlight, index
-from whoosh.analysis import StemmingAnalyzer
-from whoosh.fields import ID, KEYWORD, NUMERIC, TEXT, Schema
+from whoosh import index
+from whoosh.analysis import Filter, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
+from whoosh.fields import ID, NUMERIC, TEXT, Schema
 from whoosh.index import LockError
-from whoosh.qparser import FieldsPlugin, QueryParser
-from whoosh.query import And, NullQuery, Term
+from whoosh.qparser import QueryParser
+from whoosh.query import And, FuzzyTerm, NullQuery, NumericRange, Or, Phrase, Query, Term
 from whoosh.writing import IndexWriter
 
 from .errors import ArchiveError, ArchiveErrorCode, from_oserror
+from .vocabulary import Vocabulary
 
 FULLTEXT_DIR = "fulltext"
-SNIPPET_CHARS = 160
+SCHEMA_VERSION = "2"
+# Words as GP notes write them: "#" (fracture), "C/O", "3/52", "250mg", "o'clock".
+TOKEN = r"#|\w+(?:[./']\w+)*"
+# The confusions Tesseract makes most on these scans, folded to one letter on both sides.
+OCR_FOLDS = (("rn", "m"), ("0", "o"), ("1", "l"), ("i", "l"), ("|", "l"), ("5", "s"))
+BOOST_EXACT, BOOST_SYNONYM, BOOST_FOLDED, BOOST_FUZZY = 4.0, 2.0, 1.0, 0.4
+FUZZY_MIN_LENGTH = 5  # shorter words have too many neighbours one edit away
+SNIPPET_WORDS = 24
+
+
+def fold(word: str) -> str:
+    folded = word.lower()
+    for a, b in OCR_FOLDS:
+        folded = folded.replace(a, b)
+    return folded
+
+
+class _FoldFilter(Filter):
+    def __call__(self, tokens):
+        for t in tokens:
+            t.text = fold(t.text)
+            yield t
+
+
+class _JoinFilter(Filter):
+    """Also emit each token joined to the one before: OCR splits words ("amoxi cillin")."""
+
+    def __call__(self, tokens):
+        previous = None
+        for t in tokens:
+            text = t.text
+            yield t
+            if previous is not None and previous.isalpha() and text.isalpha():
+                t.text = previous + text
+                yield t
+                t.text = text
+            previous = text
+
+
+def _stemmed():
+    return RegexTokenizer(TOKEN) | LowercaseFilter() | StopFilter(minsize=1) | StemFilter()
+
+
+def _folded():
+    return RegexTokenizer(TOKEN) | LowercaseFilter() | _FoldFilter() | _JoinFilter()
 
 
 def _schema() -> Schema:
@@ -37,9 +91,9 @@ def _schema() -> Schema:
         source=ID(stored=True),
         page=NUMERIC(int, stored=True),
         kind=ID(stored=True),
-        dates=KEYWORD(stored=True, scorable=False),  # ISO dates, space-separated
-        # Stored for snippets; chars/positions so phrases and highlights work.
-        text=TEXT(analyzer=StemmingAnalyzer(), stored=True, phrase=True, chars=True),
+        dates=NUMERIC(int, stored=True),  # entry dates as yyyymmdd, several per page
+        text=TEXT(analyzer=_stemmed(), phrase=True),
+        folded=TEXT(analyzer=_folded(), phrase=False),
     )
 
 
@@ -62,8 +116,10 @@ class Hit:
     source: str
     page: int
     document_id: int
+    kind: str
     score: float
-    snippet: str
+    dates: tuple[dt.date, ...]
+    matched: frozenset[tuple[str, str]]  # (field, indexed term) the page matched on
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +130,100 @@ class SearchResult:
     hits: tuple[Hit, ...]
 
 
-class _BracketFormatter(highlight.Formatter):
-    """Marks matched terms as [term]: readable on a terminal and in JSON alike."""
+class QueryError(ValueError):
+    """A query that cannot be searched, with a message saying how to write it."""
 
-    between = " … "
 
-    def format_token(self, text: str, token: object, replace: bool = False) -> str:
-        return f"[{highlight.get_text(text, token, replace)}]"
+def _ymd(d: dt.date) -> int:
+    return d.year * 10000 + d.month * 100 + d.day
+
+
+def _date(n: int) -> dt.date:
+    return dt.date(n // 10000, n // 100 % 100, n % 100)
+
+
+class QueryBuilder:
+    """Turns what a clinician types into a Whoosh query that tolerates shorthand and OCR slips."""
+
+    def __init__(self, vocabulary: Vocabulary) -> None:
+        self.vocabulary = vocabulary
+        plain = Schema(text=TEXT(analyzer=RegexTokenizer(TOKEN) | LowercaseFilter()), kind=ID, source=ID)
+        self._parser = QueryParser("text", plain)
+        self._stem = _stemmed()
+
+    def _stems(self, words: Iterable[str]) -> list[str]:
+        return [t.text for w in words for t in self._stem(w)]
+
+    def _phrase_or_term(self, form: str, boost: float) -> Query | None:
+        stems = self._stems(re.findall(TOKEN, form.lower()))
+        if not stems:
+            return None
+        return Term("text", stems[0], boost=boost) if len(stems) == 1 else Phrase("text", stems, boost=boost)
+
+    def _word(self, word: str) -> Query:
+        """One query word: exact, synonyms, OCR-folded, and (if long enough) fuzzy."""
+        options: list[Query] = []
+        exact = self._phrase_or_term(word, BOOST_EXACT)
+        if exact is not None:
+            options.append(exact)
+        for alt in self.vocabulary.alternatives(word):
+            q = self._phrase_or_term(alt, BOOST_SYNONYM)
+            if q is not None:
+                options.append(q)
+        folded = fold(word)
+        options.append(Term("folded", folded, boost=BOOST_FOLDED))
+        if len(word) >= FUZZY_MIN_LENGTH and word.isalpha():
+            options.append(FuzzyTerm("folded", folded, boost=BOOST_FUZZY, maxdist=1 if len(word) < 9 else 2, prefixlength=1))
+        return Or(options)
+
+    def _phrase(self, words: list[str]) -> Query:
+        options: list[Query] = [Phrase("text", self._stems(words), boost=BOOST_EXACT)]
+        for alt in self.vocabulary.alternatives(" ".join(words)):
+            q = self._phrase_or_term(alt, BOOST_SYNONYM)
+            if q is not None:
+                options.append(q)
+        return Or(options)
+
+    def _rewrite(self, q: Query) -> Query:
+        if isinstance(q, Term) and q.fieldname == "text":
+            return self._word(q.text)
+        if isinstance(q, Phrase):
+            return self._phrase(list(q.words))
+        if isinstance(q, Term) and q.fieldname in ("kind", "source"):
+            return q
+        if q.is_leaf():
+            raise QueryError(f"'{q}' is not supported here; use words, \"phrases\", AND, OR, NOT, kind: and source:")
+        return q.apply(self._rewrite)
+
+    def _quote_vocabulary_phrases(self, text: str) -> str:
+        """Quote multi-word clinical terms ("heart attack") so they expand as one concept."""
+        parts = re.split(r'("[^"]*")', text)
+        for i, part in enumerate(parts):
+            if part.startswith('"'):
+                continue
+            words = part.split()
+            spans = [s for s in self.vocabulary.expand_query_terms(words) if s[1] - s[0] > 1]
+            for start, end, _ in sorted(spans, reverse=True):
+                if any(w.upper() in ("AND", "OR", "NOT") or ":" in w for w in words[start:end]):
+                    continue
+                words[start:end] = ['"' + " ".join(words[start:end]) + '"']
+            parts[i] = " ".join(words)
+        return " ".join(p for p in parts if p)
+
+    def build(self, text: str) -> Query:
+        if text.count('"') % 2:
+            raise QueryError('the query has an unmatched " (quote); close the phrase or remove the quote')
+        depth = 0
+        for ch in text:
+            depth += {"(": 1, ")": -1}.get(ch, 0)
+            if depth < 0:
+                break
+        if depth != 0:
+            raise QueryError("the query's brackets do not match; check each ( has its )")
+        parsed = self._parser.parse(self._quote_vocabulary_phrases(text))
+        if parsed is None or parsed is NullQuery:
+            raise QueryError("there is nothing to search for in the query; type a word or a \"phrase\"")
+        return self._rewrite(parsed)
 
 
 class FullText:
@@ -90,9 +233,18 @@ class FullText:
         self._ix = ix
         self.folder = folder
         self._lock_timeout = lock_timeout
+        self._queries = QueryBuilder(Vocabulary.load())
+        self._stem, self._fold = _stemmed(), _folded()
 
     @classmethod
-    def open(cls, archive_dir: Path, *, create: bool = True, lock_timeout: float = 30.0) -> FullText:
+    def create(cls, folder: Path) -> None:
+        """Make an empty index in `folder` (which must be empty or absent)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        index.create_in(str(folder), _schema()).close()
+        (folder / "LGD_SCHEMA").write_text(SCHEMA_VERSION)
+
+    @classmethod
+    def open(cls, archive_dir: Path, *, create: bool = True, lock_timeout: float = 30.0, folder: Path | None = None) -> FullText:
         """Open the index in `archive_dir`/fulltext, creating it when `create` and absent.
 
         Only ever open the archive's own index: Whoosh keeps stored fields and its table of
@@ -100,11 +252,18 @@ class FullText:
 
         Raises:
             ArchiveError: no index and not `create`; the folder holds something that is not an
-                lgd index; the disk is read-only or full.
+                lgd index, or an index of an older lgd (rebuild it); the disk is read-only or full.
         """
-        folder = Path(archive_dir) / FULLTEXT_DIR
+        folder = folder or Path(archive_dir) / FULLTEXT_DIR
         try:
             if index.exists_in(str(folder)):
+                version = (folder / "LGD_SCHEMA").read_text().strip() if (folder / "LGD_SCHEMA").exists() else "1"
+                if version != SCHEMA_VERSION:
+                    raise ArchiveError(
+                        ArchiveErrorCode.archive_outdated,
+                        f"The full-text index {folder} was made by an older lgd; run "
+                        "`lgd index rebuild` to recreate it from the catalogue (no OCR needed).",
+                    )
                 ix = index.open_dir(str(folder))
             elif folder.is_dir() and any(folder.iterdir()):
                 raise _corrupt(folder, "it holds files but no Whoosh index")
@@ -115,8 +274,8 @@ class FullText:
                     "the archive creates it.",
                 )
             else:
-                folder.mkdir(parents=True, exist_ok=True)
-                ix = index.create_in(str(folder), _schema())
+                cls.create(folder)
+                ix = index.open_dir(str(folder))
         except OSError as exc:
             raise (from_oserror(exc, Path(archive_dir)) or exc) from exc
         except (index.IndexError, EOFError, ValueError, TypeError, pickle.UnpicklingError, struct.error) as exc:
@@ -149,13 +308,13 @@ class FullText:
         except OSError as exc:
             raise (from_oserror(exc, self.folder.parent) or exc) from exc
 
-    def _commit(self, writer: IndexWriter, work: Callable[[IndexWriter], int]) -> int:
+    def _commit(self, writer: IndexWriter, work: Callable[[IndexWriter], int], merge: bool = True) -> int:
         """Run `work(writer)` and commit once; on any error give the writer up, releasing the lock."""
         try:
             count = work(writer)
             # merge=True folds small segments together as they accumulate; never optimize
             # here: rewriting the whole index per batch would make ingest quadratic.
-            writer.commit(merge=True)
+            writer.commit(merge=merge)
         except OSError as exc:
             _abandon(writer)
             raise (from_oserror(exc, self.folder.parent) or exc) from exc
@@ -164,7 +323,7 @@ class FullText:
             raise
         return count
 
-    def add_pages(self, docs: Iterable[PageDoc]) -> int:
+    def add_pages(self, docs: Iterable[PageDoc], *, merge: bool = True) -> int:
         """Add (or replace) pages in one commit; returns how many. Re-adding a page is harmless.
 
         Raises:
@@ -182,59 +341,112 @@ class FullText:
                     source=d.source,
                     page=int(d.page),
                     kind=str(d.kind),
-                    dates=" ".join(x.isoformat() for x in d.dates),
+                    dates=[_ymd(x) for x in d.dates],
                     text=d.text,
+                    folded=d.text,
                 )
                 n += 1
             return n
 
-        return self._commit(self._writer(), work)
+        return self._commit(self._writer(), work, merge)
 
     def delete_document(self, document_id: int) -> int:
         """Remove every page of a document; returns how many pages were removed."""
         return self._commit(self._writer(), lambda w: w.delete_by_term("document_id", int(document_id)))
 
+    def optimize(self) -> None:
+        """Merge all segments into one: for after a rebuild, never on the ingest path."""
+        self._ix.optimize()
+
     def doc_count(self) -> int:
         """Number of pages in the index."""
         return self._ix.doc_count()
 
-    def search(self, query: str, nhs_number: str | None = None, limit: int = 10) -> SearchResult:
-        """Pages whose text matches `query` (Whoosh syntax over page text), best first.
+    def stored(self, document_id: int, page: int) -> dict | None:
+        """The stored fields of one page, or None when the index lacks it."""
+        with self._ix.searcher() as searcher:
+            found = searcher.document(key=f"{document_id}:{page}")
+            return dict(found) if found else None
 
-        With `nhs_number`, only that patient's pages are searched. The query cannot name
-        other fields: a user's "BP: 140/90" must not turn into a search of a field "BP".
+    def keys(self) -> set[str]:
+        """Every "document_id:page" in the index."""
+        with self._ix.searcher() as searcher:
+            return {f"{f['document_id']}:{f['page']}" for f in searcher.all_stored_fields()}
+
+    def search(
+        self,
+        query: str,
+        nhs_number: str | None = None,
+        limit: int = 10,
+        *,
+        date_from: dt.date | None = None,
+        date_to: dt.date | None = None,
+        kind: str | None = None,
+    ) -> SearchResult:
+        """Pages matching `query`, best first; filters on patient, entry dates and page kind.
+
+        Raises:
+            QueryError: the query is malformed or empty (the message says how to fix it).
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        parser = QueryParser("text", self._ix.schema)
-        parser.remove_plugin_class(FieldsPlugin)
-        q = parser.parse(query)
-        if q is None or q is NullQuery:
-            return SearchResult(0, ())
+        q = self._queries.build(query)
+        # Filters are conjunctions, not search(filter=...): Whoosh 2.7.5 miscounts filtered
+        # searches (an empty filter counts every match; with terms=True it ignores the filter).
+        conditions: list[Query] = [q]
         if nhs_number is not None:
-            # A conjunction, not search(filter=...): Whoosh 2.7.5's filtered count is wrong
-            # (an empty filter counts every match, and with terms=True the count ignores
-            # the filter).
-            # Every hit shares the patient term, so it shifts all scores alike.
-            q = And([q, Term("nhs_number", nhs_number)])
+            conditions.append(Term("nhs_number", nhs_number))
+        if kind is not None:
+            conditions.append(Term("kind", kind))
+        if date_from is not None or date_to is not None:
+            low = _ymd(date_from) if date_from else None
+            high = _ymd(date_to) if date_to else None
+            conditions.append(NumericRange("dates", low, high))
+        q = And(conditions) if len(conditions) > 1 else q
         with self._ix.searcher() as searcher:
-            results = searcher.search(q, limit=limit)
-            results.fragmenter = highlight.ContextFragmenter(maxchars=SNIPPET_CHARS, surround=40)
-            results.formatter = _BracketFormatter()
+            results = searcher.search(q, limit=limit, terms=True)
             hits = tuple(
                 Hit(
                     nhs_number=h["nhs_number"],
                     source=h["source"],
                     page=h["page"],
                     document_id=h["document_id"],
+                    kind=h["kind"],
                     score=float(h.score or 0.0),
-                    snippet=h.highlights("text", top=2) or " ".join(h["text"].split())[:SNIPPET_CHARS],
+                    dates=tuple(sorted(_date(d) for d in _as_list(h.get("dates")))),
+                    matched=frozenset(
+                        (field, term.decode("utf-8") if isinstance(term, bytes) else str(term))
+                        for field, term in (h.matched_terms() or ())
+                        if field in ("text", "folded")
+                    ),
                 )
                 for h in results
             )
-            # len(results) counts every match (Whoosh runs the full count), not just the
-            # `limit` scored ones.
+            # len(results) runs the full count of every match, not just the `limit` scored.
             return SearchResult(total=len(results), hits=hits)
+
+    def word_matches(self, word: str, matched: frozenset[tuple[str, str]]) -> bool:
+        """Whether a page word is one the hit matched on (for highlight boxes and snippets)."""
+        if any(("text", t.text) in matched for t in self._stem(word)):
+            return True
+        return any(("folded", t.text) in matched for t in self._fold(word))
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def snippet(words: list[str], marks: list[bool], width: int = SNIPPET_WORDS) -> str:
+    """A window of the page's words around the first matches, matched words as [word]."""
+    if not words:
+        return ""
+    first = next((i for i, m in enumerate(marks) if m), 0)
+    start = max(0, first - width // 3)
+    end = min(len(words), start + width)
+    shown = [f"[{w}]" if m else w for w, m in zip(words[start:end], marks[start:end], strict=True)]
+    return ("… " if start else "") + " ".join(shown) + (" …" if end < len(words) else "")
 
 
 def _abandon(writer: IndexWriter) -> None:
@@ -253,5 +465,5 @@ def _corrupt(folder: Path, why: str) -> ArchiveError:
     return ArchiveError(
         ArchiveErrorCode.archive_corrupt,
         f"{folder} is not a usable lgd full-text index ({why}). Move it aside and rebuild "
-        "the index from the catalogue (it holds everything the index is made from).",
+        "the index from the catalogue with `lgd index rebuild`.",
     )

@@ -20,6 +20,7 @@ from pipelines.errors import EXIT_CODE_HELP, ExitCode, LgdError
 from pipelines.identity import IdentityError, read_manifest
 from pipelines.ingest.run import Ingest, Report
 from pipelines.progress import for_terminal
+from pipelines.cli_search import register as register_search
 from pipelines.records.command import register as register_coded
 
 log = logging.getLogger("lgd")
@@ -82,6 +83,7 @@ examples:
     d.add_argument("--engine", choices=sorted(ENGINES), default="tesseract", help="OCR engine (default: tesseract; 'none' stores image-only PDF/A)")
     d.add_argument("--language", default="eng", help="Tesseract language(s), e.g. eng or eng+cym (default: eng)")
     d.set_defaults(run=cmd_digitise)
+    register_search(sub, lambda value: _archive(value).resolve())
     register_coded(sub)
     return parser
 

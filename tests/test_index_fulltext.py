@@ -14,6 +14,7 @@ import pytest
 from whoosh import index as whoosh_index
 
 from index import ArchiveError, FullText, PageDoc
+from index.fulltext import QueryError, snippet
 
 JANE = "9434765919"
 JOHN = "4010232137"
@@ -47,7 +48,9 @@ def test_add_and_search_pages(ft: FullText) -> None:
     assert result.total == 1
     (hit,) = result.hits
     assert (hit.nhs_number, hit.source, hit.page, hit.document_id) == (JANE, "doc1.pdf", 1, 1)
-    assert hit.score > 0 and "[Wheezing]" in hit.snippet
+    words = "12.3.87 Wheezing at night. Salbutamol inhaler prn.".split()
+    shown = snippet(words, [ft.word_matches(w, hit.matched) for w in words])
+    assert hit.score > 0 and "[Wheezing]" in shown and hit.dates == (dt.date(1987, 3, 12),)
     assert ft.search('"salbutamol inhaler"').total == 1
     assert ft.search("ramipril OR netball").total == 2
     assert ft.search("chickenpox").total == 0
@@ -73,7 +76,9 @@ def test_the_query_cannot_reach_other_fields_or_patients(ft: FullText) -> None:
     ft.add_pages([page(JANE, 1, 1, "BP: 140/90 repeat in 3 months"), page(JOHN, 2, 1, "asthma")])
     assert ft.search("BP: 140/90").total == 1  # "BP:" is text, not a field name
     assert ft.search(f"nhs_number:{JOHN}", nhs_number=JANE).total == 0
-    assert ft.search("").total == 0 and ft.search("   ").hits == ()
+    for empty in ("", "   ", "()"):
+        with pytest.raises(QueryError, match="nothing to search for"):
+            ft.search(empty)
     with pytest.raises(ValueError):
         ft.search("asthma", limit=0)
 
