@@ -6,11 +6,11 @@ the index stores no page text (snippets and highlight boxes come from the catalo
 words) and can be rebuilt from the catalogue at any time.
 
 Each page is indexed twice: `text` is stemmed English with positions (exact words and
-phrases), `folded` is unstemmed, with the letters OCR confuses folded together and
-neighbouring fragments joined (so "amoxi cillin" still matches amoxicillin), and is where
-fuzzy terms are matched. A query word becomes an OR of: the word itself (highest boost),
+phrases), `folded` is unstemmed, with the letters OCR confuses folded together, and is
+where fuzzy terms are matched. A long query word is also tried split in two, as a phrase,
+because OCR breaks words ("amoxi cillin"). A query word becomes an OR of: the word itself (highest boost),
 its clinical synonyms and abbreviations from the vocabulary, its OCR-folded form, and,
-for longer words, a fuzzy term - so exact matches always rank above fuzzy ones.
+for longer words, a fuzzy term and the word split in two - so exact matches always rank above fuzzy ones.
 """
 
 from __future__ import annotations
@@ -26,23 +26,24 @@ from pathlib import Path
 
 from whoosh import index
 from whoosh.analysis import Filter, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
-from whoosh.fields import ID, NUMERIC, TEXT, Schema
+from whoosh.fields import ID, KEYWORD, STORED, TEXT, Schema
 from whoosh.index import LockError
 from whoosh.qparser import QueryParser
-from whoosh.query import And, FuzzyTerm, NullQuery, NumericRange, Or, Phrase, Query, Term
+from whoosh.query import And, FuzzyTerm, NullQuery, Or, Phrase, Query, Term, TermRange
 from whoosh.writing import IndexWriter
 
 from .errors import ArchiveError, ArchiveErrorCode, from_oserror
 from .vocabulary import Vocabulary
 
 FULLTEXT_DIR = "fulltext"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 # Words as GP notes write them: "#" (fracture), "C/O", "3/52", "250mg", "o'clock".
 TOKEN = r"#|\w+(?:[./']\w+)*"
 # The confusions Tesseract makes most on these scans, folded to one letter on both sides.
 OCR_FOLDS = (("rn", "m"), ("0", "o"), ("1", "l"), ("i", "l"), ("|", "l"), ("5", "s"))
 BOOST_EXACT, BOOST_SYNONYM, BOOST_FOLDED, BOOST_FUZZY = 4.0, 2.0, 1.0, 0.4
 FUZZY_MIN_LENGTH = 5  # shorter words have too many neighbours one edit away
+SPLIT_MIN_LENGTH = 8
 SNIPPET_WORDS = 24
 
 
@@ -60,38 +61,40 @@ class _FoldFilter(Filter):
             yield t
 
 
-class _JoinFilter(Filter):
-    """Also emit each token joined to the one before: OCR splits words ("amoxi cillin")."""
+class _WordsOnly(Filter):
+    """Drop tokens with no letter: dates, doses and readings ("12/06/82", "150/95").
+
+    Dates are searched through the entry-date filter, and each such number is a term of
+    its own, which in Whoosh costs more index space than all the words of a page.
+    """
 
     def __call__(self, tokens):
-        previous = None
         for t in tokens:
-            text = t.text
-            yield t
-            if previous is not None and previous.isalpha() and text.isalpha():
-                t.text = previous + text
+            if _HAS_LETTER.search(t.text):
                 yield t
-                t.text = text
-            previous = text
+
+
+_HAS_LETTER = re.compile(r"[^\W\d_]|#")
 
 
 def _stemmed():
-    return RegexTokenizer(TOKEN) | LowercaseFilter() | StopFilter(minsize=1) | StemFilter()
+    return RegexTokenizer(TOKEN) | LowercaseFilter() | _WordsOnly() | StopFilter(minsize=1) | StemFilter()
 
 
 def _folded():
-    return RegexTokenizer(TOKEN) | LowercaseFilter() | _FoldFilter() | _JoinFilter()
+    return RegexTokenizer(TOKEN) | LowercaseFilter() | _WordsOnly() | _FoldFilter()
 
 
 def _schema() -> Schema:
+    # Every distinct term costs Whoosh about 170 bytes, so nothing unique per page is
+    # indexed: pages are found by document, patient, kind and entry month, and identified
+    # by the small stored `ref`; everything else about a page is in the catalogue.
     return Schema(
-        key=ID(unique=True),  # f"{document_id}:{page}", what update_document replaces by
-        nhs_number=ID(stored=True),
-        document_id=NUMERIC(int, bits=64, stored=True),
-        source=ID(stored=True),
-        page=NUMERIC(int, stored=True),
-        kind=ID(stored=True),
-        dates=NUMERIC(int, stored=True),  # entry dates as yyyymmdd, several per page
+        document_id=ID,
+        nhs_number=ID,
+        kind=ID,
+        months=KEYWORD,  # yyyymm of each entry date: a coarse filter, refined with `ref`
+        ref=STORED,  # (document_id, page, (yyyymmdd, ...))
         text=TEXT(analyzer=_stemmed(), phrase=True),
         folded=TEXT(analyzer=_folded(), phrase=False),
     )
@@ -112,11 +115,8 @@ class PageDoc:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    nhs_number: str
-    source: str
-    page: int
     document_id: int
-    kind: str
+    page: int
     score: float
     dates: tuple[dt.date, ...]
     matched: frozenset[tuple[str, str]]  # (field, indexed term) the page matched on
@@ -162,6 +162,8 @@ class QueryBuilder:
 
     def _word(self, word: str) -> Query:
         """One query word: exact, synonyms, OCR-folded, and (if long enough) fuzzy."""
+        if not _HAS_LETTER.search(word):
+            return NullQuery  # numbers are not indexed (see _WordsOnly): use the date filters
         options: list[Query] = []
         exact = self._phrase_or_term(word, BOOST_EXACT)
         if exact is not None:
@@ -173,7 +175,14 @@ class QueryBuilder:
         folded = fold(word)
         options.append(Term("folded", folded, boost=BOOST_FOLDED))
         if len(word) >= FUZZY_MIN_LENGTH and word.isalpha():
-            options.append(FuzzyTerm("folded", folded, boost=BOOST_FUZZY, maxdist=1 if len(word) < 9 else 2, prefixlength=1))
+            # Distance 2 even for short words: a swapped pair of letters is two edits.
+            options.append(FuzzyTerm("folded", folded, boost=BOOST_FUZZY, maxdist=2 if len(word) >= 6 else 1, prefixlength=1))
+        if len(word) >= SPLIT_MIN_LENGTH and word.isalpha():
+            # OCR breaks long words ("amoxi cillin"): try each split as a two-word phrase.
+            for i in range(3, len(word) - 2):
+                stems = self._stems([word[:i], word[i:]])
+                if len(stems) == 2:
+                    options.append(Phrase("text", stems, boost=BOOST_FUZZY))
         return Or(options)
 
     def _phrase(self, words: list[str]) -> Query:
@@ -223,7 +232,10 @@ class QueryBuilder:
         parsed = self._parser.parse(self._quote_vocabulary_phrases(text))
         if parsed is None or parsed is NullQuery:
             raise QueryError("there is nothing to search for in the query; type a word or a \"phrase\"")
-        return self._rewrite(parsed)
+        rewritten = self._rewrite(parsed).normalize()
+        if rewritten is NullQuery:
+            raise QueryError("the query has only numbers, which are not indexed; search for words, and use --from/--to for dates")
+        return rewritten
 
 
 class FullText:
@@ -324,35 +336,36 @@ class FullText:
         return count
 
     def add_pages(self, docs: Iterable[PageDoc], *, merge: bool = True) -> int:
-        """Add (or replace) pages in one commit; returns how many. Re-adding a page is harmless.
+        """Add pages in one commit, replacing every page already indexed for their documents.
+
+        Pages are grouped by document, so re-adding a document (in one call) is harmless.
 
         Raises:
             ArchiveError: another process holds the write lock past `lock_timeout`, or the
                 disk is read-only or full (nothing of the batch is committed).
         """
+        docs = list(docs)
 
         def work(writer: IndexWriter) -> int:
-            n = 0
+            for document_id in {d.document_id for d in docs}:
+                writer.delete_by_term("document_id", str(document_id))
             for d in docs:
-                writer.update_document(
-                    key=f"{d.document_id}:{d.page}",
+                writer.add_document(
+                    document_id=str(d.document_id),
                     nhs_number=d.nhs_number,
-                    document_id=int(d.document_id),
-                    source=d.source,
-                    page=int(d.page),
                     kind=str(d.kind),
-                    dates=[_ymd(x) for x in d.dates],
+                    months=" ".join(sorted({f"{x.year:04d}{x.month:02d}" for x in d.dates})),
+                    ref=(int(d.document_id), int(d.page), tuple(_ymd(x) for x in d.dates)),
                     text=d.text,
                     folded=d.text,
                 )
-                n += 1
-            return n
+            return len(docs)
 
         return self._commit(self._writer(), work, merge)
 
     def delete_document(self, document_id: int) -> int:
         """Remove every page of a document; returns how many pages were removed."""
-        return self._commit(self._writer(), lambda w: w.delete_by_term("document_id", int(document_id)))
+        return self._commit(self._writer(), lambda w: w.delete_by_term("document_id", str(int(document_id))))
 
     def optimize(self) -> None:
         """Merge all segments into one: for after a rebuild, never on the ingest path."""
@@ -362,16 +375,10 @@ class FullText:
         """Number of pages in the index."""
         return self._ix.doc_count()
 
-    def stored(self, document_id: int, page: int) -> dict | None:
-        """The stored fields of one page, or None when the index lacks it."""
+    def pages(self) -> dict[str, tuple[int, ...]]:
+        """Every indexed page as "document_id:page" -> its entry dates (yyyymmdd)."""
         with self._ix.searcher() as searcher:
-            found = searcher.document(key=f"{document_id}:{page}")
-            return dict(found) if found else None
-
-    def keys(self) -> set[str]:
-        """Every "document_id:page" in the index."""
-        with self._ix.searcher() as searcher:
-            return {f"{f['document_id']}:{f['page']}" for f in searcher.all_stored_fields()}
+            return {f"{f['ref'][0]}:{f['ref'][1]}": tuple(f["ref"][2]) for f in searcher.all_stored_fields()}
 
     def search(
         self,
@@ -398,44 +405,48 @@ class FullText:
             conditions.append(Term("nhs_number", nhs_number))
         if kind is not None:
             conditions.append(Term("kind", kind))
-        if date_from is not None or date_to is not None:
-            low = _ymd(date_from) if date_from else None
-            high = _ymd(date_to) if date_to else None
-            conditions.append(NumericRange("dates", low, high))
+        dated = date_from is not None or date_to is not None
+        if dated:
+            low = f"{date_from.year:04d}{date_from.month:02d}" if date_from else None
+            high = f"{date_to.year:04d}{date_to.month:02d}" if date_to else None
+            conditions.append(TermRange("months", low, high))
         q = And(conditions) if len(conditions) > 1 else q
+        low_day = _ymd(date_from) if date_from else 0
+        high_day = _ymd(date_to) if date_to else 99999999
         with self._ix.searcher() as searcher:
-            results = searcher.search(q, limit=limit, terms=True)
-            hits = tuple(
-                Hit(
-                    nhs_number=h["nhs_number"],
-                    source=h["source"],
-                    page=h["page"],
-                    document_id=h["document_id"],
-                    kind=h["kind"],
-                    score=float(h.score or 0.0),
-                    dates=tuple(sorted(_date(d) for d in _as_list(h.get("dates")))),
-                    matched=frozenset(
-                        (field, term.decode("utf-8") if isinstance(term, bytes) else str(term))
-                        for field, term in (h.matched_terms() or ())
-                        if field in ("text", "folded")
-                    ),
-                )
-                for h in results
-            )
-            # len(results) runs the full count of every match, not just the `limit` scored.
-            return SearchResult(total=len(results), hits=hits)
+            # With a date filter the index narrows by month; the exact days are checked here,
+            # over every match, so that `total` stays exact.
+            results = searcher.search(q, limit=None if dated else limit, terms=True)
+            hits = []
+            total = 0
+            for h in results:
+                document_id, page, days = h["ref"]
+                if dated and not any(low_day <= d <= high_day for d in days):
+                    continue
+                total += 1
+                if len(hits) < limit:
+                    hits.append(
+                        Hit(
+                            document_id=document_id,
+                            page=page,
+                            score=float(h.score or 0.0),
+                            dates=tuple(sorted(_date(d) for d in days)),
+                            matched=frozenset(
+                                (field, term.decode("utf-8") if isinstance(term, bytes) else str(term))
+                                for field, term in (h.matched_terms() or ())
+                                if field in ("text", "folded")
+                            ),
+                        )
+                    )
+            # Without a date filter len(results) runs Whoosh's full count of every match,
+            # not just the `limit` scored.
+            return SearchResult(total=total if dated else len(results), hits=tuple(hits))
 
     def word_matches(self, word: str, matched: frozenset[tuple[str, str]]) -> bool:
         """Whether a page word is one the hit matched on (for highlight boxes and snippets)."""
         if any(("text", t.text) in matched for t in self._stem(word)):
             return True
         return any(("folded", t.text) in matched for t in self._fold(word))
-
-
-def _as_list(value) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def snippet(words: list[str], marks: list[bool], width: int = SNIPPET_WORDS) -> str:

@@ -95,33 +95,31 @@ class CheckReport:
 def check(catalogue: Catalogue, fulltext: FullText, sample: int = 200, seed: int = 0) -> CheckReport:
     """Compare the catalogue's pages with the index: counts, keys, and a sample of stored fields."""
     expected = {f"{p.document_id}:{p.page}": p for p in catalogue_pages(catalogue)}
-    present = fulltext.keys()
+    indexed = fulltext.pages()
     report = CheckReport(len(expected), fulltext.doc_count())
-    report.missing = sorted(set(expected) - present)
-    report.extra = sorted(present - set(expected))
-    keys = sorted(set(expected) & present)
+    report.missing = sorted(set(expected) - set(indexed))
+    report.extra = sorted(set(indexed) - set(expected))
+    keys = sorted(set(expected) & set(indexed))
     for key in random.Random(seed).sample(keys, min(sample, len(keys))):
-        want = expected[key]
-        got = fulltext.stored(want.document_id, want.page) or {}
-        dates = got.get("dates")
-        got_dates = sorted(dates if isinstance(dates, list) else [dates] if dates else [])
-        want_dates = sorted(d.year * 10000 + d.month * 100 + d.day for d in want.dates)
-        if (got.get("nhs_number"), got.get("source"), got.get("kind"), got_dates) != (want.nhs_number, want.source, want.kind, want_dates):
+        want = sorted(d.year * 10000 + d.month * 100 + d.day for d in expected[key].dates)
+        if sorted(indexed[key]) != want:
             report.mismatched.append(key)
     report.sampled = min(sample, len(keys))
     return report
 
 
 def repair(archive: Path, catalogue: Catalogue, report: CheckReport) -> int:
-    """Fix what `check` found: re-add missing or mismatched pages, drop extra ones (no OCR)."""
-    if not report.extra and len(report.missing) + len(report.mismatched) > report.catalogue_pages // 2:
-        return rebuild(archive, catalogue)
-    wanted = set(report.missing) | set(report.mismatched)
+    """Fix what `check` found by re-adding the affected documents from the catalogue (no OCR)."""
+    if len(report.missing) + len(report.mismatched) + len(report.extra) > report.catalogue_pages // 2:
+        rebuild(archive, catalogue)
+        return len(report.missing) + len(report.mismatched) + len(report.extra)
+    affected = {int(k.split(":")[0]) for k in (*report.missing, *report.mismatched, *report.extra)}
     with FullText.open(archive) as ft:
-        pages = [p for p in catalogue_pages(catalogue) if f"{p.document_id}:{p.page}" in wanted]
-        fixed = ft.add_pages(pages) if pages else 0
-        for document_id in {int(k.split(":")[0]) for k in report.extra}:
-            ft.delete_document(document_id)
-            # A document only partly extra keeps its catalogued pages: add them back.
-            ft.add_pages([p for p in catalogue_pages(catalogue) if p.document_id == document_id])
-    return fixed + len(report.extra)
+        for document_id in sorted(affected):
+            row = catalogue.document(document_id)
+            pages = document_pages(catalogue, row) if row is not None and row.status == "ok" else []
+            if pages:
+                ft.add_pages(pages)  # replaces whatever the index held for the document
+            else:
+                ft.delete_document(document_id)
+    return len(report.missing) + len(report.mismatched) + len(report.extra)

@@ -81,18 +81,21 @@ def search(
         raise LgdError(f"cannot search for {query!r}: {e}", ExitCode.usage, "bad_query") from e
     hits = []
     for hit in result.hits:
-        words = next((p.words for p in catalogue.pages(hit.document_id) if p.number == hit.page), ())
-        marks = [fulltext.word_matches(w[0], hit.matched) for w in words]
+        row = catalogue.document(hit.document_id)
+        page = next((p for p in catalogue.pages(hit.document_id) if p.number == hit.page), None)
+        if row is None or page is None:
+            continue  # indexed but no longer catalogued: `lgd index check --repair` tidies this
+        marks = [fulltext.word_matches(w[0], hit.matched) for w in page.words]
         hits.append(
             PageHit(
-                nhs_number=hit.nhs_number,
-                source=hit.source,
+                nhs_number=row.nhs_number or "",
+                source=row.source,
                 page=hit.page,
                 score=hit.score,
-                snippet=snippet([w[0] for w in words], marks),
+                snippet=snippet([w[0] for w in page.words], marks),
                 dates=hit.dates,
-                boxes=tuple((w[1], w[2], w[3], w[4]) for w, m in zip(words, marks, strict=True) if m),
-                kind=hit.kind,
+                boxes=tuple((w[1], w[2], w[3], w[4]) for w, m in zip(page.words, marks, strict=True) if m),
+                kind=page.kind,
             )
         )
     return Found(result.total, tuple(hits))
