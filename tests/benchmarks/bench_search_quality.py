@@ -1,0 +1,70 @@
+"""Search quality on real OCR: recall@5 per query style for paper facts of generated patients.
+
+    .venv/bin/python -m tests.benchmarks.bench_search_quality --patients 6
+
+Generates synthetic Lloyd George records, digitises them with `lgd digitise` (real
+Tesseract), builds queries from the ground truth (exact, abbreviation, synonym, misspelt;
+fixtures/search_queries.py) and asks each with the patient filter, as a clinician would.
+Targets: exact >= 0.95, every other style >= 0.85.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from fixtures.generate import generate_batch
+from fixtures.search_queries import build_queries, recall_at_k
+from index import Catalogue, FullText
+from index.fulltext import QueryError
+
+LGD = [sys.executable, "-m", "pipelines.cli"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patients", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/lgd-bench-quality"))
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--misses", action="store_true", help="list the queries that missed")
+    args = parser.parse_args(argv)
+    archive = args.out / "archive"
+    if not (archive / "catalogue.sqlite").exists():
+        shutil.rmtree(args.out, ignore_errors=True)
+        batch = generate_batch(args.out / "batch", args.patients, seed=args.seed)
+        subprocess.run([*LGD, "digitise", str(batch.scans), "--archive", str(archive), "--jobs", "2"], check=False, stdout=subprocess.DEVNULL)
+    queries = build_queries(args.out / "batch" / "truth", seed=args.seed)
+    results: dict = {}
+    with Catalogue.open(archive, create=False, readonly=True) as catalogue, FullText.open(archive, create=False) as ft:
+        sources = {d.id: d.source for d in catalogue.documents(status="ok")}
+        for q in queries:
+            try:
+                found = ft.search(q.text, q.nhs_number, limit=5)
+            except QueryError:
+                results[q] = []
+                continue
+            results[q] = [(sources[h.document_id], h.page) for h in found.hits]
+    recall = recall_at_k(results, 5)
+    figures = {
+        "patients": args.patients,
+        "queries": dict(Counter(q.style for q in queries)),
+        "recall_at_5": {k: round(v, 3) for k, v in recall.items()},
+    }
+    print(json.dumps(figures, indent=2))
+    if args.misses:
+        for q, pages in results.items():
+            if not any(p in q.expected for p in pages):
+                print(f"MISS {q.style:12} {q.text!r} -> want {q.source} p{q.page}, got {pages[:3]}", file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
