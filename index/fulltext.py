@@ -423,9 +423,11 @@ class FullText:
         with self._ix.searcher() as searcher:
             # With a date filter the index narrows by month; the exact days are checked here,
             # over every match, so that `total` stays exact.
-            # optimize=False: no block-quality skipping, so the one pass also counts every
-            # match (otherwise len(results) runs the whole query a second time).
-            results = searcher.search(q, limit=None if dated else limit, terms=True, optimize=False)
+            # One patient's record, or a date window, matches few pages: score them all in one
+            # pass and count exactly. Archive-wide, score only the best `limit`; len(results)
+            # then counts every match in a second, unscored pass.
+            everything = dated or nhs_number is not None
+            results = searcher.search(q, limit=None if everything else limit, terms=True)
             hits = []
             total = 0
             for h in results:
@@ -447,8 +449,7 @@ class FullText:
                             ),
                         )
                     )
-            # Without a date filter len(results) is the count of every match, not just the `limit` scored.
-            return SearchResult(total=total if dated else len(results), hits=tuple(hits))
+            return SearchResult(total=total if everything else len(results), hits=tuple(hits))
 
     def word_matches(self, word: str, matched: frozenset[tuple[str, str]]) -> bool:
         """Whether a page word is one the hit matched on (for highlight boxes and snippets)."""
