@@ -29,6 +29,7 @@ from whoosh.analysis import Filter, LowercaseFilter, RegexTokenizer, StemFilter,
 from whoosh.fields import ID, KEYWORD, STORED, TEXT, Schema
 from whoosh.index import LockError
 from whoosh.qparser import QueryParser
+from whoosh.support.levenshtein import levenshtein
 from whoosh.query import And, FuzzyTerm, NullQuery, Or, Phrase, Query, Term, TermRange
 from whoosh.codec.whoosh3 import W3Codec
 from whoosh.writing import IndexWriter
@@ -121,12 +122,33 @@ class PageDoc:
 
 
 @dataclass(frozen=True, slots=True)
+class QueryTerms:
+    """The terms a query looks for, field by field: enough to tell which page words matched."""
+
+    text: frozenset[str]  # stemmed terms (words, synonyms, phrase words)
+    folded: frozenset[str]  # OCR-folded terms
+    fuzzy: tuple[tuple[str, int, int], ...]  # (folded term, max distance, prefix length)
+
+    @classmethod
+    def of(cls, q: Query) -> QueryTerms:
+        text, folded, fuzzy = set(), set(), []
+        for leaf in q.leaves():
+            if isinstance(leaf, FuzzyTerm):
+                fuzzy.append((str(leaf.text), leaf.maxdist, leaf.prefixlength))
+            elif isinstance(leaf, Phrase):
+                text.update(str(w) for w in leaf.words)
+            elif isinstance(leaf, Term) and leaf.fieldname in ("text", "folded"):
+                (text if leaf.fieldname == "text" else folded).add(str(leaf.text))
+        return cls(frozenset(text), frozenset(folded), tuple(fuzzy))
+
+
+@dataclass(frozen=True, slots=True)
 class Hit:
     document_id: int
     page: int
     score: float
     dates: tuple[dt.date, ...]
-    matched: frozenset[tuple[str, str]]  # (field, indexed term) the page matched on
+    matched: QueryTerms  # what the query looks for, to mark the page's matching words
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,11 +445,11 @@ class FullText:
         with self._ix.searcher() as searcher:
             # With a date filter the index narrows by month; the exact days are checked here,
             # over every match, so that `total` stays exact.
-            # One patient's record, or a date window, matches few pages: score them all in one
-            # pass and count exactly. Archive-wide, score only the best `limit`; len(results)
-            # then counts every match in a second, unscored pass.
-            everything = dated or nhs_number is not None
-            results = searcher.search(q, limit=None if everything else limit, terms=True)
+            # optimize=False: no block-quality skipping, so the one pass also counts every
+            # match and len(results) needs no second run. (Asking Whoosh for matched terms
+            # as well makes that count wrong in 2.7.5, so they are worked out from the query.)
+            results = searcher.search(q, limit=None if dated else limit, optimize=False)
+            terms = QueryTerms.of(q)
             hits = []
             total = 0
             for h in results:
@@ -436,26 +458,20 @@ class FullText:
                     continue
                 total += 1
                 if len(hits) < limit:
-                    hits.append(
-                        Hit(
-                            document_id=document_id,
-                            page=page,
-                            score=float(h.score or 0.0),
-                            dates=tuple(sorted(_date(d) for d in days)),
-                            matched=frozenset(
-                                (field, term.decode("utf-8") if isinstance(term, bytes) else str(term))
-                                for field, term in (h.matched_terms() or ())
-                                if field in ("text", "folded")
-                            ),
-                        )
-                    )
-            return SearchResult(total=total if everything else len(results), hits=tuple(hits))
+                    hits.append(Hit(document_id, page, float(h.score or 0.0), tuple(sorted(_date(d) for d in days)), terms))
+            return SearchResult(total=total if dated else len(results), hits=tuple(hits))
 
-    def word_matches(self, word: str, matched: frozenset[tuple[str, str]]) -> bool:
-        """Whether a page word is one the hit matched on (for highlight boxes and snippets)."""
-        if any(("text", t.text) in matched for t in self._stem(word)):
+    def word_matches(self, word: str, terms: QueryTerms) -> bool:
+        """Whether a page word is one the query looks for (for highlight boxes and snippets)."""
+        if any(t.text in terms.text for t in self._stem(word)):
             return True
-        return any(("folded", t.text) in matched for t in self._fold(word))
+        for t in self._fold(word):
+            if t.text in terms.folded:
+                return True
+            for fuzzy, maxdist, prefix in terms.fuzzy:
+                if t.text[:prefix] == fuzzy[:prefix] and levenshtein(t.text, fuzzy, maxdist + 1) <= maxdist:
+                    return True
+        return False
 
 
 def snippet(words: list[str], marks: list[bool], width: int = SNIPPET_WORDS) -> str:
