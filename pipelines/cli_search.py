@@ -88,6 +88,10 @@ examples:
     _archive_arg(rb)
     rb.add_argument("--json", action="store_true")
     rb.set_defaults(run=lambda args, out: cmd_rebuild(args, out, archive_of(args.archive)))
+    op = ixsub.add_parser("optimize", help="merge the index's segments into one (run when the archive is quiet, e.g. nightly)")
+    _archive_arg(op)
+    op.add_argument("--json", action="store_true")
+    op.set_defaults(run=lambda args, out: cmd_optimize(args, out, archive_of(args.archive)))
     ck = ixsub.add_parser("check", help="verify the index agrees with the catalogue; --repair fixes it")
     _archive_arg(ck)
     ck.add_argument("--repair", action="store_true", help="re-add missing pages and drop extra ones")
@@ -167,6 +171,18 @@ def cmd_rebuild(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
     finally:
         catalogue.close()
     print(json.dumps({"pages": count}) if args.json else f"rebuilt the full-text index: {count} pages", file=stdout)
+    return ExitCode.ok
+
+
+def cmd_optimize(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
+    catalogue, fulltext = open_archive(archive)
+    catalogue.close()
+    try:
+        fulltext.optimize()
+        pages = fulltext.doc_count()
+    finally:
+        fulltext.close()
+    print(json.dumps({"pages": pages}) if args.json else f"optimised the full-text index ({pages} pages)", file=stdout)
     return ExitCode.ok
 
 

@@ -184,6 +184,8 @@ def test_rebuild_and_check_repair_the_index_without_ocr(archive: Path) -> None:
     assert repaired.returncode == 0 and repaired.json["repaired"] == len(broken.json["missing"])
     rebuilt = run_lgd("index", "rebuild", "--archive", archive, "--json")
     assert rebuilt.returncode == 0 and rebuilt.json["pages"] == before
+    optimised = run_lgd("index", "optimize", "--archive", archive, "--json")
+    assert optimised.returncode == 0 and optimised.json["pages"] == before
     assert run_lgd("index", "check", "--archive", archive, "--json").json["ok"]
 
 
