@@ -32,7 +32,8 @@ from whoosh.qparser import QueryParser
 from whoosh.support.levenshtein import levenshtein
 from whoosh.query import And, FuzzyTerm, NullQuery, Or, Phrase, Query, Term, TermRange
 from whoosh.codec.whoosh3 import W3Codec
-from whoosh.writing import IndexWriter
+from whoosh.reading import SegmentReader
+from whoosh.writing import MERGE_SMALL, IndexWriter
 
 from .errors import ArchiveError, ArchiveErrorCode, from_oserror
 from .vocabulary import Vocabulary
@@ -47,6 +48,27 @@ BOOST_EXACT, BOOST_SYNONYM, BOOST_FOLDED, BOOST_FUZZY = 4.0, 2.0, 1.0, 0.4
 FUZZY_MIN_LENGTH = 5  # shorter words have too many neighbours one edit away
 SPLIT_MIN_LENGTH = 8
 SNIPPET_WORDS = 24
+
+
+MAX_SEGMENTS = 8
+
+
+def _merge_tiered(writer: IndexWriter, segments: list) -> list:
+    """Whoosh's small-segment merge, then, past MAX_SEGMENTS, merge the smaller half.
+
+    Whoosh alone never merges segments of similar, large size, so a growing archive piles
+    up segments and every query pays for each one; halving keeps the count logarithmic.
+    """
+    segments = MERGE_SMALL(writer, segments)
+    if len(segments) <= MAX_SEGMENTS:
+        return segments
+    ordered = sorted(segments, key=lambda s: s.doc_count_all())
+    half = len(ordered) // 2 + 1
+    for seg in ordered[:half]:
+        reader = SegmentReader(writer.storage, writer.schema, seg)
+        writer.add_reader(reader)
+        reader.close()
+    return ordered[half:]
 
 
 def _codec() -> W3Codec:
@@ -355,7 +377,7 @@ class FullText:
             count = work(writer)
             # merge=True folds small segments together as they accumulate; never optimize
             # here: rewriting the whole index per batch would make ingest quadratic.
-            writer.commit(merge=merge)
+            writer.commit(mergetype=_merge_tiered) if merge else writer.commit(merge=False)
         except OSError as exc:
             _abandon(writer)
             raise (from_oserror(exc, self.folder.parent) or exc) from exc
