@@ -15,6 +15,7 @@ for longer words, a fuzzy term and the word split in two - so exact matches alwa
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import pickle
 import re
@@ -28,7 +29,7 @@ from whoosh import index
 from whoosh.analysis import Filter, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
 from whoosh.fields import ID, KEYWORD, STORED, TEXT, Schema
 from whoosh.index import LockError
-from whoosh.qparser import QueryParser
+from whoosh.qparser import OrGroup, QueryParser
 from whoosh.support.levenshtein import levenshtein
 from whoosh.query import And, FuzzyTerm, NullQuery, Or, Phrase, Query, Term, TermRange
 from whoosh.codec.whoosh3 import W3Codec
@@ -171,14 +172,16 @@ class Hit:
     score: float
     dates: tuple[dt.date, ...]
     matched: QueryTerms  # what the query looks for, to mark the page's matching words
+    partial: bool = False  # holds only some of the query's words
 
 
 @dataclass(frozen=True, slots=True)
 class SearchResult:
     """`total` counts every matching page; `hits` holds at most the `limit` best."""
 
-    total: int
+    total: int  # pages holding every word
     hits: tuple[Hit, ...]
+    partial: int = 0  # further pages holding some of the words (listed after, if room)
 
 
 class QueryError(ValueError):
@@ -200,6 +203,8 @@ class QueryBuilder:
         self.vocabulary = vocabulary
         plain = Schema(text=TEXT(analyzer=RegexTokenizer(TOKEN) | LowercaseFilter()), kind=ID, source=ID)
         self._parser = QueryParser("text", plain)
+        # Any of the words, ranked up the more of them a page holds.
+        self._loose_parser = QueryParser("text", plain, group=OrGroup.factory(0.9))
         self._stem = _stemmed()
 
     def _stems(self, words: Iterable[str]) -> list[str]:
@@ -270,7 +275,10 @@ class QueryBuilder:
             parts[i] = " ".join(words)
         return " ".join(p for p in parts if p)
 
-    def build(self, text: str) -> Query:
+    def has_several_words(self, text: str) -> bool:
+        return len(re.findall(TOKEN, text)) > 1 and not re.search(r"\b(AND|OR|NOT)\b|\"", text)
+
+    def build(self, text: str, loose: bool = False) -> Query:
         if text.count('"') % 2:
             raise QueryError('the query has an unmatched " (quote); close the phrase or remove the quote')
         depth = 0
@@ -280,7 +288,9 @@ class QueryBuilder:
                 break
         if depth != 0:
             raise QueryError("the query's brackets do not match; check each ( has its )")
-        parsed = self._parser.parse(self._quote_vocabulary_phrases(text))
+        # Loosely, each word stands alone (with its own synonyms and fuzzy forms), so that a
+        # clinical phrase OCR half-read ("itchy cash") still finds its page.
+        parsed = self._loose_parser.parse(text) if loose else self._parser.parse(self._quote_vocabulary_phrases(text))
         if parsed is None or parsed is NullQuery:
             raise QueryError("there is nothing to search for in the query; type a word or a \"phrase\"")
         rewritten = self._rewrite(parsed).normalize()
@@ -448,7 +458,17 @@ class FullText:
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        q = self._queries.build(query)
+        strict = self._run(self._queries.build(query), nhs_number, kind, date_from, date_to, limit)
+        if len(strict.hits) >= limit or not self._queries.has_several_words(query):
+            return strict
+        # Hand-writing loses words to OCR: when too few pages hold every word, pages that
+        # hold some of them follow, ranked by how much they hold, marked as partial.
+        loose = self._run(self._queries.build(query, loose=True), nhs_number, kind, date_from, date_to, limit)
+        seen = {(h.document_id, h.page) for h in strict.hits}
+        extra = [dataclasses.replace(h, partial=True) for h in loose.hits if (h.document_id, h.page) not in seen]
+        return SearchResult(strict.total, strict.hits + tuple(extra[: limit - len(strict.hits)]), partial=loose.total - strict.total)
+
+    def _run(self, q: Query, nhs_number, kind, date_from, date_to, limit) -> SearchResult:
         # Filters are conjunctions, not search(filter=...): Whoosh 2.7.5 miscounts filtered
         # searches (an empty filter counts every match; with terms=True it ignores the filter).
         conditions: list[Query] = [q]

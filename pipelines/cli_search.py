@@ -123,7 +123,8 @@ def cmd_search(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
         return ExitCode.ok
     for i, h in enumerate(found.hits, 1):
         dates = ", ".join(d.strftime("%d/%m/%Y") for d in h.dates) or "undated"
-        print(f"{i:2}. {h.source}  page {h.page}  ({h.kind}; {dates})  NHS {h.nhs_number}  score {h.score:.1f}", file=stdout)
+        some = "  [some of the words]" if h.partial else ""
+        print(f"{i:2}. {h.source}  page {h.page}  ({h.kind}; {dates})  NHS {h.nhs_number}  score {h.score:.1f}{some}", file=stdout)
         print(f"    {h.snippet}", file=stdout)
     print(f"\n{len(found.hits)} of {found.total} matching pages shown", file=stdout)
     return ExitCode.ok

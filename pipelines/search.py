@@ -23,6 +23,7 @@ class PageHit:
     dates: tuple[dt.date, ...]
     boxes: tuple[tuple[int, int, int, int], ...]
     kind: str
+    partial: bool = False  # holds only some of the query's words (listed after full matches)
 
     def as_json(self) -> dict:
         return {
@@ -34,6 +35,7 @@ class PageHit:
             "dates": [d.isoformat() for d in self.dates],
             "boxes": [list(b) for b in self.boxes],
             "kind": self.kind,
+            "partial": self.partial,
         }
 
 
@@ -96,6 +98,7 @@ def search(
                 dates=hit.dates,
                 boxes=tuple((w[1], w[2], w[3], w[4]) for w, m in zip(page.words, marks, strict=True) if m),
                 kind=page.kind,
+                partial=hit.partial,
             )
         )
     return Found(result.total, tuple(hits))

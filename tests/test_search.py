@@ -64,6 +64,16 @@ def test_ocr_confusions_split_words_and_misspellings(ft: FullText) -> None:
     assert ft.search("zzzzqqq").total == 0
 
 
+def test_pages_holding_some_words_follow_full_matches(ft: FullText) -> None:
+    # OCR read "rash" as "cash" on a real card; the page must still come up, after full matches.
+    ft.add_pages([doc(JOHN, 4, 1, "C/O itchy cash 5/7. Calamine lotion", [dt.date(2006, 1, 1)])])
+    result = ft.search("itchy rash", JOHN)
+    assert result.total == 0 and result.partial == 1
+    assert [(h.document_id, h.page, h.partial) for h in result.hits] == [(4, 1, True)]
+    full = ft.search("warfarin rash", JOHN)
+    assert [(h.page, h.partial) for h in full.hits][:1] == [(2, False)]  # "Penici1lin allergy - rash ... warfar1n"
+
+
 def test_exact_matches_rank_above_fuzzy_ones(ft: FullText) -> None:
     result = ft.search("amoxicillin", JANE)
     assert pages(result)[0] == (1, 1)  # written exactly
