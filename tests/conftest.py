@@ -19,6 +19,15 @@ import pytest
 from fixtures.generate import BatchTruth, generate_batch
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def reference_data_dir() -> Path:
+    """The public coded-record fixtures: $LGD_REFERENCE_DATA, else ../shared/reference-data beside the repo."""
+    candidates = [os.environ.get("LGD_REFERENCE_DATA"), REPO.parent / "shared" / "reference-data", Path("/work/shared/reference-data")]
+    for candidate in filter(None, candidates):
+        if Path(candidate).is_dir():
+            return Path(candidate)
+    return REPO.parent / "shared" / "reference-data"
 LGD = [sys.executable, "-m", "pipelines.cli"]
 
 

@@ -436,7 +436,8 @@ def test_a_missing_path_is_bad_usage_with_one_line(tmp_path):
     archive = tmp_path / "archive"
     proc = run_lgd("digitise", tmp_path / "no-such-scans", "--archive", archive, "--json", check_json=False)
     assert proc.returncode == 2
-    assert proc.stdout == ""
+    # --json always prints exactly one JSON document: here, the error.
+    assert json.loads(proc.stdout)["error"] == {"code": "usage", "message": proc.stderr.strip().removeprefix("lgd: "), "exit_code": 2}
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "no-such-scans" in lines[0], proc.stderr
     assert not archive.exists()  # nothing created for a command that did nothing

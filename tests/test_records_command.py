@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.conftest import reference_data_dir
+
 import argparse
 import io
 import json
@@ -15,7 +17,7 @@ from pipelines.errors import ExitCode, LgdError
 from pipelines.records import read_record, record_from_json
 from pipelines.records.command import register
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference-data"
+REFERENCE = reference_data_dir()
 pytestmark = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"reference data not found at {REFERENCE}")
 PAYLOAD = REFERENCE / "gp2gp-ehr-extract/nia-pss-misc/LARGE_MSG_payload.xml"  # NHS number 9446363101
 PAYLOAD_NHS = "9446363101"

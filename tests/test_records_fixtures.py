@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.conftest import reference_data_dir
+
 from collections import Counter
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 from pipelines.records import RecordError, UnknownRecordFormat, read_record
 from pipelines.records.model import FLAGS, record_from_json, record_to_json
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference-data"
+REFERENCE = reference_data_dir()
 pytestmark = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"reference data not found at {REFERENCE}")
 
 DOCS = {"README.md", "NOTES.md", "SOURCES.json", "SHA256SUMS"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.conftest import reference_data_dir
+
 import json
 from datetime import date
 from pathlib import Path
@@ -15,7 +17,7 @@ from pipelines.records.hl7 import ts
 from pipelines.records.model import CodedEvent, CodedRecord, Coding
 from pipelines.records.systems import CTV3, READ_V2, SNOMED, from_fhir, from_oid
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference-data"
+REFERENCE = reference_data_dir()
 needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"reference data not found at {REFERENCE}")
 
 HL7 = 'xmlns="urn:hl7-org:v3" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'

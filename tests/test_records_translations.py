@@ -6,6 +6,8 @@ authorisation's id plus "-MS"), so the two readings can be compared entry by ent
 
 from __future__ import annotations
 
+from tests.conftest import reference_data_dir
+
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 
 from pipelines.records import read_record
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference-data"
+REFERENCE = reference_data_dir()
 pytestmark = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"reference data not found at {REFERENCE}")
 
 PWTP = ["PWTP2", "PWTP3", "PWTP4", "PWTP5", "PWTP6", "PWTP7_vis", "PWTP9", "PWTP10", "PWTP11"]

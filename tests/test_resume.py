@@ -157,7 +157,7 @@ def test_a_second_run_on_a_busy_archive_is_refused_clearly(inbox, tmp_path):
         assert first.poll() is None, "the first run finished too soon for this test"
         assert second.returncode == 4, second.stderr
         assert "Another `lgd digitise`" in second.stderr and str(archive) in second.stderr
-        assert second.stdout == ""
+        assert json.loads(second.stdout)["error"]["exit_code"] == 4  # one JSON document: the error
     finally:
         os.killpg(first.pid, signal.SIGINT)
         first.communicate(timeout=120)

@@ -68,8 +68,8 @@ def test_pages_holding_some_words_follow_full_matches(ft: FullText) -> None:
     # OCR read "rash" as "cash" on a real card; the page must still come up, after full matches.
     ft.add_pages([doc(JOHN, 4, 1, "C/O itchy cash 5/7. Calamine lotion", [dt.date(2006, 1, 1)])])
     result = ft.search("itchy rash", JOHN)
-    assert result.total == 0 and result.partial == 1
-    assert [(h.document_id, h.page, h.partial) for h in result.hits] == [(4, 1, True)]
+    assert result.total == 0 and result.partial == 2  # the itchy page, and the allergy rash page
+    assert all(h.partial for h in result.hits) and (4, 1) in pages(result)
     full = ft.search("warfarin rash", JOHN)
     assert [(h.page, h.partial) for h in full.hits][:1] == [(2, False)]  # "Penici1lin allergy - rash ... warfar1n"
 
