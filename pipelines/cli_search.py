@@ -10,11 +10,10 @@ from pathlib import Path
 
 from dateutil import parser as dateparser
 
-from index import ArchiveError
 from pipelines import reindex
 from pipelines.errors import ExitCode, LgdError
 from pipelines.identity import normalise_nhs_number, nhs_number_valid
-from pipelines.search import KINDS, open_archive, search
+from pipelines.search import KINDS, open_archive, open_catalogue, search
 
 
 def _actor() -> str:
@@ -165,7 +164,7 @@ def cmd_page(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
 
 
 def cmd_rebuild(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
-    catalogue, _ = _catalogue_only(archive)
+    catalogue = open_catalogue(archive)
     try:
         count = reindex.rebuild(archive, catalogue)
         catalogue.audit(_actor(), "index_rebuild", None, pages=count)
@@ -207,14 +206,3 @@ def cmd_check(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
             file=stdout,
         )
     return ExitCode.ok if report.ok or args.repair else ExitCode.partial
-
-
-def _catalogue_only(archive: Path):
-    if not (archive / "catalogue.sqlite").exists():
-        raise LgdError(f"there is no archive at {archive}", ExitCode.archive_error, "archive_missing")
-    from index import Catalogue
-
-    try:
-        return Catalogue.open(archive, create=False), None
-    except ArchiveError:
-        raise

@@ -45,14 +45,18 @@ class Found:
     hits: tuple[PageHit, ...]
 
 
-def open_archive(archive: Path) -> tuple[Catalogue, FullText]:
+def open_catalogue(archive: Path) -> Catalogue:
     if not (archive / "catalogue.sqlite").exists():
         raise LgdError(
             f"there is no archive at {archive}; digitise scans into it first (lgd digitise PATH --archive {archive})",
             ExitCode.archive_error,
             "archive_missing",
         )
-    catalogue = Catalogue.open(archive, create=False)
+    return Catalogue.open(archive, create=False)
+
+
+def open_archive(archive: Path) -> tuple[Catalogue, FullText]:
+    catalogue = open_catalogue(archive)
     try:
         return catalogue, FullText.open(archive, create=False)
     except ArchiveError:
