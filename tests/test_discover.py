@@ -210,6 +210,15 @@ def test_missing_part_warning(tmp_path: Path) -> None:
     assert found.warnings == (f"patient {JO}: part 2 of 3 is missing (have 1of3, 3of3)",)
 
 
+def test_a_part_stored_by_an_earlier_run_is_not_missing(tmp_path: Path) -> None:
+    pdf(tmp_path / ndr(1, 3))
+    pdf(tmp_path / ndr(3, 3))
+    found = discover([tmp_path], None, stored_parts={JO: {(2, 3)}})
+    assert found.warnings == ()
+    other_count = discover([tmp_path], None, stored_parts={JO: {(2, 4)}})  # a different split: still missing
+    assert other_count.warnings == (f"patient {JO}: part 2 of 3 is missing (have 1of3, 3of3)",)
+
+
 def test_several_missing_parts_and_inconsistent_counts(tmp_path: Path) -> None:
     pdf(tmp_path / "a" / ndr(1, 5))
     pdf(tmp_path / "a" / ndr(3, 5))

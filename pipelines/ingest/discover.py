@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -80,7 +80,11 @@ class Discovery:
 
 
 def discover(
-    paths: Sequence[Path | str], manifest: Manifest | None, *, today: date | None = None
+    paths: Sequence[Path | str],
+    manifest: Manifest | None,
+    *,
+    today: date | None = None,
+    stored_parts: Mapping[str, set[tuple[int, int]]] | None = None,
 ) -> Discovery:
     """Walk `paths` (files and folders, recursively) and identify the patient of every document.
 
@@ -103,7 +107,7 @@ def discover(
     for given in paths:
         walk.add_given(Path(given))
     warnings = list(walk.warnings)
-    warnings += _part_warnings(walk.documents)
+    warnings += _part_warnings(walk.documents, stored_parts or {})
     warnings += _source_warnings(walk.documents)
     if manifest is not None:
         warnings += _unmatched_rows(manifest, walk.matched_rows)
@@ -372,8 +376,12 @@ def _part_label(doc: InputDoc) -> str:
     return f"{doc.part}of{doc.parts}"
 
 
-def _part_warnings(documents: Sequence[InputDoc]) -> list[str]:
-    """Missing, inconsistent or repeated parts of multi-part NDR records, per patient."""
+def _part_warnings(documents: Sequence[InputDoc], stored: Mapping[str, set[tuple[int, int]]]) -> list[str]:
+    """Missing, inconsistent or repeated parts of multi-part NDR records, per patient.
+
+    `stored` holds the (part, parts) already in the archive for each NHS number: a part
+    digitised by an earlier run is not missing.
+    """
     by_patient: dict[str, list[InputDoc]] = defaultdict(list)
     for doc in documents:
         if doc.part is not None and doc.parts is not None:
@@ -389,7 +397,7 @@ def _part_warnings(documents: Sequence[InputDoc]) -> list[str]:
             )
         else:
             (n,) = counts
-            present = {d.part for d in docs}
+            present = {d.part for d in docs} | {part for part, total in stored.get(nhs, ()) if total == n}
             missing = [i for i in range(1, n + 1) if i not in present]
             if len(missing) == 1:
                 warnings.append(f"patient {nhs}: part {missing[0]} of {n} is missing (have {have})")

@@ -214,7 +214,11 @@ class Ingest:
     # -- run ---------------------------------------------------------------------------
     def run(self, paths: Sequence[Path], manifest: Manifest | None) -> Report:
         report = Report()
-        found = discover(paths, manifest)
+        stored: dict[str, set[tuple[int, int]]] = {}
+        for row in self.catalogue.documents(status="ok"):
+            if row.nhs_number and row.part and row.parts:
+                stored.setdefault(row.nhs_number, set()).add((row.part, row.parts))
+        found = discover(paths, manifest, stored_parts=stored)
         report.warnings.extend(found.warnings)
         self.progress.start(len(found.rejected) + len(found.documents), "digitise")
         for rejected in found.rejected:
