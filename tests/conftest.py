@@ -11,6 +11,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,26 @@ def reference_data_dir() -> Path:
             return Path(candidate)
     return REPO.parent / "shared" / "reference-data"
 LGD = [sys.executable, "-m", "pipelines.cli"]
+
+
+@contextmanager
+def unwritable(path: Path) -> Iterator[None]:
+    """Make `path` unwritable even for root: permission bits as a user, the immutable attribute as root."""
+    if os.geteuid() != 0:
+        mode = path.stat().st_mode
+        path.chmod(0o555 if path.is_dir() else 0o444)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
+        return
+    done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"running as root and `chattr +i` failed ({done.stderr.strip()}): no way to make {path} read-only here")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
 @dataclass(frozen=True)

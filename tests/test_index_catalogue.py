@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from tests.conftest import unwritable
+
 import datetime as dt
 import json
 import os
 import sqlite3
-import subprocess
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -75,26 +75,6 @@ def archive(tmp_path: Path) -> Path:
 def cat(archive: Path) -> Iterator[Catalogue]:
     with Catalogue.open(archive, clock=lambda: T0) as c:
         yield c
-
-
-@contextmanager
-def unwritable(path: Path) -> Iterator[None]:
-    """Make `path` unwritable even for root: permission bits as a user, the immutable attribute as root."""
-    if os.geteuid() != 0:
-        mode = path.stat().st_mode
-        path.chmod(0o555 if path.is_dir() else 0o444)
-        try:
-            yield
-        finally:
-            path.chmod(mode)
-        return
-    done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"running as root and `chattr +i` failed ({done.stderr.strip()}): no way to make {path} read-only here")
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
 # -- round trips ---------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.conftest import unwritable
+
 import datetime as dt
 import hashlib
 import json
@@ -10,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,26 +36,6 @@ def pdf(tmp_path: Path) -> Path:
     path.parent.mkdir()
     path.write_bytes(b"%PDF-1.7\n" + os.urandom(3 * 1024 * 1024 + 17) + b"\n%%EOF\n")
     return path
-
-
-@contextmanager
-def unwritable(path: Path) -> Iterator[None]:
-    """Make `path` unwritable even for root: permission bits as a user, the immutable attribute as root."""
-    if os.geteuid() != 0:
-        mode = path.stat().st_mode
-        path.chmod(0o555)
-        try:
-            yield
-        finally:
-            path.chmod(mode)
-        return
-    done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"running as root and `chattr +i` failed ({done.stderr.strip()}): no way to make {path} read-only here")
-    try:
-        yield
-    finally:
-        subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
 def listing(folder: Path) -> list[str]:
