@@ -103,3 +103,72 @@ class Counts:
     documents_failed: int
     pages: int
     entries: int
+
+
+Decision = Literal["include", "omit"]
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideRow:
+    """A clinician's decision for one page, which wins over the machine's; `decision` None clears it."""
+
+    id: int
+    nhs_number: str
+    document_id: int
+    page: int
+    decision: Decision | None
+    reason: str
+    actor: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PageDecisionRow:
+    """The machine's decision for one page, with its evidence, and the override in force if any.
+
+    `entries` is the evidence as `lgd reconcile --json` prints it per entry (JSON-ready dicts),
+    kept opaque here because the index knows nothing of how reconciliation reasons.
+    """
+
+    document_id: int
+    page: int
+    decision: Decision
+    reason: str
+    entries: tuple[dict[str, Any], ...] = ()
+    override: OverrideRow | None = None
+
+    @property
+    def effective(self) -> Decision:
+        """What a pack does with the page: the clinician's override, else the machine's decision."""
+        if self.override is not None and self.override.decision is not None:
+            return self.override.decision
+        return self.decision
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationRow:
+    """One reconciliation run of a patient's pages against one coded record (by its hash)."""
+
+    id: int
+    nhs_number: str
+    coded_format: str
+    coded_sha256: str
+    coded_events: int
+    created: dt.datetime
+    actor: str
+    settings: dict[str, Any]
+    pages: tuple[PageDecisionRow, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PackRow:
+    """A transfer pack built from a reconciliation: who built it, when, in what form, its hash."""
+
+    id: int
+    nhs_number: str
+    reconciliation_id: int
+    format: str
+    created: dt.datetime
+    actor: str
+    sha256: str
+    detail: dict[str, Any] = field(default_factory=dict)

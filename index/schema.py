@@ -110,6 +110,63 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX coded_records_patient ON coded_records (nhs_number, id)",
     ),
+    # 3: reconciliation runs with a decision per page, clinicians' overrides, and packs built.
+    # All append-only: a later run or override adds rows, so every pack can name exactly what
+    # it was checked against and who changed what.
+    (
+        """
+        CREATE TABLE reconciliations (
+            id INTEGER PRIMARY KEY,
+            nhs_number TEXT NOT NULL REFERENCES patients (nhs_number),
+            coded_format TEXT NOT NULL,
+            coded_sha256 TEXT NOT NULL CHECK (length(coded_sha256) = 64),
+            coded_events INTEGER NOT NULL CHECK (coded_events >= 0),
+            created TEXT NOT NULL,  -- ISO date-time
+            actor TEXT NOT NULL,
+            settings TEXT NOT NULL DEFAULT '{}'  -- JSON: rule version and thresholds used
+        )
+        """,
+        "CREATE INDEX reconciliations_patient ON reconciliations (nhs_number, id)",
+        """
+        CREATE TABLE decisions (
+            reconciliation_id INTEGER NOT NULL REFERENCES reconciliations (id),
+            document_id INTEGER NOT NULL,
+            page INTEGER NOT NULL,
+            decision TEXT NOT NULL CHECK (decision IN ('include', 'omit')),
+            reason TEXT NOT NULL,
+            evidence BLOB NOT NULL,  -- zlib(compact JSON list of entries with status and evidence)
+            PRIMARY KEY (reconciliation_id, document_id, page),
+            FOREIGN KEY (document_id, page) REFERENCES pages (document_id, number)
+        )
+        """,
+        """
+        CREATE TABLE overrides (
+            id INTEGER PRIMARY KEY,
+            nhs_number TEXT NOT NULL REFERENCES patients (nhs_number),
+            document_id INTEGER NOT NULL,
+            page INTEGER NOT NULL,
+            decision TEXT CHECK (decision IS NULL OR decision IN ('include', 'omit')),  -- NULL: cleared
+            reason TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            at TEXT NOT NULL,  -- ISO date-time
+            FOREIGN KEY (document_id, page) REFERENCES pages (document_id, number)
+        )
+        """,
+        "CREATE INDEX overrides_patient ON overrides (nhs_number, document_id, page, id)",
+        """
+        CREATE TABLE packs (
+            id INTEGER PRIMARY KEY,
+            nhs_number TEXT NOT NULL REFERENCES patients (nhs_number),
+            reconciliation_id INTEGER NOT NULL REFERENCES reconciliations (id),
+            format TEXT NOT NULL,
+            created TEXT NOT NULL,  -- ISO date-time
+            actor TEXT NOT NULL,
+            sha256 TEXT NOT NULL CHECK (length(sha256) = 64),  -- the pack document
+            detail TEXT NOT NULL DEFAULT '{}'  -- JSON: outputs, counts, manifest hash
+        )
+        """,
+        "CREATE INDEX packs_patient ON packs (nhs_number, id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,216 @@
+"""Reconciliation decisions, clinicians' overrides and transfer packs, as the catalogue stores them.
+
+Every table here is append-only. A reconciliation is stored whole in one transaction with
+its audit record; an override is a new row (the latest per page wins, `decision` None clears
+it) so the trail of who forced which page in or out, and why, is never rewritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from . import db
+from .catalogue import Catalogue
+from .db import mapped
+from .rows import Decision, OverrideRow, PackRow, PageDecisionRow, ReconciliationRow
+
+DECISIONS = ("include", "omit")
+
+
+def _pack(value: Any) -> bytes:
+    return zlib.compress(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode("utf-8"))
+
+
+def _unpack(blob: bytes) -> Any:
+    return json.loads(zlib.decompress(blob))
+
+
+@mapped
+def store_reconciliation(
+    catalogue: Catalogue,
+    nhs_number: str,
+    *,
+    coded_format: str,
+    coded_sha256: str,
+    coded_events: int,
+    pages: Iterable[PageDecisionRow],
+    settings: dict[str, Any],
+    actor: str,
+) -> int:
+    """Store a run's decision for every page of the patient, and audit it, in one transaction.
+
+    Raises:
+        KeyError: the patient is not in the catalogue.
+        ValueError: a decision is not include/omit, or the hash is not 64 hex digits.
+    """
+    if len(coded_sha256) != 64:
+        raise ValueError(f"coded_sha256 must be 64 hex digits, got {coded_sha256!r}")
+    rows = [(p.document_id, p.page, p.decision, p.reason, _pack(list(p.entries))) for p in pages]
+    bad = [r for r in rows if r[2] not in DECISIONS]
+    if bad:
+        raise ValueError(f"decision must be include or omit, got {bad[0][2]!r}")
+    conn = catalogue._conn
+    with db.transaction(conn):
+        if conn.execute("SELECT 1 FROM patients WHERE nhs_number = ?", (nhs_number,)).fetchone() is None:
+            raise KeyError(nhs_number)
+        cur = conn.execute(
+            "INSERT INTO reconciliations (nhs_number, coded_format, coded_sha256, coded_events, created, actor,"
+            " settings) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (nhs_number, coded_format, coded_sha256, coded_events, catalogue._clock().isoformat(), actor,
+             json.dumps(settings, sort_keys=True)),
+        )
+        run_id = int(cur.lastrowid)
+        conn.executemany(
+            "INSERT INTO decisions (reconciliation_id, document_id, page, decision, reason, evidence)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(run_id, *r) for r in rows],
+        )
+        omitted = sum(1 for r in rows if r[2] == "omit")
+        detail = {"id": run_id, "coded_sha256": coded_sha256, "coded_format": coded_format,
+                  "pages": len(rows), "omit": omitted}
+        catalogue._insert_audit(actor, "reconciled", nhs_number, detail)
+    return run_id
+
+
+@mapped
+def latest_reconciliation(catalogue: Catalogue, nhs_number: str) -> ReconciliationRow | None:
+    """The patient's most recent run with every page's decision and the override in force on it."""
+    row = catalogue._conn.execute(
+        "SELECT id FROM reconciliations WHERE nhs_number = ? ORDER BY id DESC LIMIT 1", (nhs_number,)
+    ).fetchone()
+    return None if row is None else reconciliation(catalogue, int(row[0]))
+
+
+@mapped
+def reconciliation(catalogue: Catalogue, run_id: int) -> ReconciliationRow | None:
+    conn = catalogue._conn
+    head = conn.execute(
+        "SELECT id, nhs_number, coded_format, coded_sha256, coded_events, created, actor, settings"
+        " FROM reconciliations WHERE id = ?",
+        (run_id,),
+    ).fetchone()
+    if head is None:
+        return None
+    id_, nhs, fmt, sha, events, created, actor, settings = head
+    in_force = current_overrides(catalogue, nhs)
+    pages = tuple(
+        PageDecisionRow(doc, page, decision, reason, tuple(_unpack(blob)), in_force.get((doc, page)))
+        for doc, page, decision, reason, blob in conn.execute(
+            "SELECT document_id, page, decision, reason, evidence FROM decisions"
+            " WHERE reconciliation_id = ? ORDER BY document_id, page",
+            (run_id,),
+        )
+    )
+    return ReconciliationRow(id_, nhs, fmt, sha, events, dt.datetime.fromisoformat(created), actor,
+                             json.loads(settings), pages)
+
+
+@mapped
+def record_override(
+    catalogue: Catalogue,
+    nhs_number: str,
+    document_id: int,
+    page: int,
+    decision: Decision | None,
+    *,
+    reason: str,
+    actor: str,
+) -> int:
+    """Force a page in (`include`) or out (`omit`), or clear the override (None); audited.
+
+    Raises:
+        KeyError: the page does not belong to this patient.
+        ValueError: the decision is not include/omit/None, or there is no reason.
+    """
+    if decision is not None and decision not in DECISIONS:
+        raise ValueError(f"decision must be include or omit, got {decision!r}")
+    if not reason.strip():
+        raise ValueError("an override needs a reason")
+    conn = catalogue._conn
+    with db.transaction(conn):
+        owner = conn.execute(
+            "SELECT 1 FROM pages p JOIN documents d ON d.id = p.document_id"
+            " WHERE p.document_id = ? AND p.number = ? AND d.nhs_number = ?",
+            (document_id, page, nhs_number),
+        ).fetchone()
+        if owner is None:
+            raise KeyError((nhs_number, document_id, page))
+        at = catalogue._clock().isoformat()
+        cur = conn.execute(
+            "INSERT INTO overrides (nhs_number, document_id, page, decision, reason, actor, at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (nhs_number, document_id, page, decision, reason.strip(), actor, at),
+        )
+        detail = {"id": int(cur.lastrowid), "document_id": document_id, "page": page,
+                  "decision": decision, "reason": reason.strip()}
+        catalogue._insert_audit(actor, "override" if decision else "override_cleared", nhs_number, detail)
+    return int(cur.lastrowid)
+
+
+def _override(row: tuple[Any, ...]) -> OverrideRow:
+    id_, nhs, doc, page, decision, reason, actor, at = row
+    return OverrideRow(id_, nhs, doc, page, decision, reason, actor, dt.datetime.fromisoformat(at))
+
+
+@mapped
+def overrides(catalogue: Catalogue, nhs_number: str) -> tuple[OverrideRow, ...]:
+    """Every override ever recorded for the patient, oldest first (the audit view)."""
+    rows = catalogue._conn.execute(
+        "SELECT id, nhs_number, document_id, page, decision, reason, actor, at FROM overrides"
+        " WHERE nhs_number = ? ORDER BY id",
+        (nhs_number,),
+    )
+    return tuple(_override(r) for r in rows)
+
+
+def current_overrides(catalogue: Catalogue, nhs_number: str) -> dict[tuple[int, int], OverrideRow]:
+    """The latest override per (document id, page) that has not been cleared."""
+    latest: dict[tuple[int, int], OverrideRow] = {}
+    for row in overrides(catalogue, nhs_number):
+        latest[(row.document_id, row.page)] = row
+    return {key: row for key, row in latest.items() if row.decision is not None}
+
+
+@mapped
+def record_pack(
+    catalogue: Catalogue,
+    nhs_number: str,
+    reconciliation_id: int,
+    *,
+    format: str,  # noqa: A002 - the column's name
+    sha256: str,
+    detail: dict[str, Any],
+    actor: str,
+) -> int:
+    """Record a built pack (and audit it) so the catalogue can say what was sent, when and by whom."""
+    if len(sha256) != 64:
+        raise ValueError(f"sha256 must be 64 hex digits, got {sha256!r}")
+    conn = catalogue._conn
+    with db.transaction(conn):
+        cur = conn.execute(
+            "INSERT INTO packs (nhs_number, reconciliation_id, format, created, actor, sha256, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (nhs_number, reconciliation_id, format, catalogue._clock().isoformat(), actor, sha256,
+             json.dumps(detail, sort_keys=True, default=str)),
+        )
+        pack_id = int(cur.lastrowid)
+        catalogue._insert_audit(actor, "pack_built", nhs_number,
+                                {"id": pack_id, "reconciliation_id": reconciliation_id, "format": format,
+                                 "sha256": sha256})
+    return pack_id
+
+
+@mapped
+def packs(catalogue: Catalogue, nhs_number: str) -> tuple[PackRow, ...]:
+    rows = catalogue._conn.execute(
+        "SELECT id, nhs_number, reconciliation_id, format, created, actor, sha256, detail FROM packs"
+        " WHERE nhs_number = ? ORDER BY id",
+        (nhs_number,),
+    )
+    return tuple(
+        PackRow(i, n, r, f, dt.datetime.fromisoformat(c), a, s, json.loads(d)) for i, n, r, f, c, a, s, d in rows
+    )
