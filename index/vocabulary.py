@@ -11,6 +11,7 @@ which spans of a query have other forms, and builds its own query from the answe
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ STOP_FORMS = frozenset(
     "a an and any are as at be but by do for from had has he her his if in is it its no nor "
     "not of on or she so than that the then this to up us was we were who with you".split())
 _VOWELS = frozenset("aeiouy")
+_SECTION = re.compile(r"#\s*---\s*(.+?)\s*-{3,}\s*$")
 
 
 class VocabularyError(ValueError):
@@ -45,6 +47,7 @@ def normalise(text: str) -> str:
 class Concept:
     forms: tuple[str, ...]  # as written in the data, preferred term first
     where: str  # "synonyms.tsv:12", for messages
+    section: str = ""  # the "# --- Heading ---" it is listed under, e.g. "Allergy"; "" before any
 
     @property
     def preferred(self) -> str:
@@ -187,12 +190,16 @@ class Vocabulary:
         return key in self._abbreviations or any(_word_is_abbreviation(w) for w in form.split())
 
 
-def _read_rows(path: Path) -> list[tuple[int, list[str]]]:
-    rows = []
+def _read_rows(path: Path) -> list[tuple[int, list[str], str]]:
+    """(line number, tab-separated fields, section heading) of each data line."""
+    rows, section = [], ""
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        heading = _SECTION.match(line)
+        if heading:
+            section = heading.group(1).strip()
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        rows.append((number, [field.strip() for field in line.split("\t")]))
+        rows.append((number, [field.strip() for field in line.split("\t")], section))
     return rows
 
 
@@ -202,12 +209,12 @@ def _load(folder: Path) -> Vocabulary:
         raise VocabularyError(f"vocabulary folder {folder} does not exist")
     ambiguous: dict[str, str] = {}
     if (folder / AMBIGUOUS_FILE).exists():
-        for number, fields in _read_rows(folder / AMBIGUOUS_FILE):
+        for number, fields, _ in _read_rows(folder / AMBIGUOUS_FILE):
             ambiguous.setdefault(normalise(fields[0]), f"{AMBIGUOUS_FILE}:{number}")
     concepts: list[Concept] = []
     seen: dict[str, str] = {}  # normalised form -> where it was first listed
     for name in CONCEPT_FILES:
-        for number, fields in _read_rows(folder / name):
+        for number, fields, section in _read_rows(folder / name):
             where = f"{name}:{number}"
             if any(not f for f in fields):
                 raise VocabularyError(f"{where}: empty form (two tabs together or a trailing tab)")
@@ -233,5 +240,5 @@ def _load(folder: Path) -> Vocabulary:
                         f"('{fields[0]}'). Keep it on one line, or list it in {AMBIGUOUS_FILE} "
                         "so that it is never expanded")
                 seen.setdefault(key, f"{where} ('{fields[0]}')")
-            concepts.append(Concept(tuple(fields), where))
+            concepts.append(Concept(tuple(fields), where, section))
     return Vocabulary(concepts, ambiguous)

@@ -1,0 +1,285 @@
+"""The `lgd reconcile` and `lgd review` sub-commands: argument wiring, handlers and output."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from index import Catalogue
+from index.decisions import latest_reconciliation, overrides, record_override
+from index.rows import ReconciliationRow
+from pipelines.cli_search import _archive_arg, _nhs
+from pipelines.errors import ExitCode, LgdError
+from pipelines.identity import nhs_number_valid, normalise_nhs_number
+from pipelines.progress import for_terminal
+from pipelines.search import open_catalogue
+
+from .run import Reconciliation, reconcile_patient, user
+from .settings import Settings
+
+EXIT_HELP = """exit codes:
+  0    every page was decided and the decisions stored
+  1    refused: no digitised record or no coded record for the patient, the coded file is
+       another patient's, malformed or hostile (nothing stored); with --batch, some patients failed
+  2    bad usage: no such file, bad NHS number or page
+  4    the archive cannot be used: missing, read-only, locked or damaged"""
+
+RULES_HELP = """how pages are decided (clinical safety: when in doubt, the page is sent):
+  omit     a blank page; a rescan of a page that is sent; a page whose every dated entry
+           is covered: each clinical fact on it (diagnosis, symptom, drug, allergy,
+           procedure, immunisation, observation) has a coded event of the same concept
+           (by term, synonym, GP shorthand or drug name) at a compatible date
+  include  everything else: envelope fronts, unreadable or low-confidence pages, pages
+           with no dated entries, undated entries, words lgd cannot vouch for, and any
+           fact missing from the coded record. Degraded (Transfer-degraded) codes and
+           absent-attachment placeholders never count as coverage.
+  dates    a coded date given only as a month or a year (or as 1 January, as summarised
+           records often do) covers any day inside it; the evidence says which."""
+
+
+def register(sub: argparse._SubParsersAction, archive_of: Callable[[str | None], Path]) -> None:
+    """Add `reconcile` and `review` to the `lgd` parser; `archive_of(value)` resolves --archive."""
+    r = sub.add_parser(
+        "reconcile",
+        help="decide page by page what is already in the coded record and what must be sent",
+        description="Compare a patient's digitised paper entries with their coded electronic record and decide, "
+        "for every page, include (send it) or omit (everything on it is already coded), with the evidence. "
+        "Decisions are stored with the coded record's SHA-256 so a pack can say what it was checked against.",
+        epilog=RULES_HELP + """
+
+examples:
+  lgd reconcile --patient 9434765919 --coded gp2gp-extract.xml
+  lgd reconcile --patient 9434765919              # against the record stored by lgd coded import
+  lgd reconcile --batch leavers.csv --json        # columns: nhs_number, coded (path)
+
+""" + EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    who = r.add_mutually_exclusive_group(required=True)
+    who.add_argument("--patient", type=_nhs, metavar="NHS", help="the patient's NHS number")
+    who.add_argument("--batch", type=Path, metavar="CSV", help="reconcile many patients: a CSV with columns "
+                     "nhs_number and coded (a path, relative to the CSV; empty to use the stored record)")
+    r.add_argument("--coded", type=Path, metavar="FILE", help="the coded record (GP2GP XML, GP Connect FHIR "
+                   "STU3/R4 JSON or CSV); it is also stored for later runs. Default: the stored record")
+    _archive_arg(r)
+    r.add_argument("--min-confidence", type=float, default=Settings().entry_min_confidence, metavar="N",
+                   help="OCR confidence (0-100) below which an entry or page is not trusted and is sent (default: %(default)s)")
+    r.add_argument("--json", action="store_true", help="print one JSON document with every page's decision and evidence")
+    r.set_defaults(run=cmd_reconcile, archive_of=archive_of)
+
+    v = sub.add_parser(
+        "review",
+        help="show a patient's page decisions, or force a page in or out (audited)",
+        description="Show the latest reconciliation of a patient with any clinician overrides, or record an "
+        "override: force a page into the pack (--include) or out of it (--omit), or clear an override "
+        "(--clear). Every override needs a --reason and is recorded with your user name and the time; it "
+        "outlives later reconciliations until cleared.",
+        epilog="""pages are named SOURCE:PAGE, as lgd reconcile prints them, e.g.
+  lgd review --patient 9434765919
+  lgd review --patient 9434765919 --include "1of2_Lloyd_George_Record_[...].pdf:3" --reason "letter mentions family history"
+  lgd review --patient 9434765919 --history
+
+""" + EXIT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    v.add_argument("--patient", type=_nhs, required=True, metavar="NHS", help="the patient's NHS number")
+    force = v.add_mutually_exclusive_group()
+    force.add_argument("--include", metavar="SOURCE:PAGE", help="send this page whatever reconciliation decided")
+    force.add_argument("--omit", metavar="SOURCE:PAGE", help="leave this page out whatever reconciliation decided")
+    force.add_argument("--clear", metavar="SOURCE:PAGE", help="remove the override on this page")
+    force.add_argument("--history", action="store_true", help="list every override ever made for the patient")
+    v.add_argument("--reason", help="why (required with --include, --omit and --clear)")
+    _archive_arg(v)
+    v.add_argument("--json", action="store_true", help="print one JSON document")
+    v.set_defaults(run=cmd_review, archive_of=archive_of)
+
+
+def _archive(args: argparse.Namespace) -> Path:
+    return args.archive_of(args.archive)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    if not 0 <= args.min_confidence <= 100:
+        raise LgdError("--min-confidence must be between 0 and 100", ExitCode.usage, "usage")
+    return Settings(entry_min_confidence=args.min_confidence, page_min_confidence=args.min_confidence)
+
+
+def cmd_reconcile(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
+    if args.coded is not None and not args.coded.is_file():
+        raise LgdError(f"--coded {args.coded}: no such file", ExitCode.usage, "usage")
+    settings = _settings(args)
+    with open_catalogue(_archive(args)) as catalogue:
+        if args.batch is not None:
+            return _batch(catalogue, args.batch, settings, args.json, stdout)
+        result = reconcile_patient(catalogue, args.patient, args.coded, settings=settings)
+    if args.json:
+        json.dump(result.to_json(), stdout, indent=2, ensure_ascii=False)
+        stdout.write("\n")
+    else:
+        _print_table(result, stdout)
+    return ExitCode.ok
+
+
+def _print_table(result: Reconciliation, out: TextIO) -> None:
+    doc = result.to_json()
+    coded = doc["coded"]
+    print(f"patient {result.patient.nhs_number} {result.patient.name or ''}".rstrip(), file=out)
+    print(f"checked against {coded['format']} record sha256 {coded['sha256'][:16]}... ({coded['events']} events)\n", file=out)
+    width = max([len(p["source"]) for p in doc["pages"]] + [6])
+    width = min(width, 48)
+    print(f"{'source':{width}}  page  {'kind':8}  {'decision':8}  reason", file=out)
+    for p in doc["pages"]:
+        mark = "*" if "override" in p else " "
+        print(f"{p['source'][-width:]:{width}}  {p['page']:4}  {p['kind']:8}  {p['decision']:7}{mark}  {p['reason']}", file=out)
+        for e in p["entries"]:
+            if e["status"] != "covered" or p["decision"] == "omit":
+                print(f"{'':{width}}        {e['date'] or 'no date':10}  {e['status']:10}  {e['why']}", file=out)
+    s = doc["summary"]
+    print(f"\n{s['pages']} pages: {s['include']} to send, {s['omit']} omitted (omit ratio {s['omit_ratio']:.2f})"
+          + (f"; {s['overridden']} overridden by a clinician (*)" if s["overridden"] else ""), file=out)
+    for w in doc["warnings"]:
+        print(f"warning: {w}", file=out)
+
+
+def _read_batch(path: Path) -> list[tuple[str, Path | None]]:
+    if not path.is_file():
+        raise LgdError(f"--batch {path}: no such file", ExitCode.usage, "usage")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise LgdError(f"--batch {path}: not a readable CSV ({e})", ExitCode.usage, "usage") from e
+    if not rows:
+        raise LgdError(f"--batch {path}: no patients listed", ExitCode.usage, "usage")
+    keys = {k.strip().lower().replace("-", "_"): k for k in rows[0] if k}
+    nhs_key = next((keys[k] for k in ("nhs_number", "nhs_no", "nhs") if k in keys), None)
+    coded_key = next((keys[k] for k in ("coded", "coded_file", "file") if k in keys), None)
+    if nhs_key is None:
+        raise LgdError(f"--batch {path}: needs an nhs_number column (and optionally coded)", ExitCode.usage, "usage")
+    out = []
+    for line, row in enumerate(rows, start=2):
+        nhs = normalise_nhs_number(row.get(nhs_key) or "")
+        if not nhs_number_valid(nhs):
+            raise LgdError(f"--batch {path} line {line}: {row.get(nhs_key)!r} is not a valid NHS number",
+                           ExitCode.usage, "usage")
+        coded = (row.get(coded_key) or "").strip() if coded_key else ""
+        out.append((nhs, (path.parent / coded) if coded else None))
+    return out
+
+
+def _batch(catalogue: Catalogue, path: Path, settings: Settings, as_json: bool, stdout: TextIO) -> ExitCode:
+    todo = _read_batch(path)
+    progress = for_terminal()
+    results: list[dict[str, Any]] = []
+    progress.start(len(todo), "reconciling")
+    try:
+        for nhs, coded in todo:
+            try:
+                r = reconcile_patient(catalogue, nhs, coded, settings=settings)
+                results.append({"patient": nhs, "ok": True, "coded": r.to_json()["coded"], "summary": r.summary()})
+            except LgdError as e:
+                results.append({"patient": nhs, "ok": False, "error": {"code": e.code, "message": str(e)}})
+            progress.advance(nhs)
+    finally:
+        progress.stop()
+    ok = [r for r in results if r["ok"]]
+    totals = {"patients": len(results), "failed": len(results) - len(ok),
+              "pages": sum(r["summary"]["pages"] for r in ok), "omit": sum(r["summary"]["omit"] for r in ok)}
+    totals["include"] = totals["pages"] - totals["omit"]
+    if as_json:
+        json.dump({"patients": results, "summary": totals}, stdout, indent=2)
+        stdout.write("\n")
+    else:
+        for r in results:
+            if r["ok"]:
+                s = r["summary"]
+                print(f"{r['patient']}  {s['pages']:4} pages  {s['include']:4} send  {s['omit']:4} omit", file=stdout)
+            else:
+                print(f"{r['patient']}  failed: {r['error']['message']}", file=stdout)
+        print(f"\n{totals['patients']} patients, {totals['failed']} failed: {totals['pages']} pages, "
+              f"{totals['include']} to send, {totals['omit']} omitted", file=stdout)
+    return ExitCode.partial if totals["failed"] else ExitCode.ok
+
+
+# -- review ------------------------------------------------------------------------------
+
+
+def _page_ref(catalogue: Catalogue, nhs: str, spec: str) -> tuple[int, int, str]:
+    source, sep, number = spec.rpartition(":")
+    if not sep or not number.isdigit():
+        raise LgdError(f"{spec!r}: name a page as SOURCE:PAGE, e.g. 'scan.pdf:3'", ExitCode.usage, "usage")
+    for doc in catalogue.documents(nhs, status="ok"):
+        if doc.source == source and 1 <= int(number) <= doc.page_count:
+            return int(doc.id), int(number), source
+    raise LgdError(f"{spec!r}: patient {nhs} has no such page (see lgd review --patient {nhs})", ExitCode.usage, "usage")
+
+
+def cmd_review(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
+    with open_catalogue(_archive(args)) as catalogue:
+        if catalogue.patient(args.patient) is None:
+            raise LgdError(f"NHS number {args.patient} is not in the archive", ExitCode.partial, "no_patient")
+        spec, decision = next(((s, d) for s, d in ((args.include, "include"), (args.omit, "omit"),
+                                                     (args.clear, None)) if s), (None, None))
+        if spec is not None:
+            if not (args.reason or "").strip():
+                raise LgdError("say why with --reason: every override is kept in the audit trail", ExitCode.usage, "usage")
+            doc_id, page, source = _page_ref(catalogue, args.patient, spec)
+            record_override(catalogue, args.patient, doc_id, page, decision, reason=args.reason, actor=user())
+            message = f"{source} page {page}: " + (f"forced to {decision}" if decision else "override cleared")
+            _emit(args.json, stdout, {"patient": args.patient, "source": source, "page": page,
+                                      "override": decision, "reason": args.reason, "by": user()}, message)
+            return ExitCode.ok
+        if args.history:
+            trail = [{"source": _source(catalogue, o.document_id), "page": o.page, "decision": o.decision,
+                      "reason": o.reason, "by": o.actor, "at": o.at.isoformat()} for o in overrides(catalogue, args.patient)]
+            lines = "\n".join(f"{t['at'][:19]}  {t['by']:12}  {t['source']}:{t['page']}  {t['decision'] or 'cleared'}  "
+                              f"{t['reason']}" for t in trail) or "no overrides"
+            _emit(args.json, stdout, {"patient": args.patient, "overrides": trail}, lines)
+            return ExitCode.ok
+        run = latest_reconciliation(catalogue, args.patient)
+        if run is None:
+            raise LgdError(f"NHS number {args.patient} has not been reconciled yet; run lgd reconcile first",
+                           ExitCode.partial, "not_reconciled")
+        _emit(args.json, stdout, _review_json(catalogue, run), _review_text(catalogue, run))
+    return ExitCode.ok
+
+
+def _source(catalogue: Catalogue, document_id: int) -> str:
+    doc = catalogue.document(document_id)
+    return doc.source if doc else f"document {document_id}"
+
+
+def _review_json(catalogue: Catalogue, run: ReconciliationRow) -> dict[str, Any]:
+    pages = []
+    for p in run.pages:
+        item = {"source": _source(catalogue, p.document_id), "page": p.page, "decision": p.effective,
+                "machine_decision": p.decision, "reason": p.reason}
+        if p.override is not None:
+            item["override"] = {"decision": p.override.decision, "reason": p.override.reason,
+                                "by": p.override.actor, "at": p.override.at.isoformat()}
+        pages.append(item)
+    return {"patient": run.nhs_number, "run": run.id, "created": run.created.isoformat(),
+            "coded": {"format": run.coded_format, "sha256": run.coded_sha256, "events": run.coded_events},
+            "pages": pages}
+
+
+def _review_text(catalogue: Catalogue, run: ReconciliationRow) -> str:
+    doc = _review_json(catalogue, run)
+    lines = [f"reconciliation {run.id} of {run.created:%Y-%m-%d %H:%M} against {run.coded_format} "
+             f"{run.coded_sha256[:16]}..."]
+    for p in doc["pages"]:
+        extra = f"  [override by {p['override']['by']}: {p['override']['reason']}]" if "override" in p else ""
+        lines.append(f"{p['source']}:{p['page']}  {p['decision']:7}  {p['reason']}{extra}")
+    return "\n".join(lines)
+
+
+def _emit(as_json: bool, stdout: TextIO, document: dict[str, Any], text: str) -> None:
+    if as_json:
+        json.dump(document, stdout, indent=2, ensure_ascii=False)
+        stdout.write("\n")
+    else:
+        print(text, file=stdout)

@@ -1,0 +1,186 @@
+"""Reconciliation's matching and page rules on hand-written entries and coded events (pure, fast).
+
+Each test names the clinical-safety control it shows (docs/hazard-log.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from pipelines.reconcile.decide import PaperPage, decide_page, decide_record
+from pipelines.reconcile.facts import default_reader
+from pipelines.reconcile.match import CodedIndex, PaperEntry, assess
+from pipelines.reconcile.settings import Settings
+from pipelines.records.model import CodedEvent
+
+D = dt.date
+SETTINGS = Settings()
+
+
+def event(day, display, type_="problem", precision="day", flags=()):
+    return CodedEvent(day, precision if day else None, "http://snomed.info/sct", "1", display, type_, tuple(flags))
+
+
+def entry(text, day=D(1990, 3, 14), confidence=90.0, precision="day"):
+    return PaperEntry(day, precision, text, confidence)
+
+
+def status(text, events, **kw):
+    reader = default_reader()
+    return assess(entry(text, **kw), CodedIndex(tuple(events), reader), reader, SETTINGS)
+
+
+def test_an_entry_whose_every_fact_is_coded_that_day_is_covered():
+    found = status("HTN r/v. BP 160/90. atenolol 50mg od cont", [
+        event(D(1990, 3, 14), "Essential hypertension"),
+        event(D(1990, 3, 14), "O/E - blood pressure reading", "observation"),
+        event(D(1990, 3, 14), "Atenolol 50mg tablets", "medication")])
+    assert found.status == "covered"
+    assert {e.fact for e in found.evidence} == {"hypertension", "blood pressure", "atenolol"}
+    assert all(e.date_match == "day" for e in found.evidence)
+
+
+def test_one_uncoded_fact_makes_the_entry_paper_only():  # H15: several facts, every one needed
+    found = status("HTN r/v. BP 160/90. atenolol 50mg od cont", [
+        event(D(1990, 3, 14), "Essential hypertension"),
+        event(D(1990, 3, 14), "O/E - blood pressure reading", "observation")])
+    assert found.status == "paper-only" and found.uncovered == ("atenolol",)
+
+
+@pytest.mark.parametrize("coded, precision, how", [
+    (D(1990, 3, 1), "month", "month"),
+    (D(1990, 1, 1), "year", "year"),
+    (D(1990, 1, 1), "day", "year (1 January)"),
+])
+def test_month_and_year_dates_cover_any_day_inside_them_and_say_so(coded, precision, how):
+    found = status("Dx Asthma", [event(coded, "Asthma", precision=precision)])
+    assert found.status == "covered" and found.evidence[0].date_match == how
+
+
+@pytest.mark.parametrize("coded, precision", [
+    (D(1991, 3, 14), "day"),  # same concept, another year
+    (D(1990, 4, 1), "month"),  # another month
+    (D(1990, 3, 15), "day"),  # the next day
+    (D(1989, 1, 1), "year"),
+])
+def test_the_same_concept_at_another_date_is_not_coverage(coded, precision):
+    assert status("Dx Asthma", [event(coded, "Asthma", precision=precision)]).status == "paper-only"
+
+
+def test_another_concept_on_the_same_day_is_not_coverage():
+    assert status("Dx Asthma", [event(D(1990, 3, 14), "Eczema")]).status == "paper-only"
+
+
+@pytest.mark.parametrize("flag", ["degraded", "absent_attachment"])
+def test_degraded_codes_and_absent_attachments_never_cover(flag):  # H9
+    found = status("Dx Asthma", [event(D(1990, 3, 14), "Asthma", flags=(flag,))])
+    assert found.status == "paper-only"
+
+
+def test_an_allergy_is_covered_only_by_a_coded_allergy():  # H16
+    on_paper = "Allergic to penicillin - rash"
+    assert status(on_paper, [event(D(1990, 3, 14), "Phenoxymethylpenicillin 250mg tablets", "medication"),
+                             event(D(1990, 3, 14), "Penicillin", "medication")]).status == "paper-only"
+    assert status(on_paper, [event(D(1990, 3, 14), "Penicillin allergy", "allergy")]).status == "covered"
+
+
+def test_a_coded_allergy_does_not_cover_a_prescription():
+    assert status("Rx amoxicillin 250mg tds", [event(D(1990, 3, 14), "Amoxicillin allergy", "allergy")]).status == "paper-only"
+
+
+def test_synonyms_shorthand_and_brand_names_bridge_paper_and_code():
+    found = status("Ventolin prn", [event(D(1990, 3, 14), "Salbutamol 100micrograms/dose inhaler", "medication")])
+    assert found.status == "covered" and found.evidence[0].how == "synonym"
+
+
+def test_a_specific_code_covers_the_general_note_but_not_the_reverse():
+    assert status("# R wrist", [event(D(1990, 3, 14), "Fracture of wrist")]).status == "covered"
+    assert status("Fracture of wrist", [event(D(1990, 3, 14), "Fracture")]).status == "paper-only"
+
+
+@pytest.mark.parametrize("kw, why", [
+    ({"day": None}, "date"),
+    ({"confidence": 35.0}, "confidence"),
+])
+def test_undated_or_poorly_read_entries_are_uncertain(kw, why):  # H3, H5
+    found = status("Dx Asthma", [event(D(1990, 3, 14), "Asthma")], **kw)
+    assert found.status == "uncertain" and why in found.why
+
+
+def test_words_nobody_can_vouch_for_make_the_entry_uncertain():  # H17
+    found = status("Dx Asthma. Sister has cystic brumblosis", [event(D(1990, 3, 14), "Asthma")])
+    assert found.status == "uncertain" and "brumblosis" in found.why
+
+
+def test_an_entry_with_no_recognised_fact_is_uncertain():
+    assert status("Seen today", []).status == "uncertain"
+
+
+def test_examination_findings_follow_the_consultation():
+    found = status("C/O cough 3/7. O/E creps L base. LRTI. Rx amoxicillin 250mg tds", [
+        event(D(1990, 3, 14), "Cough"), event(D(1990, 3, 14), "Lower respiratory tract infection"),
+        event(D(1990, 3, 14), "Amoxicillin 250mg capsules", "medication")])
+    assert found.status == "covered"
+
+
+def test_an_ocr_misreading_is_matched_only_when_one_concept_is_that_close():
+    found = status("Rx amoxicilin 250mg tds", [event(D(1990, 3, 14), "Amoxicillin 250mg capsules", "medication")])
+    assert found.status == "covered" and found.evidence[0].how.endswith("+ocr")
+
+
+def test_a_year_written_in_the_entry_matches_a_code_in_that_year():
+    found = status("Tonsillectomy 1948 (hosp letter)", [event(D(1948, 1, 1), "Tonsillectomy", "procedure", "year")],
+                   day=D(1955, 1, 1))
+    assert found.status == "covered" and found.evidence[0].date_match == "year written in entry"
+
+
+# -- page rules ----------------------------------------------------------------------------
+
+
+def page(number=2, kind="card", entries=(), **kw):
+    fields = dict(document_id=1, source="a.pdf", number=number, kind=kind, blank=False, duplicate_of=None,
+                  unreadable=False, confidence=90.0, text=" ".join(e.text for e in entries), entries=tuple(entries))
+    fields.update(kw)
+    return PaperPage(**fields)
+
+
+ASTHMA = [event(D(1990, 3, 14), "Asthma")]
+
+
+def decide(p, events=ASTHMA):
+    reader = default_reader()
+    return decide_page(p, CodedIndex(tuple(events), reader), reader, SETTINGS)
+
+
+def test_a_page_whose_entries_are_all_covered_is_omitted_with_evidence():
+    d = decide(page(entries=[entry("Dx Asthma")]))
+    assert d.decision == "omit" and d.findings[0].evidence[0].event.display == "Asthma"
+
+
+@pytest.mark.parametrize("p, reason", [
+    (page(kind="envelope", entries=[entry("Dx Asthma")]), "envelope"),
+    (page(unreadable=True, entries=[entry("Dx Asthma")]), "could not be read"),
+    (page(confidence=40.0, entries=[entry("Dx Asthma")]), "confidence"),
+    (page(entries=[]), "no dated entries"),
+    (page(entries=[entry("Dx Asthma"), entry("Dx Eczema")]), "paper-only"),
+    (page(entries=[entry("Dx Asthma")], text="Dx Asthma Mother died of porphyria"), "outside any dated entry"),
+])
+def test_pages_without_positive_evidence_are_included(p, reason):  # H1-H5
+    d = decide(p)
+    assert d.decision == "include" and reason in d.reason
+
+
+def test_blank_pages_are_omitted():
+    assert decide(page(kind="blank", blank=True)).decision == "omit"
+
+
+def test_a_rescan_is_omitted_only_when_its_original_is_sent():
+    reader = default_reader()
+    index = CodedIndex(tuple(ASTHMA), reader)
+    sent = [page(1, entries=[entry("Dx Eczema")]), page(2, duplicate_of=1, entries=[entry("Dx Eczema")])]
+    assert [d.decision for d in decide_record(sent, index, reader, SETTINGS)] == ["include", "omit"]
+    # Original omitted: the rescan is judged on its own reading (here a worse one) and sent.
+    omitted = [page(1, entries=[entry("Dx Asthma")]), page(2, duplicate_of=1, entries=[entry("Dx Asthrna", confidence=30)])]
+    assert [d.decision for d in decide_record(omitted, index, reader, SETTINGS)] == ["omit", "include"]
