@@ -102,7 +102,8 @@ def read_coded_file(path: Path) -> CodedRecord:
     try:
         return read_record(path)
     except RecordError as e:
-        raise LgdError(f"{path.name}: {e}", ExitCode.partial, e.code.value) from e
+        message = str(e) if path.name in str(e) else f"{path.name}: {e}"
+        raise LgdError(message, ExitCode.partial, e.code.value) from e
 
 
 def coded_for(catalogue: Catalogue, nhs_number: str, path: Path | None) -> tuple[CodedRecord, list[str]]:
