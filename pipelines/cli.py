@@ -22,6 +22,7 @@ from pipelines.ingest.run import Ingest, Report
 from pipelines.progress import for_terminal
 from pipelines.cli_search import register as register_search
 from pipelines.records.command import register as register_coded
+from pipelines.transfer.command import register as register_transfer
 from pipelines.reconcile.command import register as register_reconcile
 
 log = logging.getLogger("lgd")
@@ -86,6 +87,7 @@ examples:
     d.set_defaults(run=cmd_digitise)
     register_search(sub, lambda value: _archive(value).resolve())
     register_coded(sub)
+    register_transfer(sub)
     register_reconcile(sub, lambda value: _archive(value).resolve())
     return parser
 

@@ -11,6 +11,7 @@ class ExitCode(IntEnum):
     usage = 2  # bad command line or option values
     missing_dependency = 3  # a program or language pack lgd needs is not installed
     archive_error = 4  # the archive cannot be opened or written (read-only, full, locked)
+    verify_failed = 5  # a transfer pack failed verification: wrong passphrase, damaged or tampered
     internal = 70  # a bug in lgd: please report it
     interrupted = 130  # Ctrl-C: documents already stored stay stored
 
@@ -21,6 +22,7 @@ EXIT_CODE_HELP = """exit codes:
   2    bad usage: unknown option, bad value, missing file
   3    a required program is missing (run scripts/setup.sh)
   4    the archive cannot be used: read-only, full, locked or damaged
+  5    a transfer pack failed verification (wrong passphrase, damaged or tampered); nothing unpacked
   70   an internal error in lgd (run again with -vv and report the traceback)
   130  interrupted; finished documents are kept, a re-run resumes"""
 

@@ -1,0 +1,102 @@
+"""Passphrases for transfer packs: generated from a diceware word list, or read from a file the user gives.
+
+A generated passphrase is 8 words drawn with `secrets` from the EFF large word list
+(7,776 words, so log2(7776) * 8 = 103.4 bits). Words are separated by single spaces
+because four of the words contain hyphens. The passphrase is only ever held in memory
+and handed to 7-Zip on its standard input (see sevenzip.py); it is never written to the
+media, the manifest, the catalogue, a log, or a command line.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from pipelines.errors import ExitCode
+
+from .problems import PackCode, PackError
+
+WORDS = 8
+WORDLIST = "eff_large_wordlist.txt"
+MIN_FILE_PASSPHRASE = 20
+# A user's passphrase must be typeable on any keyboard and decode identically in 7-Zip on
+# Windows, macOS and Linux whatever the locale: printable ASCII only.
+_PRINTABLE = frozenset(chr(c) for c in range(0x20, 0x7F))
+
+
+@dataclass(frozen=True, slots=True)
+class Passphrase:
+    """A secret passphrase. `repr` and `str` never show it; use `.secret` where it is needed."""
+
+    secret: str
+    bits: float  # entropy of a generated passphrase; 0.0 when read from a file (unknown)
+
+    def __repr__(self) -> str:
+        return f"Passphrase(<{len(self.secret)} characters hidden>, bits={self.bits:.1f})"
+
+    __str__ = __repr__
+
+
+@cache
+def wordlist() -> tuple[str, ...]:
+    """The bundled EFF large word list (see wordlist/README.md), checked to have 7,776 unique words."""
+    text = resources.files(__package__).joinpath("wordlist", WORDLIST).read_text(encoding="ascii")
+    words = tuple(line.split()[-1] for line in text.splitlines() if line.strip())
+    if len(words) != 7776 or len(set(words)) != 7776:
+        raise RuntimeError(f"the bundled word list {WORDLIST} has {len(set(words))} unique words, not 7776; reinstall lgd")
+    return words
+
+
+def generate(words: int = WORDS) -> Passphrase:
+    """A new random passphrase of `words` words (default 8, about 103 bits)."""
+    pool = wordlist()
+    chosen = [secrets.choice(pool) for _ in range(words)]
+    return Passphrase(" ".join(chosen), bits=words * math.log2(len(pool)))
+
+
+def check(secret: str, where: str) -> Passphrase:
+    """`secret` as a Passphrase, or PackError (usage) saying why it cannot be used; `where` names its source."""
+    if not secret:
+        raise _unusable(f"{where} is empty; put the passphrase on its first line")
+    if "\n" in secret or "\r" in secret:
+        raise _unusable(f"{where} holds more than one line; a passphrase is one line of text")
+    if len(secret) < MIN_FILE_PASSPHRASE:
+        raise _unusable(
+            f"the passphrase in {where} has {len(secret)} characters; lgd needs at least {MIN_FILE_PASSPHRASE}. "
+            "Use the passphrase that came with the pack, or let lgd generate one"
+        )
+    if not set(secret) <= _PRINTABLE:
+        raise _unusable(
+            f"the passphrase in {where} has characters other than printable ASCII (letters, digits, spaces, "
+            "punctuation); such characters can be read differently by 7-Zip on another computer"
+        )
+    return Passphrase(secret, bits=0.0)
+
+
+def read_file(path: Path) -> Passphrase:
+    """The passphrase on the first line of `path`; one trailing newline (\\n or \\r\\n) is removed.
+
+    Raises:
+        PackError: the file cannot be read, or holds an empty, short or multi-line passphrase.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise _unusable(f"cannot read --passphrase-file {path}: {e.strerror or e}") from e
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise _unusable(f"--passphrase-file {path} is not plain ASCII text") from None
+    for ending in ("\r\n", "\n"):
+        if text.endswith(ending):
+            text = text[: -len(ending)]
+            break
+    return check(text, f"--passphrase-file {path}")
+
+
+def _unusable(message: str) -> PackError:
+    return PackError(PackCode.passphrase_unusable, message, ExitCode.usage)

@@ -1,0 +1,47 @@
+"""Why a transfer pack could not be written, verified or unpacked: a stable short code and a sentence."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pipelines.errors import ExitCode, LgdError
+
+
+class PackCode(StrEnum):
+    """Stable codes for `--json` and scripts; the sentences that go with them may be reworded."""
+
+    # The passphrase given to lgd (usage: nothing was read or written yet).
+    passphrase_unusable = "passphrase_unusable"
+    # What was given as the pack.
+    not_a_pack = "not_a_pack"
+    volume_missing = "volume_missing"
+    # Opening the encrypted archive.
+    wrong_passphrase = "wrong_passphrase"
+    archive_corrupt = "archive_corrupt"
+    archive_truncated = "archive_truncated"
+    # The signed manifest.
+    manifest_missing = "manifest_missing"
+    manifest_invalid = "manifest_invalid"
+    signature_invalid = "signature_invalid"
+    untrusted_signer = "untrusted_signer"
+    # The files the manifest lists.
+    file_mismatch = "file_mismatch"
+    file_missing = "file_missing"
+    file_unexpected = "file_unexpected"
+    pdfa_invalid = "pdfa_invalid"
+    # Writing.
+    out_not_empty = "out_not_empty"
+    media_too_small = "media_too_small"
+    signing_key_unusable = "signing_key_unusable"
+
+
+class PackError(LgdError):
+    """A pack problem the command line reports as one sentence and an exit code, without a traceback.
+
+    Problems with the pack itself (wrong passphrase, damage, tampering) exit with
+    `ExitCode.verify_failed`; problems with what the user asked for exit with `ExitCode.usage`.
+    """
+
+    def __init__(self, code: PackCode, message: str, exit_code: ExitCode = ExitCode.verify_failed) -> None:
+        super().__init__(message, exit_code, code.value)
+        self.pack_code = code

@@ -1,0 +1,420 @@
+"""Check a received transfer pack end to end, and unpack it only if every check passes.
+
+    verify(path, passphrase, trusted) -> Verification
+    unpack(path, passphrase, out_dir, trusted) -> Verification
+
+`path` is a .7z, the .7z.001 of a split set, an .iso (the first, lgd-pack-001.iso, of a
+set; the others are found beside it), or a folder (a USB stick's, a mounted disc, or
+files copied from several discs). In order, each failure with its own PackCode:
+
+  media       the volumes are all there (volume_missing) and match SHA256SUMS.TXT (archive_corrupt)
+  structure   the 7z start header and header CRCs, without the passphrase (archive_truncated, archive_corrupt)
+  passphrase  7-Zip decrypts the headers (wrong_passphrase)
+  contents    only plain files with neutral names (file_unexpected)
+  archive     7-Zip extracts every file with matching CRCs (archive_corrupt, archive_truncated)
+  signature   manifest.json is signed by the key it names (manifest_missing, manifest_invalid, signature_invalid)
+  signer      that key is trusted: the archive's own, --public-key or --fingerprint (untrusted_signer)
+  files       each listed file has its size and SHA-256, none is missing or extra
+              (file_mismatch, file_missing, file_unexpected)
+  pdfa        each PDF passes pikepdf's PDF/A-2b validation (pdfa_invalid)
+
+Problems are returned as data (a Verification), never as a traceback. Decrypted files
+exist only in a private (0700) temporary folder that is removed before returning; unpack
+builds that folder beside out_dir and renames it into place only when all checks pass.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pycdlib
+from pycdlib.pycdlibexception import PyCdlibException
+
+from digitise.pdfa import validate as validate_pdfa
+from index.store import sha256_file
+from pipelines.errors import ExitCode
+
+from . import sevenzip
+from .media import ARCHIVE_NAME, SUMS
+from .problems import PackCode, PackError
+from .signing import RESERVED, SAFE_NAME, TrustedKeys, archive_public_key, check_manifest, normalise_fingerprint, read_public_key
+
+MAX_ENTRIES = 16  # a pack holds a handful of files; thousands would be a hostile archive
+_ISO_VOLUME = re.compile(r"(.*?)(\d{3})\.iso", re.IGNORECASE)
+_DIR_VOLUME = re.compile(r"lgd-pack-(\d{3})")
+_SPLIT = re.compile(r"(.+\.7z)\.(\d{3})")
+_SUMS_LINE = re.compile(r"([0-9a-f]{64})  (\S+)")
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    code: PackCode
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    source: Path
+    checks: tuple[Check, ...]
+    problems: tuple[Problem, ...]
+    manifest: dict[str, Any] | None
+    out: Path | None = None  # where unpack put the files; None when nothing was written
+
+    @property
+    def ok(self) -> bool:
+        # Derived, never stored: a verification with any problem, or without a manifest, fails.
+        return not self.problems and self.manifest is not None
+
+    def to_json(self) -> dict[str, Any]:
+        document = {
+            "ok": self.ok,
+            "pack": str(self.source),
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+            "problems": [{"code": p.code.value, "message": p.message} for p in self.problems],
+            "manifest": self.manifest,
+        }
+        if self.out is not None:
+            document["out"] = str(self.out)
+        return document
+
+
+@dataclass
+class _Run:
+    """The mutable state of one verification; frozen into a Verification at the end."""
+
+    checks: list[Check] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    manifest: dict[str, Any] | None = None
+
+    def passed(self, name: str, detail: str) -> None:
+        self.checks.append(Check(name, True, detail))
+
+    def failed(self, name: str, code: PackCode, message: str) -> None:
+        self.checks.append(Check(name, False, message))
+        self.problems.append(Problem(code, message))
+
+
+def trusted_keys(archive: Path | None, public_key: Path | None = None, fingerprint: str | None = None) -> TrustedKeys:
+    """The keys a receiver trusts: the archive's own key (if it has one), a --public-key file, a --fingerprint.
+
+    Raises:
+        PackError (usage): the public-key file or fingerprint cannot be used.
+    """
+    keys: list[tuple[bytes, str]] = []
+    fingerprints: list[tuple[str, str]] = []
+    try:
+        if archive is not None and (own := archive_public_key(archive)) is not None:
+            keys.append((own, f"the archive's own key ({archive})"))
+        if public_key is not None:
+            keys.append((read_public_key(public_key), f"--public-key {public_key}"))
+        if fingerprint is not None:
+            fp = normalise_fingerprint(fingerprint)
+            fingerprints.append((fp, f"--fingerprint {fp}"))
+    except ValueError as e:
+        raise PackError(PackCode.untrusted_signer, str(e), ExitCode.usage) from e
+    return TrustedKeys(tuple(keys), tuple(fingerprints))
+
+
+def verify(path: Path, passphrase: str, trusted: TrustedKeys) -> Verification:
+    """Run every check on the pack at `path`; see the module docstring. Raises PackError (usage) if `path` does not exist."""
+    path = _existing(path)
+    work = Path(tempfile.mkdtemp(prefix="lgd-verify-"))
+    try:
+        run = _verify_into(path, passphrase, trusted, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return Verification(path, tuple(run.checks), tuple(run.problems), run.manifest)
+
+
+def unpack(path: Path, passphrase: str, out_dir: Path, trusted: TrustedKeys) -> Verification:
+    """Verify the pack, then put its files in `out_dir` (created; must not exist or be empty).
+
+    Nothing is written to `out_dir` unless every check passes: the files are extracted
+    into a private folder beside it, checked there, and the folder renamed onto `out_dir`.
+
+    Raises:
+        PackError (usage): `path` does not exist, or `out_dir` is a file or a non-empty folder.
+    """
+    path = _existing(path)
+    out_dir = Path(out_dir).absolute()
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise PackError(PackCode.out_not_empty, f"--out {out_dir} is not an empty folder; give a new folder so no file is overwritten", ExitCode.usage)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".lgd-unpack-", dir=out_dir.parent))
+    try:
+        run = _verify_into(path, passphrase, trusted, work)
+        placed = None
+        if not run.problems and run.manifest is not None:
+            payload = work / "payload"
+            for item in payload.iterdir():
+                item.chmod(0o640)
+            payload.chmod(0o750)
+            os.rename(payload, out_dir)  # replaces `out_dir` only if it is (still) an empty folder
+            placed = out_dir
+            run.passed("unpacked", f"{len(list(out_dir.iterdir()))} files in {out_dir}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return Verification(path, tuple(run.checks), tuple(run.problems), run.manifest, placed)
+
+
+def _existing(path: Path) -> Path:
+    path = Path(path).absolute()
+    if not path.exists():
+        raise PackError(PackCode.not_a_pack, f"no such file or folder: {path}", ExitCode.usage)
+    return path
+
+
+def _verify_into(path: Path, passphrase: str, trusted: TrustedKeys, work: Path) -> _Run:
+    run = _Run()
+    stage = "media"
+    try:
+        parts = _locate(path, work / "media", run)
+        stage = "structure"
+        sevenzip.check_structure(parts)
+        run.passed(stage, f"{parts[0].name}: 7z headers complete, CRCs match")
+        stage = "passphrase"
+        entries = sevenzip.list_entries(parts[0], passphrase)
+        run.passed(stage, "the encrypted headers opened with this passphrase")
+        stage = "contents"
+        _check_entries(entries)
+        run.passed(stage, f"{len(entries)} plain files: {', '.join(sorted(e.name for e in entries))}")
+        stage = "archive"
+        payload = work / "payload"
+        payload.mkdir()
+        sevenzip.extract(parts[0], passphrase, payload)
+        run.passed(stage, "every file decrypted with matching CRCs")
+        stage = "signature"
+        _check_payload(payload, trusted, run)
+    except PackError as e:
+        run.failed(stage, e.pack_code, str(e))
+    return run
+
+
+def _check_entries(entries) -> None:
+    if len(entries) > MAX_ENTRIES:
+        raise PackError(PackCode.file_unexpected, f"the archive holds {len(entries)} items; a pack holds a few files. Do not use it")
+    for e in entries:
+        if not e.is_file or not SAFE_NAME.fullmatch(e.name):
+            raise PackError(
+                PackCode.file_unexpected,
+                f"the archive holds {e.name!r}, which is not a plain file with a neutral name as lgd writes; "
+                "it was not extracted. Do not use this pack",
+            )
+
+
+def _check_payload(payload: Path, trusted: TrustedKeys, run: _Run) -> None:
+    manifest_path, sig_path = payload / "manifest.json", payload / "manifest.sig"
+    for p in (manifest_path, sig_path):
+        if not p.is_file():
+            raise PackError(PackCode.manifest_missing, f"the pack has no {p.name}, so its contents cannot be checked; do not use it")
+    signed = check_manifest(manifest_path.read_bytes(), sig_path.read_bytes(), trusted)
+    run.manifest = signed.manifest
+    run.passed("signature", f"manifest.json carries a valid Ed25519 signature by key {signed.fingerprint}")
+    if signed.trusted_by is None:
+        run.failed(
+            "signer",
+            PackCode.untrusted_signer,
+            f"the pack is signed by an unknown key (fingerprint {signed.fingerprint}); trusted keys: {trusted.describe()}. "
+            "Compare it with the fingerprint the sending practice gave you separately with the passphrase (never one "
+            "printed on or in the pack); only if they match, run again with --fingerprint. Otherwise do not use it",
+        )
+    else:
+        run.passed("signer", f"key {signed.fingerprint} is trusted: {signed.trusted_by}")
+    present = {p.name: p for p in payload.iterdir()}
+    good: list[Path] = []
+    bad = len(run.problems)
+    for entry in signed.files:
+        path = present.get(entry.name)
+        if path is None:
+            run.failed("files", PackCode.file_missing, f"{entry.name} is listed in the manifest but is not in the pack")
+            continue
+        size, sha = path.stat().st_size, sha256_file(path)
+        if size != entry.size or sha != entry.sha256:
+            run.failed(
+                "files", PackCode.file_mismatch,
+                f"{entry.name} is not the file that was signed: its SHA-256 is {sha} ({size} bytes), the manifest says "
+                f"{entry.sha256} ({entry.size} bytes). It was changed or swapped; do not use this pack",
+            )
+            continue
+        good.append(path)
+    listed = {f.name for f in signed.files} | RESERVED
+    for name in sorted(set(present) - listed):
+        run.failed("files", PackCode.file_unexpected, f"{name} is in the pack but not in the signed manifest; it was added after signing")
+    if len(run.problems) == bad:
+        run.passed("files", f"{len(signed.files)} files match the manifest (size and SHA-256), none extra")
+    for path in good:
+        if path.suffix.lower() != ".pdf":
+            continue
+        result = validate_pdfa(path)
+        if result.passed:
+            run.passed("pdfa", f"{path.name} is valid PDF/A-2b")
+        else:
+            shown = "; ".join(result.findings[:3]) + (f" (+{len(result.findings) - 3} more)" if len(result.findings) > 3 else "")
+            run.failed("pdfa", PackCode.pdfa_invalid, f"{path.name} is not valid PDF/A-2b: {shown}")
+
+
+def _locate(path: Path, dest: Path, run: _Run) -> tuple[Path, ...]:
+    """The archive's volumes in order, checked against SHA256SUMS.TXT when the media has one."""
+    if path.is_dir():
+        parts, sums, where = _from_folder(path, dest)
+    elif _ISO_VOLUME.fullmatch(path.name) or _is_iso(path):
+        parts, sums, where = _from_images(path, dest)
+    else:
+        parts, sums, where = _from_archive(path)
+    if sums:
+        for part in parts:
+            if sha256_file(part) != sums[part.name]:
+                raise PackError(
+                    PackCode.archive_corrupt,
+                    f"{part.name} on {where[part.name]} does not match its checksum in {SUMS}: the copy is damaged. "
+                    "Copy it again; if that fails, ask the sender for a new copy",
+                )
+        run.passed("media", f"{len(parts)} volume(s); every file matches {SUMS}")
+    else:
+        run.passed("media", f"{len(parts)} volume(s); no {SUMS} to check against")
+    return parts
+
+
+def _from_archive(path: Path) -> tuple[tuple[Path, ...], dict[str, str], dict[str, str]]:
+    m = _SPLIT.fullmatch(path.name)
+    if m is None:
+        parts: tuple[Path, ...] = (path,)
+    else:
+        if m[2] != "001":
+            raise PackError(PackCode.not_a_pack, f"{path.name} is not the first volume; give {m[1]}.001", ExitCode.usage)
+        parts = tuple(_consecutive(lambda i: path.with_name(f"{m[1]}.{i:03d}")))
+    sums = _read_sums(path.parent / SUMS) if (path.parent / SUMS).is_file() else {}
+    sums = {n: s for n, s in sums.items() if n in {p.name for p in parts}}
+    return parts, sums, {p.name: str(p.parent) for p in parts}
+
+
+def _from_folder(folder: Path, dest: Path) -> tuple[tuple[Path, ...], dict[str, str], dict[str, str]]:
+    if not (folder / SUMS).is_file() and (folder / "lgd-pack-001").is_dir():
+        folder = folder / "lgd-pack-001"  # a USB pack split into volume folders
+    if not (folder / SUMS).is_file():
+        for name in (ARCHIVE_NAME, ARCHIVE_NAME + ".001"):
+            if (folder / name).is_file():
+                return _from_archive(folder / name)
+        raise PackError(PackCode.not_a_pack, f"{folder} holds no {SUMS} and no {ARCHIVE_NAME}: it is not an lgd pack", ExitCode.usage)
+    sums = _read_sums(folder / SUMS)
+    volume = _DIR_VOLUME.fullmatch(folder.name)
+    found: dict[str, Path] = {}
+    for i, name in enumerate(sums, start=1):
+        candidates = [folder / name]
+        if volume:  # a split USB pack: part i is in lgd-pack-00i/
+            candidates.append(folder.parent / f"lgd-pack-{i:03d}" / name)
+        hit = next((c for c in candidates if c.is_file()), None)
+        if hit is None:
+            raise PackError(
+                PackCode.volume_missing,
+                f"{name} (volume {i} of {len(sums)}) is missing from {folder}; copy the files of every disc or volume folder into one folder",
+            )
+        found[name] = hit
+    # 7-Zip looks for the next volume beside the first: gather them in one folder by symbolic links.
+    dest.mkdir(parents=True, exist_ok=True)
+    if len({p.parent for p in found.values()}) > 1:
+        for name, p in found.items():
+            (dest / name).symlink_to(p)
+        parts = tuple(dest / name for name in sums)
+    else:
+        parts = tuple(found.values())
+    return parts, sums, {n: str(p.parent) for n, p in found.items()}
+
+
+def _from_images(first: Path, dest: Path) -> tuple[tuple[Path, ...], dict[str, str], dict[str, str]]:
+    m = _ISO_VOLUME.fullmatch(first.name)
+    if m and m[2] != "001":
+        raise PackError(PackCode.not_a_pack, f"{first.name} is not the first disc image; give {m[1]}001.iso", ExitCode.usage)
+    dest.mkdir(parents=True, exist_ok=True)
+    sums, names = _read_image(first, dest, None)
+    where = dict.fromkeys(names, first.name)
+    for i in range(2, len(sums) + 1):
+        image = first.with_name(f"{m[1]}{i:03d}.iso") if m else None
+        if image is None or not image.is_file():
+            raise PackError(
+                PackCode.volume_missing,
+                f"disc image {i} of {len(sums)} ({image.name if image else 'its name is unknown'}) is missing; put every "
+                "image of the set in one folder with the names they were written with",
+            )
+        _, more = _read_image(image, dest, sums)
+        where.update(dict.fromkeys(more, image.name))
+    missing = [n for n in sums if n not in where]
+    if missing:
+        raise PackError(PackCode.volume_missing, f"no disc image of the set holds {', '.join(missing)}")
+    return tuple(dest / n for n in sums), sums, where
+
+
+def _read_image(image: Path, dest: Path, expected: dict[str, str] | None) -> tuple[dict[str, str], list[str]]:
+    """Copy the archive volumes on one disc image into `dest`; returns (its SHA256SUMS, names copied)."""
+    iso = pycdlib.PyCdlib()
+    try:
+        iso.open(str(image))
+        try:
+            facade = iso.get_joliet_facade() if iso.has_joliet() else iso.get_udf_facade()
+            _, _, names = next(facade.walk("/"))
+            if SUMS not in names:
+                raise PackError(PackCode.not_a_pack, f"{image.name} is a disc image but holds no {SUMS}: it is not an lgd pack", ExitCode.usage)
+            sums = _read_sums_bytes(_iso_bytes(facade, "/" + SUMS), image.name)
+            if expected is not None and sums != expected:
+                raise PackError(PackCode.volume_missing, f"{image.name} belongs to a different pack (its {SUMS} differs from the first disc's)")
+            copied = [n for n in names if n in sums]
+            for name in copied:
+                with open(dest / name, "wb") as f:
+                    facade.get_file_from_iso_fp(f, "/" + name)
+        finally:
+            iso.close()
+    except PyCdlibException as e:
+        raise PackError(PackCode.archive_corrupt, f"{image.name} is not a readable disc image ({e}); copy it again") from e
+    return sums, copied
+
+
+def _iso_bytes(facade, path: str) -> bytes:
+    buffer = io.BytesIO()
+    facade.get_file_from_iso_fp(buffer, path)
+    return buffer.getvalue()
+
+
+def _is_iso(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.seek(32769)
+            return f.read(5) == b"CD001"
+    except OSError:
+        return False
+
+
+def _consecutive(name_of) -> list[Path]:
+    parts = []
+    i = 1
+    while (p := name_of(i)).is_file():
+        parts.append(p)
+        i += 1
+    return parts
+
+
+def _read_sums(path: Path) -> dict[str, str]:
+    return _read_sums_bytes(path.read_bytes(), str(path))
+
+
+def _read_sums_bytes(data: bytes, where: str) -> dict[str, str]:
+    sums = {}
+    for line in data.decode("ascii", errors="replace").splitlines():
+        if m := _SUMS_LINE.fullmatch(line.strip()):
+            sums[m[2]] = m[1]
+    if not sums:
+        raise PackError(PackCode.archive_corrupt, f"{SUMS} in {where} lists no files; the copy is damaged")
+    return sums
