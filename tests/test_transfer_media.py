@@ -75,8 +75,8 @@ def lgd_verify(pack: Path, pass_file: Path, archive: Path, *extra) -> subprocess
     return run_lgd("verify", pack, "--passphrase-file", pass_file, "--archive", archive, "--json", *extra)
 
 
-def seven(*args, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["7zz", *map(str, args)], input=stdin, capture_output=True, text=True,
+def seven(*args, stdin: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["7zz", *map(str, args)], input=stdin, capture_output=True, text=True, cwd=cwd,
                           stdin=subprocess.DEVNULL if stdin is None else None)
 
 
@@ -169,6 +169,16 @@ def test_signing_key_is_made_once_private_and_verifies_with_openssl(made, archiv
     assert done.returncode == 0, done.stderr
 
 
+def test_two_processes_making_the_key_at_once_share_one(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda _: signing.load_or_create_key(tmp_path / "a").public_key().public_bytes_raw(), range(8)))
+    assert len(set(keys)) == 1
+    assert signing.archive_public_key(tmp_path / "a") == keys[0]
+    assert sorted(p.name for p in (tmp_path / "a" / "keys").iterdir()) == ["pack-signing.key", "pack-signing.pub"]
+
+
 def test_passphrase_is_in_no_output_byte(pack_pdf, archive, tmp_path):
     secret = passphrase.generate().secret
     outputs = [write(pack_pdf, secret, archive, tmp_path / fmt, fmt) for fmt in ("7z", "iso")]
@@ -179,6 +189,7 @@ def test_passphrase_is_in_no_output_byte(pack_pdf, archive, tmp_path):
     for blob in [p.read_bytes() for p in files] + list(extracted.values()) + [p.read_bytes() for p in (archive / "keys").iterdir()]:
         assert not any(n in blob for n in needles)
     assert not list(tmp_path.rglob(".lgd-*")), "no temporary files are left behind"
+    assert not list((archive / "tmp").iterdir()), "the plaintext staging folder is removed"
 
 
 # --- media ------------------------------------------------------------------------------
@@ -248,8 +259,9 @@ def test_usb_split_into_volume_folders(pack_pdf, archive, secret, tmp_path):
     write(pack_pdf, secret, archive, out, "usb", media.MIN_MEDIA)
     assert sorted(p.name for p in out.iterdir()) == ["lgd-pack-001", "lgd-pack-002"]
     assert sorted(p.name for p in (out / "lgd-pack-002").iterdir()) == ["README.TXT", "SHA256SUMS.TXT", "lgd-pack.7z.002"]
-    assert verify(out, secret, trusted_keys(archive)).ok
-    assert verify(out / "lgd-pack-001", secret, trusted_keys(archive)).ok
+    for given in (out, out / "lgd-pack-001", out / "lgd-pack-001" / "lgd-pack.7z.001"):
+        result = verify(given, secret, trusted_keys(archive))
+        assert result.ok and "SHA256SUMS.TXT" in result.checks[0].detail, result.problems
 
 
 def test_media_sizes():
@@ -300,11 +312,17 @@ def _tampered(case: str, made, secret: str, pack_pdf: Path, tmp: Path) -> tuple[
         del files["pack.pdf"]
     elif case == "manifest_missing":
         del files["manifest.sig"]
+    elif case == "not_encrypted":  # the same, correctly signed files in a plain 7z
+        (tmp / "plain").mkdir()
+        for name, data in files.items():
+            (tmp / "plain" / name).write_bytes(data)
+        seven("a", "-t7z", tmp / "plain.7z", *sorted(files), cwd=tmp / "plain")
+        return tmp / "plain.7z", secret
     return repack(tmp, files, secret), secret
 
 
 TAMPERING = ["wrong_passphrase", "archive_corrupt", "archive_truncated", "file_mismatch", "signature_invalid",
-             "untrusted_signer", "file_unexpected", "file_missing", "manifest_missing"]
+             "untrusted_signer", "file_unexpected", "file_missing", "manifest_missing", "not_encrypted"]
 
 
 @pytest.mark.parametrize("case", TAMPERING)

@@ -106,6 +106,8 @@ def _read_passphrase(args: argparse.Namespace) -> str:
         secret = getpass.getpass(f"passphrase for {args.pack.name}: ")
     except EOFError:
         secret = ""
+    if not secret:
+        raise PackError(PackCode.passphrase_unusable, "no passphrase was typed; nothing was checked", ExitCode.usage)
     return passphrases.check(secret, "the passphrase typed").secret
 
 
@@ -117,16 +119,16 @@ def _trusted(args: argparse.Namespace):
 def cmd_verify(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
     trusted = _trusted(args)
     secret = _read_passphrase(args)
-    return _report(verify(args.pack, secret, trusted), args.json, stdout)
+    return _report(verify(args.pack, secret, trusted), args.json, stdout, "")
 
 
 def cmd_unpack(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
     trusted = _trusted(args)
     secret = _read_passphrase(args)
-    return _report(unpack(args.pack, secret, args.out, trusted), args.json, stdout)
+    return _report(unpack(args.pack, secret, args.out, trusted), args.json, stdout, "; nothing was unpacked")
 
 
-def _report(result: Verification, as_json: bool, stdout: TextIO) -> ExitCode:
+def _report(result: Verification, as_json: bool, stdout: TextIO, consequence: str) -> ExitCode:
     if as_json:
         json.dump(result.to_json(), stdout, indent=2, ensure_ascii=False)
         stdout.write("\n")
@@ -134,9 +136,10 @@ def _report(result: Verification, as_json: bool, stdout: TextIO) -> ExitCode:
         _print(result, stdout)
     if result.ok:
         return ExitCode.ok
+    # stderr: the whole first problem when stdout carries JSON, else a pointer to the table already printed.
     first = result.problems[0] if result.problems else None
-    summary = f"{first.code}: {first.message}" if first else "no manifest was found"
-    print(f"lgd: {result.source.name} failed verification ({summary}); nothing was unpacked", file=sys.stderr)
+    summary = (f"{first.code}: {first.message}" if as_json else f"{first.code}, see above") if first else "no manifest"
+    print(f"lgd: {result.source.name} failed verification ({summary}){consequence}", file=sys.stderr)
     return ExitCode.verify_failed
 
 

@@ -28,6 +28,7 @@ target folder, renamed into place once complete.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -117,6 +118,7 @@ def write_media(
     if format not in ("7z", "iso", "usb"):
         raise ValueError(f"format must be 7z, iso or usb, not {format!r}")
     passphrases.check(passphrase, "the pack passphrase")
+    sevenzip.version()  # fail on a missing 7zz before making a key or reading any file
     out = Path(out).absolute()
     if format == "iso" and media_size is None:
         media_size = CD_R
@@ -128,16 +130,21 @@ def write_media(
     manifest, signature = build_manifest(manifest_fields, entries, key)
     fp = fingerprint(raw_public(key.public_key()))
 
+    # Plaintext (the manifest, 7zz's staging copy of the pack) stays in the archive's tmp/ on
+    # the local disk; only encrypted bytes are ever written where `out` is, which may be a stick.
+    plain_parent = Path(archive) / "tmp"
+    plain_parent.mkdir(parents=True, exist_ok=True)
     work_parent = out.parent if format == "usb" else out
     work_parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".lgd-pack-", dir=work_parent))  # mode 0700
-    try:
-        (work / "manifest.json").write_bytes(manifest)
-        (work / "manifest.sig").write_bytes(signature)
-        inside = [*((n, Path(p)) for n, p in pack_files), ("manifest.json", work / "manifest.json"), ("manifest.sig", work / "manifest.sig")]
+    with contextlib.ExitStack() as cleanup:  # both folders go, whatever happens
+        plain = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix=".lgd-pack-", dir=plain_parent)))  # 0700
+        work = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix=".lgd-pack-", dir=work_parent)))
+        (plain / "manifest.json").write_bytes(manifest)
+        (plain / "manifest.sig").write_bytes(signature)
+        inside = [*((n, Path(p)) for n, p in pack_files), ("manifest.json", plain / "manifest.json"), ("manifest.sig", plain / "manifest.sig")]
         (work / "media").mkdir()
         encrypted = work / "media" / ARCHIVE_NAME
-        seconds = sevenzip.create(encrypted, inside, passphrase)
+        seconds = sevenzip.create(encrypted, inside, passphrase, stage_in=plain)
         part_limit = None if media_size is None else media_size - RESERVE[format]
         parts = (encrypted,)
         if part_limit is not None and encrypted.stat().st_size > part_limit:
@@ -147,11 +154,11 @@ def write_media(
         if format == "7z":
             outputs = _move_into(parts, out)
         elif format == "iso":
-            outputs = tuple(_write_iso(out, i, parts, sums, set_id, media_size) for i in range(len(parts)))
+            # All images are made in the work folder first, then renamed: an interrupted run leaves no partial set.
+            images = [_write_iso(work, i, parts, sums, set_id, media_size) for i in range(len(parts))]
+            outputs = _move_into(images, out)
         else:
             outputs = _write_usb(out, parts, sums, set_id)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     files = [p for o in outputs for p in (sorted(o.rglob("*")) if o.is_dir() else [o]) if p.is_file()]
     return MediaResult(
         outputs=outputs,
@@ -195,8 +202,8 @@ def _sums_text(sums: dict[str, str]) -> bytes:
     return "".join(f"{sha}  {name}\r\n" for name, sha in sums.items()).encode("ascii")
 
 
-def _write_iso(out: Path, index: int, parts: Sequence[Path], sums: dict[str, str], set_id: str, media_size: int) -> Path:
-    """Write image `index` (0-based) holding part `index`; returns its path."""
+def _write_iso(work: Path, index: int, parts: Sequence[Path], sums: dict[str, str], set_id: str, media_size: int) -> Path:
+    """Write image `index` (0-based), holding part `index`, into `work`; returns its path. Removes the part."""
     part = parts[index]
     iso = pycdlib.PyCdlib()
     # Interchange level 3 allows files over 4 GiB (multi-extent), which a DVD-sized part can be.
@@ -207,23 +214,16 @@ def _write_iso(out: Path, index: int, parts: Sequence[Path], sums: dict[str, str
         iso.add_fp(io.BytesIO(data), len(data), iso_path=f"/{name};1", joliet_path=f"/{name}", udf_path=f"/{name}")
     iso_name = "LGD_PACK_7Z" + (f".{part.name.rsplit('.', 1)[-1]}" if len(parts) > 1 else ".7Z")
     iso.add_file(str(part), iso_path=f"/{iso_name.upper()};1", joliet_path=f"/{part.name}", udf_path=f"/{part.name}")
-    target = out / (VOLUME.format(index + 1) + ".iso")
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=".lgd-", suffix=".iso.part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            iso.write_fp(f, blocksize=1 << 20)
-            f.flush()
-            os.fsync(f.fileno())
-        iso.close()
-        size = Path(tmp).stat().st_size
-        if size > media_size:  # ISO_RESERVE is a measured allowance; never hand out an image that will not burn
-            raise PackError(PackCode.media_too_small, f"image {target.name} came to {size} bytes, over the {media_size}-byte medium; use a larger --media")
-        os.chmod(tmp, 0o640)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(out)
+    target = work / (VOLUME.format(index + 1) + ".iso")
+    with open(target, "wb") as f:
+        iso.write_fp(f, blocksize=1 << 20)
+        f.flush()
+        os.fsync(f.fileno())
+    iso.close()
+    part.unlink()  # in the image now; a DVD-sized pack should not need three copies' worth of disk
+    size = target.stat().st_size
+    if size > media_size:  # ISO_RESERVE is a measured allowance; never hand out an image that will not burn
+        raise PackError(PackCode.media_too_small, f"image {target.name} came to {size} bytes, over the {media_size}-byte medium; use a larger --media")
     return target
 
 

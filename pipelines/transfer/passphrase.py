@@ -61,7 +61,7 @@ def generate(words: int = WORDS) -> Passphrase:
 def check(secret: str, where: str) -> Passphrase:
     """`secret` as a Passphrase, or PackError (usage) saying why it cannot be used; `where` names its source."""
     if not secret:
-        raise _unusable(f"{where} is empty; put the passphrase on its first line")
+        raise _unusable(f"{where} is empty")
     if "\n" in secret or "\r" in secret:
         raise _unusable(f"{where} holds more than one line; a passphrase is one line of text")
     if len(secret) < MIN_FILE_PASSPHRASE:
@@ -95,6 +95,8 @@ def read_file(path: Path) -> Passphrase:
         if text.endswith(ending):
             text = text[: -len(ending)]
             break
+    if not text:
+        raise _unusable(f"--passphrase-file {path} is empty; put the passphrase on its first line")
     return check(text, f"--passphrase-file {path}")
 
 

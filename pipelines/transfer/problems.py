@@ -16,6 +16,7 @@ class PackCode(StrEnum):
     not_a_pack = "not_a_pack"
     volume_missing = "volume_missing"
     # Opening the encrypted archive.
+    not_encrypted = "not_encrypted"
     wrong_passphrase = "wrong_passphrase"
     archive_corrupt = "archive_corrupt"
     archive_truncated = "archive_truncated"

@@ -54,6 +54,7 @@ class Entry:
     name: str
     size: int
     is_file: bool  # False for folders, symbolic links and anything else that is not a plain file
+    encrypted: bool
 
 
 def version() -> tuple[int, int]:
@@ -99,11 +100,14 @@ def _run(args: list[str], passphrase: str | None, cwd: Path | None = None) -> su
     return done
 
 
-def create(out: Path, files: Sequence[tuple[str, Path]], passphrase: str) -> float:
+def create(out: Path, files: Sequence[tuple[str, Path]], passphrase: str, *, stage_in: Path | None = None) -> float:
     """Write an AES-256 .7z with encrypted headers holding `files` as (name inside, source path).
 
-    The archive is built in a private folder beside `out` and renamed onto it, so `out` is
-    either absent or complete. Returns the seconds 7zz spent (for throughput figures).
+    The files are linked or copied under their names inside into a private folder in
+    `stage_in` (default: the system's temporary folder). That staging copy is plaintext,
+    so it belongs on the local disk (the archive's tmp/), never on the target medium. 7zz
+    writes the archive into a private folder beside `out`, and it is renamed onto `out`,
+    which is therefore either absent or complete. Returns the seconds 7zz ran.
 
     Raises:
         PackError (out_not_empty): `out` already exists.
@@ -113,9 +117,7 @@ def create(out: Path, files: Sequence[tuple[str, Path]], passphrase: str) -> flo
     out = Path(out).absolute()
     if out.exists():
         raise PackError(PackCode.out_not_empty, f"{out} already exists; lgd does not overwrite packs, choose another folder")
-    with _private_dir(out.parent) as work:
-        stage = work / "in"
-        stage.mkdir()
+    with _private_dir(stage_in) as stage, _private_dir(out.parent) as work:
         for name, src in files:
             _place(Path(src), stage / name)
         target = work / "pack.7z"
@@ -170,11 +172,11 @@ def list_entries(archive: Path, passphrase: str) -> tuple[Entry, ...]:
         fields = dict(line.split(" = ", 1) for line in block.splitlines() if " = " in line)
         if "Path" not in fields:
             continue
-        attributes = fields.get("Attributes", "")
-        # "A -rw-r--r--": the unix mode follows the DOS flags; a plain file's starts with '-'.
-        mode = attributes.split(" ")[-1] if " " in attributes else ""
-        is_file = "D" not in attributes.split(" ")[0] and mode.startswith("-") and fields.get("Folder", "-") != "+"
-        entries.append(Entry(fields["Path"], int(fields.get("Size") or 0), is_file))
+        flags, _, mode = fields.get("Attributes", "").partition(" ")
+        # "A -rw-r--r--": DOS flags, then the unix mode when the archive was made on unix,
+        # where a plain file's mode starts with '-' (a link's with 'l').
+        is_file = "D" not in flags and fields.get("Folder", "-") != "+" and (not mode or mode.startswith("-"))
+        entries.append(Entry(fields["Path"], int(fields.get("Size") or 0), is_file, fields.get("Encrypted") == "+"))
     return tuple(entries)
 
 
@@ -302,8 +304,8 @@ def _fsync(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _private_dir(parent: Path) -> Iterator[Path]:
-    """A new folder only this user can read (mkdtemp: mode 0700) inside `parent`, removed afterwards."""
+def _private_dir(parent: Path | None) -> Iterator[Path]:
+    """A new folder only this user can read (mkdtemp: mode 0700) inside `parent` (None: the system's), removed afterwards."""
     work = Path(tempfile.mkdtemp(prefix=".lgd-", dir=parent))
     try:
         yield work

@@ -39,7 +39,7 @@ from pycdlib.pycdlibexception import PyCdlibException
 
 from digitise.pdfa import validate as validate_pdfa
 from index.store import sha256_file
-from pipelines.errors import ExitCode
+from pipelines.errors import ExitCode, LgdError
 
 from . import sevenzip
 from .media import ARCHIVE_NAME, SUMS
@@ -125,7 +125,7 @@ def trusted_keys(archive: Path | None, public_key: Path | None = None, fingerpri
             fp = normalise_fingerprint(fingerprint)
             fingerprints.append((fp, f"--fingerprint {fp}"))
     except ValueError as e:
-        raise PackError(PackCode.untrusted_signer, str(e), ExitCode.usage) from e
+        raise LgdError(str(e), ExitCode.usage, "usage") from e
     return TrustedKeys(tuple(keys), tuple(fingerprints))
 
 
@@ -179,6 +179,7 @@ def _existing(path: Path) -> Path:
 
 
 def _verify_into(path: Path, passphrase: str, trusted: TrustedKeys, work: Path) -> _Run:
+    sevenzip.version()  # a missing or too old 7zz is the user's set-up, not the pack's fault: raise, do not report
     run = _Run()
     stage = "media"
     try:
@@ -205,6 +206,12 @@ def _verify_into(path: Path, passphrase: str, trusted: TrustedKeys, work: Path) 
 
 
 def _check_entries(entries) -> None:
+    if not all(e.encrypted for e in entries):
+        raise PackError(
+            PackCode.not_encrypted,
+            "the archive is not (wholly) encrypted, which lgd packs always are: it was made or re-packed by something "
+            "else, and may have been read in transit. Do not use it; tell the sending practice",
+        )
     if len(entries) > MAX_ENTRIES:
         raise PackError(PackCode.file_unexpected, f"the archive holds {len(entries)} items; a pack holds a few files. Do not use it")
     for e in entries:
@@ -269,6 +276,8 @@ def _check_payload(payload: Path, trusted: TrustedKeys, run: _Run) -> None:
 
 def _locate(path: Path, dest: Path, run: _Run) -> tuple[Path, ...]:
     """The archive's volumes in order, checked against SHA256SUMS.TXT when the media has one."""
+    if path.name in (ARCHIVE_NAME, ARCHIVE_NAME + ".001") and (path.parent / SUMS).is_file():
+        path = path.parent  # the archive of a pack folder: check it as the folder, with its SHA256SUMS.TXT
     if path.is_dir():
         parts, sums, where = _from_folder(path, dest)
     elif _ISO_VOLUME.fullmatch(path.name) or _is_iso(path):
@@ -297,9 +306,7 @@ def _from_archive(path: Path) -> tuple[tuple[Path, ...], dict[str, str], dict[st
         if m[2] != "001":
             raise PackError(PackCode.not_a_pack, f"{path.name} is not the first volume; give {m[1]}.001", ExitCode.usage)
         parts = tuple(_consecutive(lambda i: path.with_name(f"{m[1]}.{i:03d}")))
-    sums = _read_sums(path.parent / SUMS) if (path.parent / SUMS).is_file() else {}
-    sums = {n: s for n, s in sums.items() if n in {p.name for p in parts}}
-    return parts, sums, {p.name: str(p.parent) for p in parts}
+    return parts, {}, {p.name: str(p.parent) for p in parts}
 
 
 def _from_folder(folder: Path, dest: Path) -> tuple[tuple[Path, ...], dict[str, str], dict[str, str]]:
