@@ -401,7 +401,14 @@ def test_usage_errors_exit_2_without_traceback(made, tmp_path):
     not_pack = tmp_path / "notes.txt"
     not_pack.write_text("hello")
     other = run_lgd("verify", not_pack, "--passphrase-file", passfile(tmp_path, "x" * 25), "--json")
-    assert other.returncode == 5 and other.json["problems"][0]["code"] == "not_a_pack"
+    assert other.returncode == 2 and other.json["error"]["code"] == "not_a_pack"
+    second = made.outputs[0].with_name("lgd-pack.7z.002")
+    shutil.copyfile(made.outputs[0], second)
+    try:
+        later = run_lgd("verify", second, "--passphrase-file", passfile(tmp_path, "x" * 25), "--json")
+    finally:
+        second.unlink()
+    assert later.returncode == 2 and "give lgd-pack.7z.001" in later.json["error"]["message"]
 
 
 def test_missing_7zz_says_to_run_setup(made, secret, tmp_path):

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digitise.errors import MissingDependency
+from pipelines.errors import ExitCode
 
 from .problems import PackCode, PackError
 
@@ -198,13 +199,15 @@ def check_structure(parts: Sequence[Path]) -> None:
     both is "Cannot open encrypted archive. Wrong password?".
 
     Raises:
-        PackError: not_a_pack (not a 7z archive), archive_truncated, archive_corrupt.
+        PackError: not_a_pack (usage: not a 7z archive at all), archive_truncated, archive_corrupt.
     """
     name = Path(parts[0]).name
     total = sum(Path(p).stat().st_size for p in parts)
     head = _read_range(parts, 0, _START_HEADER)
     if len(head) < len(SIGNATURE) or head[: len(SIGNATURE)] != SIGNATURE:
-        raise PackError(PackCode.not_a_pack, f"{name} is not a 7z archive; give the .7z (or .7z.001) file of the pack")
+        if re.search(r"\.7z(\.\d{3})?$", name):  # named as a pack but not starting like one: damaged
+            raise _corrupt(name, "it does not start with the 7z signature")
+        raise PackError(PackCode.not_a_pack, f"{name} is not a 7z archive; give the .7z (or .7z.001) file of the pack", ExitCode.usage)
     if len(head) < _START_HEADER:
         raise _truncated(name, total, _START_HEADER)
     start_crc, offset, size, next_crc = struct.unpack("<IQQI", head[8:32])

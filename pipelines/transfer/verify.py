@@ -25,32 +25,23 @@ builds that folder beside out_dir and renames it into place only when all checks
 
 from __future__ import annotations
 
-import io
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pycdlib
-from pycdlib.pycdlibexception import PyCdlibException
-
 from digitise.pdfa import validate as validate_pdfa
 from index.store import sha256_file
 from pipelines.errors import ExitCode, LgdError
 
 from . import sevenzip
-from .media import ARCHIVE_NAME, SUMS
+from .locate import locate
 from .problems import PackCode, PackError
 from .signing import RESERVED, SAFE_NAME, TrustedKeys, archive_public_key, check_manifest, normalise_fingerprint, read_public_key
 
 MAX_ENTRIES = 16  # a pack holds a handful of files; thousands would be a hostile archive
-_ISO_VOLUME = re.compile(r"(.*?)(\d{3})\.iso", re.IGNORECASE)
-_DIR_VOLUME = re.compile(r"lgd-pack-(\d{3})")
-_SPLIT = re.compile(r"(.+\.7z)\.(\d{3})")
-_SUMS_LINE = re.compile(r"([0-9a-f]{64})  (\S+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +174,9 @@ def _verify_into(path: Path, passphrase: str, trusted: TrustedKeys, work: Path) 
     run = _Run()
     stage = "media"
     try:
-        parts = _locate(path, work / "media", run)
+        located = locate(path, work / "media")
+        run.passed(stage, located.detail)
+        parts = located.parts
         stage = "structure"
         sevenzip.check_structure(parts)
         run.passed(stage, f"{parts[0].name}: 7z headers complete, CRCs match")
@@ -201,6 +194,8 @@ def _verify_into(path: Path, passphrase: str, trusted: TrustedKeys, work: Path) 
         stage = "signature"
         _check_payload(payload, trusted, run)
     except PackError as e:
+        if e.exit_code == ExitCode.usage:  # the wrong thing was given (not a pack, not the first volume): say so, exit 2
+            raise
         run.failed(stage, e.pack_code, str(e))
     return run
 
@@ -272,156 +267,3 @@ def _check_payload(payload: Path, trusted: TrustedKeys, run: _Run) -> None:
         else:
             shown = "; ".join(result.findings[:3]) + (f" (+{len(result.findings) - 3} more)" if len(result.findings) > 3 else "")
             run.failed("pdfa", PackCode.pdfa_invalid, f"{path.name} is not valid PDF/A-2b: {shown}")
-
-
-def _locate(path: Path, dest: Path, run: _Run) -> tuple[Path, ...]:
-    """The archive's volumes in order, checked against SHA256SUMS.TXT when the media has one."""
-    if path.name in (ARCHIVE_NAME, ARCHIVE_NAME + ".001") and (path.parent / SUMS).is_file():
-        path = path.parent  # the archive of a pack folder: check it as the folder, with its SHA256SUMS.TXT
-    if path.is_dir():
-        parts, sums, where = _from_folder(path, dest)
-    elif _ISO_VOLUME.fullmatch(path.name) or _is_iso(path):
-        parts, sums, where = _from_images(path, dest)
-    else:
-        parts, sums, where = _from_archive(path)
-    if sums:
-        for part in parts:
-            if sha256_file(part) != sums[part.name]:
-                raise PackError(
-                    PackCode.archive_corrupt,
-                    f"{part.name} on {where[part.name]} does not match its checksum in {SUMS}: the copy is damaged. "
-                    "Copy it again; if that fails, ask the sender for a new copy",
-                )
-        run.passed("media", f"{len(parts)} volume(s); every file matches {SUMS}")
-    else:
-        run.passed("media", f"{len(parts)} volume(s); no {SUMS} to check against")
-    return parts
-
-
-def _from_archive(path: Path) -> tuple[tuple[Path, ...], dict[str, str], dict[str, str]]:
-    m = _SPLIT.fullmatch(path.name)
-    if m is None:
-        parts: tuple[Path, ...] = (path,)
-    else:
-        if m[2] != "001":
-            raise PackError(PackCode.not_a_pack, f"{path.name} is not the first volume; give {m[1]}.001", ExitCode.usage)
-        parts = tuple(_consecutive(lambda i: path.with_name(f"{m[1]}.{i:03d}")))
-    return parts, {}, {p.name: str(p.parent) for p in parts}
-
-
-def _from_folder(folder: Path, dest: Path) -> tuple[tuple[Path, ...], dict[str, str], dict[str, str]]:
-    if not (folder / SUMS).is_file() and (folder / "lgd-pack-001").is_dir():
-        folder = folder / "lgd-pack-001"  # a USB pack split into volume folders
-    if not (folder / SUMS).is_file():
-        for name in (ARCHIVE_NAME, ARCHIVE_NAME + ".001"):
-            if (folder / name).is_file():
-                return _from_archive(folder / name)
-        raise PackError(PackCode.not_a_pack, f"{folder} holds no {SUMS} and no {ARCHIVE_NAME}: it is not an lgd pack", ExitCode.usage)
-    sums = _read_sums(folder / SUMS)
-    volume = _DIR_VOLUME.fullmatch(folder.name)
-    found: dict[str, Path] = {}
-    for i, name in enumerate(sums, start=1):
-        candidates = [folder / name]
-        if volume:  # a split USB pack: part i is in lgd-pack-00i/
-            candidates.append(folder.parent / f"lgd-pack-{i:03d}" / name)
-        hit = next((c for c in candidates if c.is_file()), None)
-        if hit is None:
-            raise PackError(
-                PackCode.volume_missing,
-                f"{name} (volume {i} of {len(sums)}) is missing from {folder}; copy the files of every disc or volume folder into one folder",
-            )
-        found[name] = hit
-    # 7-Zip looks for the next volume beside the first: gather them in one folder by symbolic links.
-    dest.mkdir(parents=True, exist_ok=True)
-    if len({p.parent for p in found.values()}) > 1:
-        for name, p in found.items():
-            (dest / name).symlink_to(p)
-        parts = tuple(dest / name for name in sums)
-    else:
-        parts = tuple(found.values())
-    return parts, sums, {n: str(p.parent) for n, p in found.items()}
-
-
-def _from_images(first: Path, dest: Path) -> tuple[tuple[Path, ...], dict[str, str], dict[str, str]]:
-    m = _ISO_VOLUME.fullmatch(first.name)
-    if m and m[2] != "001":
-        raise PackError(PackCode.not_a_pack, f"{first.name} is not the first disc image; give {m[1]}001.iso", ExitCode.usage)
-    dest.mkdir(parents=True, exist_ok=True)
-    sums, names = _read_image(first, dest, None)
-    where = dict.fromkeys(names, first.name)
-    for i in range(2, len(sums) + 1):
-        image = first.with_name(f"{m[1]}{i:03d}.iso") if m else None
-        if image is None or not image.is_file():
-            raise PackError(
-                PackCode.volume_missing,
-                f"disc image {i} of {len(sums)} ({image.name if image else 'its name is unknown'}) is missing; put every "
-                "image of the set in one folder with the names they were written with",
-            )
-        _, more = _read_image(image, dest, sums)
-        where.update(dict.fromkeys(more, image.name))
-    missing = [n for n in sums if n not in where]
-    if missing:
-        raise PackError(PackCode.volume_missing, f"no disc image of the set holds {', '.join(missing)}")
-    return tuple(dest / n for n in sums), sums, where
-
-
-def _read_image(image: Path, dest: Path, expected: dict[str, str] | None) -> tuple[dict[str, str], list[str]]:
-    """Copy the archive volumes on one disc image into `dest`; returns (its SHA256SUMS, names copied)."""
-    iso = pycdlib.PyCdlib()
-    try:
-        iso.open(str(image))
-        try:
-            facade = iso.get_joliet_facade() if iso.has_joliet() else iso.get_udf_facade()
-            _, _, names = next(facade.walk("/"))
-            if SUMS not in names:
-                raise PackError(PackCode.not_a_pack, f"{image.name} is a disc image but holds no {SUMS}: it is not an lgd pack", ExitCode.usage)
-            sums = _read_sums_bytes(_iso_bytes(facade, "/" + SUMS), image.name)
-            if expected is not None and sums != expected:
-                raise PackError(PackCode.volume_missing, f"{image.name} belongs to a different pack (its {SUMS} differs from the first disc's)")
-            copied = [n for n in names if n in sums]
-            for name in copied:
-                with open(dest / name, "wb") as f:
-                    facade.get_file_from_iso_fp(f, "/" + name)
-        finally:
-            iso.close()
-    except PyCdlibException as e:
-        raise PackError(PackCode.archive_corrupt, f"{image.name} is not a readable disc image ({e}); copy it again") from e
-    return sums, copied
-
-
-def _iso_bytes(facade, path: str) -> bytes:
-    buffer = io.BytesIO()
-    facade.get_file_from_iso_fp(buffer, path)
-    return buffer.getvalue()
-
-
-def _is_iso(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            f.seek(32769)
-            return f.read(5) == b"CD001"
-    except OSError:
-        return False
-
-
-def _consecutive(name_of) -> list[Path]:
-    parts = []
-    i = 1
-    while (p := name_of(i)).is_file():
-        parts.append(p)
-        i += 1
-    return parts
-
-
-def _read_sums(path: Path) -> dict[str, str]:
-    return _read_sums_bytes(path.read_bytes(), str(path))
-
-
-def _read_sums_bytes(data: bytes, where: str) -> dict[str, str]:
-    sums = {}
-    for line in data.decode("ascii", errors="replace").splitlines():
-        if m := _SUMS_LINE.fullmatch(line.strip()):
-            sums[m[2]] = m[1]
-    if not sums:
-        raise PackError(PackCode.archive_corrupt, f"{SUMS} in {where} lists no files; the copy is damaged")
-    return sums
