@@ -344,6 +344,20 @@ def test_tampering_is_reported_with_its_code_and_exit_5(case, made, secret, pack
         assert trusted.returncode == 0 and trusted.json["manifest"]["patient"] == "9990001234"
 
 
+def test_a_symbolic_link_in_the_archive_is_refused_before_extraction(made, secret, archive, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    files = contents(made.outputs[0], secret, tmp_path)
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    (src / "notes.pdf").symlink_to("/etc/passwd")
+    hostile = tmp_path / "hostile.7z"
+    assert seven("a", "-t7z", "-mhe=on", "-snl", "-p", hostile, *files, "notes.pdf", stdin=secret + "\n", cwd=src).returncode == 0
+    result = verify(hostile, secret, trusted_keys(archive))
+    assert [(p.code, "notes.pdf" in p.message) for p in result.problems] == [(PackCode.file_unexpected, True)]
+    assert [c.name for c in result.checks][-1] == "contents"
+
+
 def test_a_flipped_bit_on_a_disc_is_found_by_its_checksums(pack_pdf, archive, secret, tmp_path):
     (iso,) = write(pack_pdf, secret, archive, tmp_path / "disc", "iso").outputs
     _flip(iso, 0.5)

@@ -219,6 +219,10 @@ def _check_entries(entries) -> None:
 
 
 def _check_payload(payload: Path, trusted: TrustedKeys, run: _Run) -> None:
+    present = {p.name: p for p in payload.iterdir()}
+    odd = sorted(n for n, p in present.items() if p.is_symlink() or not p.is_file())
+    if odd:  # the listing said plain files; anything else must not be read through
+        raise PackError(PackCode.file_unexpected, f"the pack unpacked to {', '.join(odd)}, which are not plain files; do not use it")
     manifest_path, sig_path = payload / "manifest.json", payload / "manifest.sig"
     for p in (manifest_path, sig_path):
         if not p.is_file():
@@ -236,7 +240,6 @@ def _check_payload(payload: Path, trusted: TrustedKeys, run: _Run) -> None:
         )
     else:
         run.passed("signer", f"key {signed.fingerprint} is trusted: {signed.trusted_by}")
-    present = {p.name: p for p in payload.iterdir()}
     good: list[Path] = []
     bad = len(run.problems)
     for entry in signed.files:

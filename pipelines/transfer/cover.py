@@ -1,0 +1,215 @@
+"""The pack's cover sheet and its index of omitted pages, drawn from the plan (never from anything else).
+
+The cover says who the record is for, what it was checked against, and how many pages were
+kept and left out; the index lists every omitted page with the reason and the coded entries
+that cover it, so the receiving clinician can audit each omission (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from .electronic import EVENTS_PER_PRINTED_PAGE, ElectronicSummary
+from .plan import PackPlan, PlannedPage
+from .render import MARGIN, Sheet, day_text, nhs_spaced, system_name
+
+COVER_TITLE = "Cover sheet"
+INDEX_TITLE = "Pages omitted from this pack"
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRange:
+    """Where a source document's included pages fall in the pack's record numbering (1-based, inclusive)."""
+
+    source: str
+    pages: int
+    included: int
+    first: int | None  # record page number of its first included page, None when none is included
+    last: int | None
+
+
+def record_ranges(plan: PackPlan) -> tuple[DocumentRange, ...]:
+    """Each source document's share of the record pages, numbered as the stamps number them."""
+    out: list[DocumentRange] = []
+    number = 0
+    for doc in plan.documents:
+        included = len(plan.document_pages(doc.document_id, included=True))
+        first = number + 1 if included else None
+        number += included
+        total = len(plan.document_pages(doc.document_id))
+        out.append(DocumentRange(doc.source, total, included, first, number if included else None))
+    return tuple(out)
+
+
+def render_cover(
+    sheet: Sheet,
+    plan: PackPlan,
+    *,
+    practice: str | None,
+    when: dt.date,
+    electronic: ElectronicSummary | None,
+) -> range:
+    """Draw the cover sheet (patient, sender, date, the coded record checked against, counts, warnings).
+
+    Returns the 0-based indexes of its pages in `sheet`.
+    """
+    first = sheet.begin()
+    sheet.heading("Lloyd George record: transfer pack", 17)
+    sheet.para(
+        "The paper-only part of this patient's digitised Lloyd George record. Each page was compared with "
+        "the coded electronic record; a page is left out only when every entry on it was found there. "
+        "Every omitted page is listed, with the coded entries that cover it, in the index that follows.",
+        size=9.5,
+    )
+    sheet.ln(4)
+    sheet.pairs([
+        ("Patient", plan.name or "not recorded"),
+        ("NHS number", nhs_spaced(plan.nhs_number)),
+        ("Date of birth", day_text(plan.born)),
+        ("Sending practice", practice or "not given"),
+        ("Pack date", day_text(when)),
+    ], size=11)
+    sheet.ln(6)
+    sheet.heading("Checked against", 11.5)
+    sheet.pairs([
+        ("Coded record format", plan.coded_format),
+        ("Coded record SHA-256", plan.coded_sha256),
+        ("Coded entries", str(plan.coded_events)),
+        ("Reconciliation", f"run {plan.run_id} of {day_text(plan.run_created.date())}"),
+    ], label_width=120, size=8.5)  # narrow labels: the 64-digit hash must fit on one line
+    sheet.ln(6)
+    sheet.heading("Pages", 11.5)
+    counts = [
+        ("Pages in the full digitised record", f"{plan.full_record_pages} (in {len(plan.documents)} document(s))"),
+        ("Pages included in this pack", str(len(plan.included))),
+        ("Pages omitted", f"{len(plan.omitted)} (listed in the index that follows)"),
+        ("Clinician overrides applied", str(len(plan.overridden))),
+    ]
+    if plan.undecided:
+        counts.append(("Pages with no decision", f"{len(plan.undecided)} (included)"))
+    sheet.pairs(counts, label_width=200, size=10)
+    _warnings(sheet, plan)
+    sheet.ln(6)
+    sheet.heading("Contents", 11.5)
+    sheet.para(
+        "Record pages keep their original order. A strip added at the foot of each one gives the patient, "
+        f"'page i of {len(plan.included)}' (record pages only: this cover, the index and the coded record are "
+        "numbered separately in their own footers), and the source file and page it was scanned as.",
+        size=8.5,
+    )
+    for r in record_ranges(plan):
+        where = f"record pages {r.first}–{r.last}" if r.first is not None else "no pages included"
+        sheet.para(f"• {r.source}: {r.included} of {r.pages} page(s) included; {where}", size=8.5)
+    if electronic is not None:
+        sheet.para(
+            f"• Coded electronic record, after the record pages: {electronic.pages} page(s) for {electronic.events} "
+            f"entries; printing the same from a GP system would take about {electronic.estimated_gp_print_pages} "
+            f"page(s) (an estimate at {EVENTS_PER_PRINTED_PAGE} entries per printed page).",
+            size=8.5,
+        )
+    return sheet.pages_from(first)
+
+
+def _warnings(sheet: Sheet, plan: PackPlan) -> None:
+    lines: list[str] = []
+    if plan.failed_sources:
+        lines.append(
+            f"{len(plan.failed_sources)} scanned input(s) of this patient could not be digitised and are NOT in this "
+            f"pack: {', '.join(plan.failed_sources)}. Send the paper originals, or digitise them again and rebuild."
+        )
+    if plan.undecided:
+        pages = ", ".join(f"{p.source} p.{p.page}" for p in plan.undecided[:12])
+        more = "" if len(plan.undecided) <= 12 else f" and {len(plan.undecided) - 12} more"
+        lines.append(
+            f"{len(plan.undecided)} page(s) were digitised after the reconciliation run and were not checked; "
+            f"they are included: {pages}{more}."
+        )
+    if not lines:
+        return
+    sheet.ln(4)
+    sheet.set_text_color(150, 0, 0)
+    sheet.heading("Attention", 11.5)
+    for line in lines:
+        sheet.para(line, size=9.5, style="B")
+    sheet.set_text_color(0)
+
+
+def render_omitted_index(sheet: Sheet, plan: PackPlan) -> range:
+    """Draw the index of omitted pages (with evidence), then the clinician overrides in force; returns its pages."""
+    first = sheet.begin()
+    sheet.heading(INDEX_TITLE)
+    if not plan.omitted:
+        sheet.para("No page was omitted: this pack holds every page of the digitised record.")
+    else:
+        sheet.para(
+            f"{len(plan.omitted)} page(s) were left out because everything on them is in the coded record sent "
+            "electronically. They remain in the sending practice's digitised archive and can be requested.",
+            size=9,
+        )
+    for page in plan.omitted:
+        _omitted_page(sheet, page)
+    if plan.overridden:
+        if sheet.will_page_break(80):
+            sheet.add_page()
+        sheet.ln(6)
+        sheet.heading("Clinician overrides in force", 11.5)
+        for p in plan.overridden:
+            o = p.override
+            sheet.para(
+                f"• {p.source}, page {p.page}: {o.decision} (machine decision: {p.machine or 'none'}), "
+                f"by {o.actor} on {day_text(o.at.date())}: {o.reason}",
+                size=8.5,
+            )
+    return sheet.pages_from(first)
+
+
+def _omitted_page(sheet: Sheet, page: PlannedPage) -> None:
+    if sheet.will_page_break(60):
+        sheet.add_page()
+    sheet.ln(4)
+    sheet.heading(f"{page.source}, page {page.page}", 10.5)
+    sheet.para(f"Reason: {page.reason or 'none given'}", size=8.5)
+    if page.override is not None and page.override.decision is not None:
+        o = page.override
+        sheet.para(f"Omitted by clinician override: {o.actor}, {day_text(o.at.date())}: {o.reason}", size=8.5, style="B")
+    if not page.entries:
+        sheet.para("No dated entries were read on this page.", size=8.5)
+    for entry in page.entries:
+        _entry(sheet, entry)
+
+
+def _entry(sheet: Sheet, entry: dict[str, Any]) -> None:
+    when = entry.get("date") or "undated"
+    status = f" [{entry['status']}]" if entry.get("status") else ""
+    sheet.set_x(MARGIN + 10)
+    sheet.para(f"Paper entry {when}{status}: {entry.get('text') or '(no text read)'}", size=8.5)
+    if entry.get("why"):
+        sheet.set_x(MARGIN + 22)
+        sheet.para(str(entry["why"]), size=8)
+    evidence = entry.get("evidence") or ()
+    if not evidence:
+        sheet.set_x(MARGIN + 22)
+        sheet.para("no coded entry given as evidence", size=8)
+    for item in evidence:
+        sheet.set_x(MARGIN + 22)
+        sheet.para("covered by: " + evidence_line(item), size=8)
+
+
+def evidence_line(item: dict[str, Any]) -> str:
+    """One coded entry that covers a paper entry: what, which code, when, how it matched and how well."""
+    parts = [item.get("display") or "(no display)", f"{system_name(item.get('system', ''))} {item.get('code', '')}".strip()]
+    if item.get("written"):
+        fact = f" = {item['fact']}" if item.get("fact") and item["fact"] != item["written"] else ""
+        parts.append(f"paper '{item['written']}'{fact}")
+    if item.get("date"):
+        precision = f" ({item['date_precision']})" if item.get("date_precision") else ""
+        match = f", date match: {item['date_match']}" if item.get("date_match") else ""
+        parts.append(f"dated {item['date']}{precision}{match}")
+    if item.get("how"):
+        parts.append(f"matched by {item['how']}")
+    if item.get("score") is not None:
+        score = item["score"]
+        parts.append(f"score {score:.2f}" if isinstance(score, (int, float)) else f"score {score}")
+    return " — ".join(parts)

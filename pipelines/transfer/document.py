@@ -1,0 +1,290 @@
+"""Build one patient's pack PDF/A-2b: cover, omitted-pages index, the included record pages stamped, the coded record.
+
+How conformance is reached: every page put into the pack is already PDF/A material. Record
+pages are copied with pikepdf from the archive's own PDF/A-2b files (made by OCRmyPDF and
+validated at digitising), so their images and OCR text layer are copied, not re-encoded; the
+generated pages (cover, index, coded record, stamps, blanks) come from fpdf2 with embedded
+DejaVu subsets. The document-level parts PDF/A asks for (one sRGB output intent, XMP with the
+PDF/A declaration) are written by `pikepdf.pdfa.prepare`, and `pikepdf.pdfa.save` writes to a
+temporary file, validates the bytes written with pikepdf's allow-list validator, and only then
+renames it into place. A pack that fails validation is never left at `out`: PackBuildError says why.
+Running the pack through OCRmyPDF again was rejected: it would re-process pages already PDF/A
+and take seconds per page for no gain in conformance.
+
+Reproducible: the same plan, options and `when` give the same bytes (fpdf2's clock is fixed,
+the XMP dates are `when`, and the file ID is derived from the content).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pikepdf
+from pikepdf.pdfa import PdfaError, prepare
+from pikepdf.pdfa import save as save_pdfa
+
+from index.store import ArchiveStore, sha256_file
+from pipelines.errors import ExitCode
+from pipelines.records.model import CodedRecord
+
+from .cover import COVER_TITLE, INDEX_TITLE, render_cover, render_omitted_index
+from .electronic import SECTION_TITLE, ElectronicSummary, render_electronic
+from .plan import PackBuildError, PackPlan, PlannedDocument
+from .printing import recto_padding
+from .render import A4, Sheet, nhs_spaced, to_pikepdf
+from .stamp import BAND, Blank, Footer, Mark, apply_mark, patient_text, record_stamp, render_marks, shown_size, shown_width
+
+FLAVOUR = "2b"
+
+
+@dataclass(frozen=True, slots=True)
+class PackSection:
+    """A run of pages of the pack: `kind` is cover, omitted_index, record or electronic."""
+
+    kind: str
+    title: str
+    first_page: int  # 1-based page of the pack PDF where the section starts
+    pages: int  # pages of the section itself, blanks not counted
+    source: str | None = None  # the source document of a record section
+
+
+@dataclass(frozen=True, slots=True)
+class PackPage:
+    """An included record page: where it is in the pack, its record number (the i of 'page i of n'), its origin."""
+
+    pack_page: int  # 1-based page of the pack PDF
+    number: int
+    source: str
+    page: int
+
+
+@dataclass(frozen=True, slots=True)
+class PackDocument:
+    """A written, validated pack PDF/A-2b and what is in it."""
+
+    path: Path
+    sha256: str
+    bytes: int
+    pages: int  # every page of the PDF
+    sections: tuple[PackSection, ...]
+    record: tuple[PackPage, ...]  # the included record pages, in pack order
+    blank_pages: int
+    duplex: bool
+    electronic: ElectronicSummary | None
+    validation: str  # pikepdf's one-line verdict, e.g. "PDF/A-2b: pass"
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    doc: PlannedDocument
+    pdf: pikepdf.Pdf
+
+
+def _open_sources(plan: PackPlan, archive: Path, stack: ExitStack) -> list[_Source]:
+    """Open the archive PDF/A of every document with an included page, checking each against its content hash.
+
+    Archive files are stored as pdf/{nhs}/{sha256}.pdf, so a damaged or swapped file is caught
+    here rather than sent; they are opened read-only and never written.
+    """
+    store = ArchiveStore(archive)
+    sources = []
+    for doc in plan.documents:
+        if not plan.document_pages(doc.document_id, included=True):
+            continue
+        path = store.path(doc.pdfa_path)
+        if not path.is_file():
+            raise PackBuildError(
+                "pack_source_missing",
+                f"the archive's PDF/A of {doc.source} ({path}) is missing; restore the archive from its backup",
+                ExitCode.archive_error,
+            )
+        if sha256_file(path) != path.stem:
+            raise PackBuildError(
+                "pack_source_damaged",
+                f"the archive's PDF/A of {doc.source} ({path}) does not match its content hash; "
+                "restore it from the archive's backup",
+                ExitCode.archive_error,
+            )
+        pdf = stack.enter_context(pikepdf.open(path))
+        if len(pdf.pages) != doc.page_count:
+            raise PackBuildError(
+                "pack_source_damaged",
+                f"{path} has {len(pdf.pages)} pages but the catalogue records {doc.page_count} for {doc.source}; "
+                "restore it from the archive's backup",
+                ExitCode.archive_error,
+            )
+        sources.append(_Source(doc, pdf))
+    return sources
+
+
+def build_pack_pdf(
+    plan: PackPlan,
+    archive: Path,
+    out: Path,
+    *,
+    coded: CodedRecord | None,
+    with_electronic: bool,
+    practice: str | None,
+    when: dt.date,
+    duplex: bool = False,
+) -> PackDocument:
+    """Write the pack of `plan` to `out` as a validated PDF/A-2b and describe it.
+
+    Args:
+        plan: from `plan_pack`; decides which pages go in (and nothing else does).
+        archive: the archive folder that `plan`'s pdfa_paths are relative to; never written.
+        out: the pack file to write (atomically: temp file in the same folder, validated, renamed).
+        coded: the coded record the run checked against; needed only `with_electronic`.
+        with_electronic: add the coded record as a readable section after the record pages.
+        practice: the sending practice for the cover, or None.
+        when: the pack's date, printed on the cover and used as the file's dates.
+        duplex: lay out for double-sided printing (blank pages so each section starts on a recto).
+
+    Returns:
+        The pack: its path, SHA-256, size, page count, sections, record pages and validation verdict.
+
+    Raises:
+        PackBuildError: no coded record for `with_electronic` (`pack_no_coded`) or not the one the run
+            checked (`pack_coded_changed`); an archive file missing or damaged (archive_error);
+            the fonts missing (missing_dependency); the written file failing PDF/A-2b validation
+            (`pack_not_pdfa`, internal; nothing is left at `out`).
+    """
+    if with_electronic and coded is None:
+        raise PackBuildError("pack_no_coded", "--with-electronic needs the patient's coded record; import it with `lgd coded import`")
+    if with_electronic and coded.sha256 and coded.sha256 != plan.coded_sha256:
+        raise PackBuildError(
+            "pack_coded_changed",
+            f"the coded record given (SHA-256 {coded.sha256[:12]}…) is not the one reconciliation run {plan.run_id} "
+            f"checked ({plan.coded_sha256[:12]}…); run `lgd reconcile` again before packing",
+        )
+    sheet = Sheet()
+    checked = f"Coded record {plan.coded_format}, SHA-256 {plan.coded_sha256}"
+    # The coded record is drawn first because the cover states its length; page order in the
+    # pack is set by the layout, not by the order of drawing.
+    drawn, summary = render_electronic(sheet, coded, checked=checked) if with_electronic else (range(0), None)
+    cover = render_cover(sheet, plan, practice=practice, when=when, electronic=summary)
+    index = render_omitted_index(sheet, plan)
+    with ExitStack() as stack:
+        sources = _open_sources(plan, archive, stack)
+        parts = [_Part("cover", COVER_TITLE, None, tuple(cover)), _Part("omitted_index", INDEX_TITLE, None, tuple(index))]
+        for src in sources:
+            rows = plan.document_pages(src.doc.document_id, included=True)
+            parts.append(_Part("record", src.doc.source, src, tuple(src.pdf.pages[r.page - 1] for r in rows), rows))
+        if summary is not None:
+            parts.append(_Part("electronic", SECTION_TITLE, None, tuple(drawn)))
+        padding = recto_padding([len(p.pages) for p in parts]) if duplex else (0,) * len(parts)
+        marks = render_marks(sheet, _marks(plan, parts, padding))
+        generated = stack.enter_context(to_pikepdf(sheet))
+        pdf = stack.enter_context(pikepdf.Pdf.new())
+        layout = _assemble(pdf, plan, parts, padding, generated, marks)
+        _outline(pdf, layout.sections)
+        pdf.Root.Lang = pikepdf.String("en-GB")
+        pdf.docinfo["/Title"] = f"Lloyd George record transfer pack: {plan.name or ''} NHS {nhs_spaced(plan.nhs_number)}"
+        pdf.docinfo["/Creator"] = "lgd"
+        verdict = save_pack_pdfa(pdf, Path(out), when)
+    return PackDocument(
+        path=Path(out), sha256=sha256_file(Path(out)), bytes=Path(out).stat().st_size, pages=layout.pages,
+        sections=layout.sections, record=layout.record, blank_pages=layout.blanks, duplex=duplex,
+        electronic=summary, validation=verdict,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    """A section before layout. Generated sections hold page indexes into the Sheet; record sections
+    hold the archive's pages, their source and their plan rows."""
+
+    kind: str
+    title: str
+    source: _Source | None
+    pages: tuple
+    rows: tuple = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    sections: tuple[PackSection, ...]
+    record: tuple[PackPage, ...]
+    blanks: int
+    pages: int
+
+
+def _marks(plan: PackPlan, parts: list[_Part], padding: tuple[int, ...]) -> list[Mark]:
+    """Every mark the layout needs, in pack order: a blank before a padded section, then one per page."""
+    who = patient_text(plan.name, plan.nhs_number, plan.born)
+    total = len(plan.included)
+    marks: list[Mark] = []
+    number, last_size = 0, A4
+    for part, pad in zip(parts, padding):
+        if pad:  # a blank verso takes the size of the page before it: one size per sheet, front and back
+            marks.append(Blank(*last_size, who))
+        for i, page in enumerate(part.pages):
+            if part.kind != "record":  # generated pages are all A4
+                marks.append(Footer(A4[0], f"{who}   ·   {part.title}, page {i + 1} of {len(part.pages)}"))
+                last_size = A4
+                continue
+            number += 1
+            row = part.rows[i]
+            marks.append(record_stamp(shown_width(page), who, number, total, row.source, row.page,
+                                      part.source.doc.page_count))
+            width, height = shown_size(page)
+            last_size = (width, height + BAND)
+    return marks
+
+
+def _assemble(pdf: pikepdf.Pdf, plan: PackPlan, parts: list[_Part], padding: tuple[int, ...],
+              generated: pikepdf.Pdf, marks: range) -> _Layout:
+    """Copy every page into `pdf` in pack order, with its mark; blanks where `padding` asks."""
+    next_mark = iter(marks)
+    sections, record, blanks, number = [], [], 0, 0
+    for part, pad in zip(parts, padding):
+        if pad:
+            pdf.pages.append(generated.pages[next(next_mark)])
+            blanks += 1
+        first = len(pdf.pages) + 1
+        is_record = part.kind == "record"
+        for i, page in enumerate(part.pages):
+            pdf.pages.append(page if is_record else generated.pages[page])
+            apply_mark(pdf, pdf.pages[-1], generated.pages[next(next_mark)], grow=is_record)
+            if is_record:
+                number += 1
+                record.append(PackPage(len(pdf.pages), number, part.rows[i].source, part.rows[i].page))
+        if part.pages:
+            sections.append(PackSection(part.kind, part.title, first, len(part.pages), part.title if is_record else None))
+    if number != len(plan.included):  # the pack and the plan must agree page for page (DESIGN §2)
+        raise AssertionError(f"the pack holds {number} record pages but the plan includes {len(plan.included)}")
+    return _Layout(tuple(sections), tuple(record), blanks, len(pdf.pages))
+
+
+def _outline(pdf: pikepdf.Pdf, sections: tuple[PackSection, ...]) -> None:
+    with pdf.open_outline() as outline:
+        for s in sections:
+            title = s.title if s.kind != "record" else f"{s.title} ({s.pages} page{'s' if s.pages != 1 else ''})"
+            outline.root.append(pikepdf.OutlineItem(title, s.first_page - 1))
+
+
+def save_pack_pdfa(pdf: pikepdf.Pdf, out: Path, when: dt.date) -> str:
+    """Make the document-level parts PDF/A, pin every date to `when`, write, validate, rename into place."""
+    prepare(pdf, FLAVOUR)
+    # prepare() stamps the clock into xmp:MetadataDate; the pack's dates are its stated date instead.
+    stamp = dt.datetime.combine(when, dt.time(), dt.timezone.utc).isoformat()
+    with pdf.open_metadata(set_pikepdf_as_editor=False) as meta:
+        for key in ("xmp:CreateDate", "xmp:ModifyDate", "xmp:MetadataDate"):
+            meta[key] = stamp
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        report = save_pdfa(pdf, out, FLAVOUR, repair=False, deterministic_id=True)
+    except PdfaError as e:
+        raise PackBuildError(
+            "pack_not_pdfa",
+            f"the pack for {out.name} did not pass PDF/A-2b validation, so it was not written: "
+            f"{e.report.summary()}; this is a bug in lgd, please report it with the findings",
+            ExitCode.internal,
+        ) from e
+    os.chmod(out, 0o640)  # a patient record: owner and group only, as the archive stores them
+    return report.summary().splitlines()[0]
+
