@@ -256,7 +256,12 @@ def _assemble(pdf: pikepdf.Pdf, plan: PackPlan, parts: list[_Part], padding: tup
         if part.pages:
             sections.append(PackSection(part.kind, part.title, first, len(part.pages), part.title if is_record else None))
     if number != len(plan.included):  # the pack and the plan must agree page for page (DESIGN §2)
-        raise AssertionError(f"the pack holds {number} record pages but the plan includes {len(plan.included)}")
+        raise PackBuildError(
+            "pack_internal",
+            f"the pack would hold {number} record pages but the plan includes {len(plan.included)}; "
+            "nothing was written; this is a bug in lgd, please report it",
+            ExitCode.internal,
+        )
     return _Layout(tuple(sections), tuple(record), blanks, len(pdf.pages))
 
 
