@@ -146,6 +146,8 @@ def _report(result: Verification, as_json: bool, stdout: TextIO, consequence: st
 def _print(result: Verification, out: TextIO) -> None:
     print(f"pack     {result.source}", file=out)
     m = result.manifest or {}
+    if m and not result.ok:
+        print("         (the details below are what the pack claims; it did not pass verification)", file=out)
     if m:
         coded = m.get("coded") or {}
         print(f"patient  {m.get('patient')}   created {m.get('created')}", file=out)
