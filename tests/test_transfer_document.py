@@ -150,6 +150,16 @@ def test_a_run_that_decides_pages_the_archive_does_not_hold_is_refused():
     assert e.value.code == "pack_wrong_run"
 
 
+def test_inputs_that_were_never_digitised_are_named_on_the_cover(plan, packable, tmp_path):
+    failed = replace(plan, failed_sources=("3of3_Lloyd_George_Record_[lost].pdf",))
+    pack = build_pack_pdf(failed, packable.archive, tmp_path / "f.pdf", coded=None, with_electronic=False,
+                          practice=None, when=WHEN)
+    cover = pages_text(pack.path, 1, 1)[0]
+    assert "are NOT in this pack: 3of3_Lloyd_George_Record_[lost].pdf" in cover and "Send the paper originals" in cover
+    assert plan.full_record_sheets() == -(-plan.full_record_pages // 2)
+    assert plan.full_record_sheets(duplex=False) == plan.full_record_pages
+
+
 # --- the pack PDF ---------------------------------------------------------------------------
 
 
@@ -305,6 +315,12 @@ def test_ndr_refuses_a_used_folder_and_warns_without_an_ods_code(plan, pack, tmp
     bundle = write_ndr(plan, pack, tmp_path / "one", ods_code=None, when=WHEN, user="tester")
     assert len(bundle.files) == 1 and bundle.files[0].path.name.startswith("1of1_Lloyd_George_Record_[")
     assert bundle.rows[0]["GP-PRACTICE-CODE"] == "" and "ODS" in bundle.warnings[0]
+
+
+def test_ndr_refuses_a_pack_laid_out_for_printing(plan, pack, tmp_path):
+    with pytest.raises(PackBuildError) as e:
+        write_ndr(plan, replace(pack, duplex=True), tmp_path / "n", ods_code=None, when=WHEN)
+    assert e.value.code == "ndr_duplex_pack" and not (tmp_path / "n").exists()
 
 
 def test_ndr_names_keep_letters_and_spaces_only():

@@ -100,7 +100,8 @@ def render_cover(
         size=8.5,
     )
     for r in record_ranges(plan):
-        where = f"record pages {r.first}–{r.last}" if r.first is not None else "no pages included"
+        where = ("no pages included" if r.first is None else
+                 f"record page {r.first}" if r.first == r.last else f"record pages {r.first}–{r.last}")
         sheet.para(f"• {r.source}: {r.included} of {r.pages} page(s) included; {where}", size=8.5)
     if electronic is not None:
         sheet.para(

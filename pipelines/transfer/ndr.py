@@ -211,11 +211,17 @@ def write_ndr(
         max_bytes: each file's size limit (default `DEFAULT_MAX_BYTES`).
 
     Raises:
-        PackBuildError: `out` is not empty (`ndr_out_exists`), the patient's name or birth date is
+        PackBuildError: the pack was laid out for duplex printing (`ndr_duplex_pack`), `out` is not
+            empty (`ndr_out_exists`), the patient's name or birth date is
             not recorded (`ndr_identity_incomplete`), the ODS code is malformed (`ndr_bad_ods`), or
             one page alone exceeds `max_bytes` (`ndr_page_too_big`).
     """
     out = Path(out)
+    if pack.duplex:
+        raise PackBuildError(
+            "ndr_duplex_pack",
+            "an NDR upload is read on screen, not printed: build the pack with duplex=False (no blank versos)",
+        )
     if not plan.name or plan.born is None or not ndr_name_part(plan.name):
         raise PackBuildError(
             "ndr_identity_incomplete",

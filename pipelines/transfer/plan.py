@@ -116,6 +116,10 @@ class PackPlan:
         """Pages in the whole digitised record: what printing it all would print."""
         return len(self.pages)
 
+    def full_record_sheets(self, duplex: bool = True) -> int:
+        """Sheets of paper printing the whole digitised record takes: ceil(pages / 2) double-sided."""
+        return -(-self.full_record_pages // 2) if duplex else self.full_record_pages
+
     @property
     def digitised_on(self) -> dt.date | None:
         """The day the last of the patient's documents was digitised (the NDR SCAN-DATE)."""
