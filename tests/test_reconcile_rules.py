@@ -184,3 +184,14 @@ def test_a_rescan_is_omitted_only_when_its_original_is_sent():
     # Original omitted: the rescan is judged on its own reading (here a worse one) and sent.
     omitted = [page(1, entries=[entry("Dx Asthma")]), page(2, duplicate_of=1, entries=[entry("Dx Asthrna", confidence=30)])]
     assert [d.decision for d in decide_record(omitted, index, reader, SETTINGS)] == ["omit", "include"]
+
+
+@pytest.mark.parametrize("display", ["Family history of asthma", "FH: asthma", "Asthma screening",
+                                     "No history of asthma", "Suspected asthma"])
+def test_coded_terms_about_someone_else_or_uncertain_never_cover(display):  # H25
+    assert status("Dx Asthma", [event(D(1990, 3, 14), display)]).status == "paper-only"
+
+
+def test_a_formal_coded_term_bridges_to_paper_shorthand():
+    found = status("MMR given", [event(D(1990, 3, 14), "Measles, mumps and rubella vaccination", "immunisation")])
+    assert found.status == "covered"

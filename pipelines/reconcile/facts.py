@@ -32,6 +32,7 @@ FUZZY_MIN_LENGTH = 5  # shorter words have too many neighbours one edit away
 # Sentence ends and clause openers that close an examination clause ("O/E chest clr. Rx ...").
 _CLAUSE_END = re.compile(r"[.;]$")
 _EDGE = "\"'.,;:!?()[]{}\u2018\u2019\u201c\u201d-\u2014\u2013*"
+_JOINING = frozenset({"and", "of", "the", "with", "in", "-"})
 _YEAR = re.compile(r"^(19\d\d|20[0-3]\d)$")
 _SECTION_KINDS: dict[str, Kind] = {
     "Allergy": "allergy",
@@ -50,6 +51,7 @@ class Rules:
     allergy_cues: frozenset[str]
     examination_cues: frozenset[str]
     words: frozenset[str]
+    coded_exclusions: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: Path = RULES_FILE) -> Rules:
@@ -60,7 +62,14 @@ class Rules:
             frozenset(data["allergy_cues"]),
             frozenset(normalise(t) for t in data["examination_cues"]),
             frozenset(w.casefold() for w in data["words"].split()),
+            frozenset(t.casefold() for t in data.get("coded_exclusions", ())),
         )
+
+    def excludes(self, term: str) -> bool:
+        """Whether a coded term says its fact is not the patient's, absent or uncertain."""
+        words = [w.strip(_EDGE).casefold() or w for w in term.split()]
+        padded = f" {' '.join(words)} "
+        return any(f" {cue} " in padded for cue in self.coded_exclusions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,11 +151,14 @@ class FactReader:
         """
         words = [w.strip(_EDGE).casefold() for w in text.split() if w.strip(_EDGE)]
         found: set[int] = set()
-        for i in range(len(words)):
-            for n in range(1, min(MAX_PHRASE_WORDS, len(words) - i) + 1):
-                concept = self.vocabulary.concept(" ".join(words[i:i + n]))
-                if concept is not None and not self.is_incidental(concept):
-                    found.add(self._position[id(concept)])
+        # Coded terms are formal ("Measles, mumps and rubella vaccination"): read them also
+        # without their joining words, so the phrase fits the vocabulary's four-word forms.
+        for variant in (words, [w for w in words if w not in _JOINING]):
+            for i in range(len(variant)):
+                for n in range(1, min(MAX_PHRASE_WORDS, len(variant) - i) + 1):
+                    concept = self.vocabulary.concept(" ".join(variant[i:i + n]))
+                    if concept is not None and not self.is_incidental(concept):
+                        found.add(self._position[id(concept)])
         return found
 
     # -- reading ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from .settings import Settings
 
 Status = Literal["covered", "paper-only", "uncertain"]
 # Coded events that mark content which did not travel electronically: never coverage.
-NOT_COVERAGE = frozenset({"degraded", "absent_attachment", "not_given"})
+NOT_COVERAGE = frozenset({"degraded", "absent_attachment", "not_given", "uncertain"})
 # Which coded event types may hold each kind of paper fact. An allergy is only covered by a
 # coded allergy, and a coded allergy covers nothing else: confusing "penicillin allergy"
 # with "penicillin prescribed" either way would lose the allergy or invent one.
@@ -86,10 +86,11 @@ class CodedIndex:
         self.by_concept: dict[int, list[_Indexed]] = defaultdict(list)
         self.excluded = 0
         for event in events:
-            if NOT_COVERAGE.intersection(event.flags) or event.date is None:
+            terms = [event.display, event.text, *(c.display for c in event.translations)]
+            if NOT_COVERAGE.intersection(event.flags) or event.date is None \
+                    or any(reader.rules.excludes(t) for t in terms if t):
                 self.excluded += 1
                 continue
-            terms = [event.display, event.text, *(c.display for c in event.translations)]
             seen: set[int] = set()
             forms = frozenset(" ".join(t.casefold().split()) for t in terms if t)
             for term in terms:
