@@ -114,6 +114,9 @@ class FactReader:
                 if " " not in key and len(key) >= FUZZY_MIN_LENGTH and key not in vocabulary.ambiguous:
                     folded.setdefault(fold(key), set()).add(i)
         self._folded_keys = list(folded)
+        self._slash_shorthand = frozenset(
+            key for c in vocabulary.concepts if self.is_incidental(c)
+            for key in map(normalise, c.forms) if len(key) == 3 and key[1] == "/")
         self._folded = folded
 
     # -- concepts -----------------------------------------------------------------------
@@ -183,7 +186,7 @@ class FactReader:
                 written = " ".join(w.strip(_EDGE) for w in raw[i:i + n])
                 key = normalise(written)
                 if key in self.rules.examination_cues:
-                    examining = True
+                    examining, closes = True, False  # "O/E." opens the clause despite its stop
                 elif kind_of(concept) == "allergy" or key in self.rules.allergy_cues:
                     allergy = True
                     facts.append(self._mention(concept, written))
@@ -194,7 +197,7 @@ class FactReader:
                 if _YEAR.match(word):
                     years.append(int(word))
                 if word in self.rules.examination_cues:
-                    examining = True
+                    examining, closes = True, False
                 elif word in self.rules.allergy_cues:
                     allergy = True
                 elif not (examining or self._ignorable(word, ignored) or self._dosing(words, i)):
@@ -212,7 +215,13 @@ class FactReader:
         # Values, doses, durations and dates (160/90, 50mg, 2/52, 1948) carry digits; they
         # qualify a fact rather than being one. Lone letters are sides and list marks.
         return (any(c.isdigit() for c in word) or len(word) < 2 or word in self.rules.words
-                or word in ignored or not any(c.isalpha() for c in word))
+                or word in ignored or not any(c.isalpha() for c in word) or self._misread_shorthand(word))
+
+    def _misread_shorthand(self, word: str) -> bool:
+        # "c/v", "k/v" for r/v: a letter-slash-letter mark one letter away from recording
+        # shorthand (r/v, c/o, f/u, h/o) records how, not what, whichever it was.
+        return (len(word) == 3 and word[1] == "/" and
+                any(Levenshtein.distance(word, form) <= 1 for form in self._slash_shorthand))
 
     @staticmethod
     def _names_a_clinic(words: list[str], after: int) -> bool:
