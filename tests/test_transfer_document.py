@@ -224,6 +224,15 @@ def test_the_pack_is_reproducible_and_leaves_the_archive_untouched(pack, plan, p
     assert all(Path(path).stem == sha for path, sha in before.items())
 
 
+def test_a_pack_with_every_page_omitted_is_the_cover_and_the_index(plan, packable, tmp_path):
+    none = replace(plan, pages=tuple(replace(p, decision="omit") for p in plan.pages))
+    pack = build_pack_pdf(none, packable.archive, tmp_path / "none.pdf", coded=None, with_electronic=False,
+                          practice=None, when=WHEN, duplex=True)
+    assert [s.kind for s in pack.sections] == ["cover", "omitted_index"] and pack.record == ()
+    assert "Pages included in this pack 0" in pages_text(pack.path, 1, 1, layout=True)[0]
+    assert validate_written(pack.path, "2b").passed
+
+
 def test_a_damaged_archive_file_stops_the_pack(plan, packable, tmp_path):
     archive = tmp_path / "archive"
     shutil.copytree(packable.archive, archive)

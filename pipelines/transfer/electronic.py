@@ -92,11 +92,10 @@ def grouped(record: CodedRecord) -> tuple[tuple[str, tuple[CodedEvent, ...]], ..
     return tuple(out)
 
 
-def _lines(e: CodedEvent, with_type: bool) -> tuple[str, str, str]:
-    """(entry, codes, notes) for one event; the clinician's own text follows the display when it differs."""
+def _lines(e: CodedEvent, with_type: bool) -> tuple[str, str, str, str]:
+    """(entry, clinician's text, codes, notes) for one event; the text only when it differs from the display."""
     entry = e.display or e.text or "(no text)"
-    if e.display and e.text and e.text.strip() != e.display.strip():
-        entry = f"{entry}\n“{e.text.strip()}”"
+    text = e.text.strip() if e.display and e.text and e.text.strip() != e.display.strip() else ""
     codes = "  ·  ".join(
         f"{system_name(c.system)} {c.code}" + (f" ({c.display})" if c.display and c.display != e.display else "")
         for c in e.codings
@@ -104,13 +103,13 @@ def _lines(e: CodedEvent, with_type: bool) -> tuple[str, str, str]:
     notes = [FLAG_WORDS.get(f, f) for f in e.flags]
     if with_type:
         notes.insert(0, e.type)
-    return entry, codes or "no code", "; ".join(notes)
+    return entry, text, codes or "no code", "; ".join(notes)
 
 
 def _event(sheet: Sheet, e: CodedEvent, with_type: bool) -> None:
     # A block per event rather than a table row: a long narrative must be able to run onto the
     # next page, which a table row cannot, and no clinical text is ever cut short.
-    entry, codes, notes = _lines(e, with_type)
+    entry, text, codes, notes = _lines(e, with_type)
     if sheet.will_page_break(30):
         sheet.add_page()
     y = sheet.get_y()
@@ -120,10 +119,13 @@ def _event(sheet: Sheet, e: CodedEvent, with_type: bool) -> None:
     sheet.set_xy(MARGIN + DATE_WIDTH, y)
     width = sheet.epw - DATE_WIDTH
     sheet.set_font(FAMILY, "B", 8.5)
-    sheet.multi_cell(width, 10.5, entry, new_x="LEFT", new_y="NEXT")
+    sheet.multi_cell(width, 10.5, entry, new_x="LEFT", new_y="NEXT", align="L")
+    if text:
+        sheet.set_font(FAMILY, "", 8.5)
+        sheet.multi_cell(width, 10.5, f"“{text}”", new_x="LEFT", new_y="NEXT", align="L")
     sheet.set_font(FAMILY, "", 7.5)
     sheet.set_text_color(50)
-    sheet.multi_cell(width, 9.5, codes + (f"   [{notes}]" if notes else ""), new_x="LEFT", new_y="NEXT")
+    sheet.multi_cell(width, 9.5, codes + (f"   [{notes}]" if notes else ""), new_x="LEFT", new_y="NEXT", align="L")
     sheet.set_text_color(0)
     sheet.set_x(MARGIN)
     sheet.ln(3)
