@@ -195,3 +195,18 @@ def test_coded_terms_about_someone_else_or_uncertain_never_cover(display):  # H2
 def test_a_formal_coded_term_bridges_to_paper_shorthand():
     found = status("MMR given", [event(D(1990, 3, 14), "Measles, mumps and rubella vaccination", "immunisation")])
     assert found.status == "covered"
+
+
+def test_an_allergy_in_a_letter_does_not_hide_the_letters_other_facts():  # H16
+    letter = ("He was admitted under my care and underwent vasectomy under general anaesthetic. Please note that "
+              "he is allergic to sulphonamides, which causes urticaria.")
+    allergy_only = [event(D(1990, 3, 14), "Sulphonamide allergy", "allergy")]
+    found = status(letter, allergy_only)
+    assert found.status == "paper-only" and found.uncovered == ("vasectomy",)
+    assert status(letter, [*allergy_only, event(D(1990, 3, 14), "Vasectomy", "procedure")]).status == "covered"
+
+
+def test_a_drug_prescribed_beside_an_allergy_is_still_a_prescription():
+    found = status("Rx amoxicillin 250mg tds. Allergic to penicillin - rash", [
+        event(D(1990, 3, 14), "Penicillin allergy", "allergy"), event(D(1990, 3, 14), "Amoxicillin allergy", "allergy")])
+    assert found.status == "paper-only" and found.uncovered == ("amoxicillin",)

@@ -31,6 +31,7 @@ RULES_FILE = Path(__file__).with_name("rules.toml")
 FUZZY_MIN_LENGTH = 5  # shorter words have too many neighbours one edit away
 # Sentence ends and clause openers that close an examination clause ("O/E chest clr. Rx ...").
 _CLAUSE_END = re.compile(r"[.;]$")
+_SENTENCE_END = re.compile(r"[.;!?]$")
 _EDGE = "\"'.,;:!?()[]{}\u2018\u2019\u201c\u201d-\u2014\u2013*"
 _JOINING = frozenset({"and", "of", "the", "with", "in", "-"})
 _YEAR = re.compile(r"^(19\d\d|20[0-3]\d)$")
@@ -81,6 +82,8 @@ class Mention:
     kind: Kind
     written: str
     ocr: bool = False  # recognised despite an OCR misreading
+    sentence: int = 0  # which sentence of the text it is in (split at . ; ! ?)
+    after_allergy_cue: bool = False  # an allergy word came earlier in the same sentence
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,20 @@ class Reading:
     facts: tuple[Mention, ...]
     unexplained: tuple[str, ...]
     years: tuple[int, ...]
-    allergy: bool  # the text introduces an allergy
+    allergy_sentences: frozenset[int] = frozenset()  # sentences that name an allergy
+
+    @property
+    def allergy(self) -> bool:
+        return bool(self.allergy_sentences)
+
+    def allergen(self, fact: Mention) -> bool:
+        """A drug or allergy named in a sentence about an allergy: only a coded allergy covers it."""
+        return fact.kind in ("medication", "allergy") and fact.sentence in self.allergy_sentences
+
+    def reaction(self, fact: Mention) -> bool:
+        """A condition after the allergy word in its sentence ("allergic to X - rash"): part of the allergy."""
+        return fact.kind == "condition" and fact.after_allergy_cue and any(
+            self.allergen(f) for f in self.facts if f.sentence == fact.sentence)
 
 
 def kind_of(concept: Concept) -> Kind:
@@ -174,9 +190,15 @@ class FactReader:
         facts: list[Mention] = []
         unexplained: list[str] = []
         years: list[int] = []
-        allergy = False
+        allergy_sentences: set[int] = set()
+        sentence, cue_seen = 0, False
         examining = False
         i = 0
+
+        def mention(concept: Concept, written: str, ocr: bool = False) -> Mention:
+            return Mention(self._position[id(concept)], concept.preferred, kind_of(concept), written, ocr,
+                           sentence, cue_seen)
+
         while i < len(words):
             word, closes = words[i], bool(_CLAUSE_END.search(raw[i]))
             found = self._exact(words, i)
@@ -188,10 +210,11 @@ class FactReader:
                 if key in self.rules.examination_cues:
                     examining, closes = True, False  # "O/E." opens the clause despite its stop
                 elif kind_of(concept) == "allergy" or key in self.rules.allergy_cues:
-                    allergy = True
-                    facts.append(self._mention(concept, written))
+                    allergy_sentences.add(sentence)
+                    facts.append(mention(concept, written))
+                    cue_seen = True
                 elif not (examining or self.is_incidental(concept) or self._names_a_clinic(words, i + n)):
-                    facts.append(self._mention(concept, written))
+                    facts.append(mention(concept, written))
                 i += n
             else:
                 if _YEAR.match(word):
@@ -199,17 +222,20 @@ class FactReader:
                 if word in self.rules.examination_cues:
                     examining, closes = True, False
                 elif word in self.rules.allergy_cues:
-                    allergy = True
+                    allergy_sentences.add(sentence)
+                    cue_seen = True
                 elif not (examining or self._ignorable(word, ignored) or self._dosing(words, i)):
                     concept = self._fuzzy(word) if fuzzy else None
                     if concept is None:
                         unexplained.append(raw[i].strip(_EDGE))
                     elif not self.is_incidental(concept):
-                        facts.append(self._mention(concept, raw[i].strip(_EDGE), ocr=True))
+                        facts.append(mention(concept, raw[i].strip(_EDGE), ocr=True))
                 i += 1
             if closes:
                 examining = False
-        return Reading(tuple(facts), tuple(unexplained), tuple(years), allergy)
+            if _SENTENCE_END.search(raw[i - 1]):
+                sentence, cue_seen = sentence + 1, False
+        return Reading(tuple(facts), tuple(unexplained), tuple(years), frozenset(allergy_sentences))
 
     def _ignorable(self, word: str, ignored: set[str]) -> bool:
         # Values, doses, durations and dates (160/90, 50mg, 2/52, 1948) carry digits; they
@@ -233,8 +259,6 @@ class FactReader:
         # not the other meaning ("OD" is also an overdose, so alone it stays unexplained).
         return words[i] in self.vocabulary.ambiguous and i > 0 and any(c.isdigit() for c in words[i - 1])
 
-    def _mention(self, concept: Concept, written: str, ocr: bool = False) -> Mention:
-        return Mention(self._position[id(concept)], concept.preferred, kind_of(concept), written, ocr)
 
 
 @functools.lru_cache(maxsize=2)

@@ -123,14 +123,14 @@ def _date_match(entry: PaperEntry, years: tuple[int, ...], event: CodedEvent) ->
     return None
 
 
-def _types_for(fact: Mention, allergy_entry: bool) -> frozenset[str]:
-    if allergy_entry and fact.kind in ("medication", "allergy"):
+def _types_for(fact: Mention, reading: Reading) -> frozenset[str]:
+    if reading.allergen(fact):
         return _TYPES_FOR["allergy"]
     return _TYPES_FOR.get(fact.kind, _ANY_BUT_ALLERGY)
 
 
 def _best(fact: Mention, entry: PaperEntry, reading: Reading, index: CodedIndex) -> Evidence | None:
-    types = _types_for(fact, reading.allergy)
+    types = _types_for(fact, reading)
     best: Evidence | None = None
     for item in index.by_concept.get(fact.concept, ()):
         if item.event.type not in types:
@@ -152,10 +152,8 @@ def assess(entry: PaperEntry, index: CodedIndex, reader: FactReader, settings: S
            ignore: tuple[str, ...] = ()) -> EntryFinding:
     """Decide whether one paper entry is covered by the coded record; see the module docstring."""
     reading = reader.read(entry.text, ignore=ignore)
-    facts = reading.facts
-    if reading.allergy and any(f.kind in ("medication", "allergy") for f in facts):
-        # The reaction (rash, wheeze) belongs to the allergy: a coded allergy carries it.
-        facts = tuple(f for f in facts if f.kind in ("medication", "allergy", "immunisation"))
+    # The reaction (rash, wheeze) belongs to its allergy: a coded allergy carries it.
+    facts = tuple(f for f in reading.facts if not reading.reaction(f))
     evidence, uncovered = [], []
     for fact in facts:
         found = _best(fact, entry, reading, index)
