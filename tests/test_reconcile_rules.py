@@ -210,3 +210,15 @@ def test_a_drug_prescribed_beside_an_allergy_is_still_a_prescription():
     found = status("Rx amoxicillin 250mg tds. Allergic to penicillin - rash", [
         event(D(1990, 3, 14), "Penicillin allergy", "allergy"), event(D(1990, 3, 14), "Amoxicillin allergy", "allergy")])
     assert found.status == "paper-only" and found.uncovered == ("amoxicillin",)
+
+
+def test_a_page_flagged_as_a_rescan_that_reads_differently_is_judged_on_its_own():  # H6, H15
+    """Two letters on one hospital's template can look alike to the image hash."""
+    reader = default_reader()
+    index = CodedIndex(tuple(ASTHMA), reader)
+    first = page(1, kind="letter", entries=[entry("I saw him in clinic. Diagnosis of eczema.", D(1998, 9, 29))])
+    second = page(2, kind="letter", duplicate_of=1,
+                  entries=[entry("I saw him in clinic. Diagnosis of depression.", D(2001, 2, 9))])
+    decisions = decide_record([first, second], index, reader, SETTINGS)
+    assert [d.decision for d in decisions] == ["include", "include"]
+    assert "rescan" not in decisions[1].reason

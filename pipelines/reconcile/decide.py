@@ -3,7 +3,8 @@
 The rules, in the order they are tried (the first that applies decides):
 
 1. a blank page is omitted;
-2. a rescan (duplicate) of a page that is sent is omitted, since its original travels;
+2. a rescan (duplicate) of a page that is sent is omitted, since its original travels, if it
+   reads the same (same entry dates, no fact the original lacks);
 3. an envelope front, a page flagged unreadable, a page read with low confidence, a page with
    no recognised entries, or a card with writing outside every entry is included;
 4. a page with any entry that is paper-only or uncertain is included;
@@ -111,6 +112,21 @@ def decide_page(page: PaperPage, index: CodedIndex, reader: FactReader, settings
     return PageDecision(page, "omit", f"all {len(findings)} entries are in the coded record", findings)
 
 
+def _same_content(rescan: PaperPage, original: PaperPage, reader: FactReader) -> bool:
+    """Whether a page flagged as a rescan reads as the same page: same entry dates, no new fact.
+
+    The duplicate flag comes from image similarity, and two letters on one hospital's template
+    can look alike; a page only goes as "the same as one that is sent" if its content agrees.
+    """
+    if rescan.blank or original.blank:
+        return rescan.blank and original.blank
+    dates = {e.date for e in rescan.entries if e.date is not None}
+    if dates != {e.date for e in original.entries if e.date is not None}:
+        return False
+    facts = {f.concept for e in rescan.entries for f in reader.read(e.text).facts}
+    return facts <= {f.concept for e in original.entries for f in reader.read(e.text).facts}
+
+
 def decide_record(pages: list[PaperPage], index: CodedIndex, reader: FactReader, settings: Settings,
                   names: tuple[str, ...] = ()) -> list[PageDecision]:
     """Decisions for every page of a patient, in order; rescans follow their original's fate."""
@@ -122,7 +138,7 @@ def decide_record(pages: list[PaperPage], index: CodedIndex, reader: FactReader,
         if page.duplicate_of is None:
             continue
         original = decided.get((page.document_id, page.duplicate_of))
-        if original is not None and original.decision == "include":
+        if original is not None and original.decision == "include" and _same_content(page, original.page, reader):
             decided[(page.document_id, page.number)] = PageDecision(
                 page, "omit", f"rescan of page {page.duplicate_of}, which is sent")
         else:  # its original is omitted or unknown: the rescan must earn omission itself
