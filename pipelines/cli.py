@@ -24,6 +24,7 @@ from pipelines.cli_search import register as register_search
 from pipelines.records.command import register as register_coded
 from pipelines.transfer.command import register as register_transfer
 from pipelines.reconcile.command import register as register_reconcile
+from pipelines.transfer.pack_command import register as register_pack
 
 log = logging.getLogger("lgd")
 DEFAULT_ARCHIVE = "./lgd-archive"
@@ -89,6 +90,7 @@ examples:
     register_coded(sub)
     register_transfer(sub)
     register_reconcile(sub, lambda value: _archive(value).resolve())
+    register_pack(sub, lambda value: _archive(value).resolve())
     return parser
 
 

@@ -1,0 +1,191 @@
+"""Build one patient's transfer pack: reconcile if needed, plan, write the PDF/A, put it in the chosen form.
+
+`build_pack` is the whole job for one patient and is what `lgd pack` (and its --batch) runs:
+
+1. `ensure_reconciled`: the latest run if it was made against the coded record to use now,
+   else a new run (refused clearly when there is no coded record at all);
+2. `plan_pack`: every page with its effective decision (clinician overrides applied);
+3. `build_pack_pdf`: the validated PDF/A-2b (cover, omitted-pages index, included pages);
+4. the form: encrypted media (`write_media`), a print file, or NDR files;
+5. `record_pack`: who built which pack from which run, with its hash, in the catalogue.
+
+The plaintext pack is staged in the archive's own tmp/ folder, never on the target medium.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from index import Catalogue
+from index.coded import latest_coded_record
+from index.decisions import record_pack
+from pipelines.errors import ExitCode
+from pipelines.reconcile import ensure_reconciled
+from pipelines.reconcile.run import user
+from pipelines.records.model import record_from_json
+
+from .document import PackDocument, build_pack_pdf
+from .electronic import EVENTS_PER_PRINTED_PAGE
+from .media import write_media
+from .ndr import write_ndr
+from .plan import PackBuildError, PackPlan, plan_pack
+from .printing import print_summary, sheets
+
+FORMATS = ("7z", "iso", "usb", "print", "ndr")
+MEDIA_FORMATS = ("7z", "iso", "usb")
+PRINT_NAME = "print-pack.pdf"
+
+
+@dataclass(frozen=True)
+class PackOptions:
+    """How to build packs: one typed object, as the command line fills it."""
+
+    format: str = "7z"
+    with_electronic: bool = False
+    media_size: int | None = None
+    practice: str | None = None
+    ods_code: str | None = None
+    when: dt.date = field(default_factory=dt.date.today)
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}")
+
+
+@dataclass(frozen=True)
+class PackResult:
+    """What was built for one patient, in the shape `lgd pack --json` prints."""
+
+    plan: PackPlan
+    document: PackDocument
+    format: str
+    outputs: tuple[Path, ...]
+    sha256: dict[str, str]
+    sheets_everything: int  # the full paper record plus (an estimate of) the coded record, printed duplex
+    sheets_pack: int  # sheets this pack prints (0 for media and NDR: nothing is printed)
+    seconds: float
+    fingerprint: str | None = None
+    media_bytes: int = 0
+    seconds_encrypting: float = 0.0
+    print_line: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def sheets_saved(self) -> int:
+        return self.sheets_everything - self.sheets_pack
+
+    def to_json(self) -> dict[str, Any]:
+        plan, doc = self.plan, self.document
+        out: dict[str, Any] = {
+            "patient": plan.nhs_number,
+            "format": self.format,
+            "outputs": [str(p) for p in self.outputs],
+            "pages_total": plan.full_record_pages,
+            "pages_included": len(plan.included),
+            "pages_omitted": len(plan.omitted),
+            "sheets_saved": self.sheets_saved,
+            "sha256": self.sha256,
+            "pack": {"sha256": doc.sha256, "pages": doc.pages, "bytes": doc.bytes, "validation": doc.validation},
+            "reconciliation": {"run": plan.run_id, "coded_format": plan.coded_format, "coded_sha256": plan.coded_sha256},
+            "sheets": {"everything": self.sheets_everything, "pack": self.sheets_pack, "duplex": True},
+            "seconds": round(self.seconds, 3),
+        }
+        if doc.electronic is not None:
+            out["electronic"] = {"events": doc.electronic.events, "pages": doc.electronic.pages,
+                                 "gp_print_pages_estimate": doc.electronic.estimated_gp_print_pages}
+        if self.fingerprint:
+            out["fingerprint"] = self.fingerprint
+            out["media_bytes"] = self.media_bytes
+            out["seconds_encrypting"] = round(self.seconds_encrypting, 3)
+        if self.print_line:
+            out["print"] = self.print_line
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
+
+
+def _coded(catalogue: Catalogue, nhs_number: str):
+    row = latest_coded_record(catalogue, nhs_number)
+    return None if row is None else record_from_json(row.record, row.sha256)
+
+
+def _electronic_estimate_pages(plan: PackPlan) -> int:
+    """Pages printing the coded record from a GP system would take (an estimate; see electronic.py)."""
+    return -(-plan.coded_events // EVENTS_PER_PRINTED_PAGE)
+
+
+def _place(source: Path, target: Path) -> None:
+    """Copy into `target`'s folder under a temporary name, then rename: whole file or none."""
+    part = target.with_name(f".{target.name}.part")
+    shutil.copyfile(source, part)
+    with part.open("rb") as f:
+        os.fsync(f.fileno())
+    os.replace(part, target)
+
+
+def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOptions, *,
+               coded_path: Path | None = None, passphrase: str | None = None) -> PackResult:
+    """Build and record one patient's pack under `out` (a folder; see `lgd pack --help` for the layout).
+
+    Raises:
+        LgdError (and its PackError/PackBuildError kinds): no digitised or coded record, a coded
+            file of another patient, `out` in use, a medium too small, a pack failing PDF/A.
+    """
+    started = time.perf_counter()
+    archive = catalogue.archive
+    run = ensure_reconciled(catalogue, nhs_number, coded_path, actor=user())
+    plan = plan_pack(catalogue, nhs_number, run)
+    coded = _coded(catalogue, nhs_number)
+    duplex = options.format == "print"
+    staging = archive / "tmp"
+    staging.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="pack-", dir=staging))
+    try:
+        document = build_pack_pdf(plan, archive, work / "pack.pdf", coded=coded, with_electronic=options.with_electronic,
+                                  practice=options.practice, when=options.when, duplex=duplex)
+        everything = sheets(plan.full_record_pages, True) + sheets(_electronic_estimate_pages(plan), True)
+        extra: dict[str, Any] = {}
+        if options.format in MEDIA_FORMATS:
+            if passphrase is None:
+                raise PackBuildError("passphrase_unusable", "a media pack needs a passphrase", ExitCode.usage)
+            fields = {"patient": nhs_number, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                      "coded": {"format": plan.coded_format, "sha256": plan.coded_sha256},
+                      "counts": {"pages_total": plan.full_record_pages, "pages_included": len(plan.included),
+                                 "pages_omitted": len(plan.omitted), "reconciliation": plan.run_id}}
+            media = write_media([("pack.pdf", document.path)], fields, format=options.format, out=out,
+                                passphrase=passphrase, archive=archive, media_size=options.media_size)
+            outputs, digests, pack_sheets = media.outputs, media.sha256, 0
+            extra = {"fingerprint": media.fingerprint, "media_bytes": media.bytes,
+                     "seconds_encrypting": media.seconds_encrypting}
+        elif options.format == "print":
+            target = out / PRINT_NAME
+            if target.exists():
+                raise PackBuildError("out_not_empty", f"{target} exists; choose another --out", ExitCode.usage)
+            out.mkdir(parents=True, exist_ok=True)
+            _place(document.path, target)
+            summary = print_summary(plan, document)
+            outputs, digests, pack_sheets = (target,), {PRINT_NAME: document.sha256}, summary.pack_sheets
+            extra = {"print_line": summary.line}
+        else:
+            bundle = write_ndr(plan, document, out, ods_code=options.ods_code, when=options.when, user=user())
+            outputs = (*(f.path for f in bundle.files), bundle.metadata)
+            digests = {str(f.path.relative_to(out)): f.sha256 for f in bundle.files}
+            pack_sheets = 0
+            extra = {"warnings": bundle.warnings}
+        result = PackResult(plan, document, options.format, tuple(outputs), dict(digests), everything, pack_sheets,
+                            time.perf_counter() - started, **extra)
+        record_pack(catalogue, nhs_number, run.id, format=options.format, sha256=document.sha256,
+                    detail={"outputs": [str(p) for p in outputs], "sha256": digests,
+                            "pages_included": len(plan.included), "pages_omitted": len(plan.omitted),
+                            "with_electronic": options.with_electronic, "fingerprint": extra.get("fingerprint")},
+                    actor=user())
+        return result
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
