@@ -222,3 +222,16 @@ def test_a_page_flagged_as_a_rescan_that_reads_differently_is_judged_on_its_own(
     decisions = decide_record([first, second], index, reader, SETTINGS)
     assert [d.decision for d in decisions] == ["include", "include"]
     assert "rescan" not in decisions[1].reason
+
+
+def test_a_narrower_note_is_covered_by_its_coded_head_with_the_descriptor_named():
+    found = status("C/O itchy rash 3/7. Rx calamine lotion", [
+        event(D(1990, 3, 14), "Eruption of skin"), event(D(1990, 3, 14), "Calamine lotion", "medication")])
+    assert found.status == "covered"
+    assert any("broader (itchy dropped)" in e.how for e in found.evidence)
+    # A different head is not coverage: dropping "painful" from "painful big toe" leaves no concept.
+    assert status("C/O painful big toe 2/7", [event(D(1990, 3, 14), "Arthralgia")]).status == "paper-only"
+
+
+def test_the_reaction_named_with_an_allergy_goes_with_it():
+    assert status("ALLERGY: Elastoplast (blisters)", [event(D(1990, 3, 14), "Adhesive plaster allergy", "allergy")]).status == "covered"

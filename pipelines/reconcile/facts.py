@@ -53,6 +53,7 @@ class Rules:
     examination_cues: frozenset[str]
     words: frozenset[str]
     coded_exclusions: frozenset[str] = frozenset()
+    descriptors: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: Path = RULES_FILE) -> Rules:
@@ -62,8 +63,9 @@ class Rules:
             frozenset(normalise(t) for t in data["fact_concepts"]),
             frozenset(data["allergy_cues"]),
             frozenset(normalise(t) for t in data["examination_cues"]),
-            frozenset(w.casefold() for w in data["words"].split()),
+            frozenset(w.casefold() for w in data["words"].split() + data.get("sites", "").split()),
             frozenset(t.casefold() for t in data.get("coded_exclusions", ())),
+            frozenset(t.casefold() for t in data.get("descriptors", ())),
         )
 
     def excludes(self, term: str) -> bool:
@@ -226,7 +228,10 @@ class FactReader:
                     cue_seen = True
                 elif not (examining or self._ignorable(word, ignored) or self._dosing(words, i)):
                     concept = self._fuzzy(word) if fuzzy else None
-                    if concept is None:
+                    if concept is None and cue_seen and any(f.sentence == sentence and f.kind in ("medication", "allergy")
+                                                            for f in facts):
+                        pass  # "ALLERGY: Elastoplast (blisters)": the reaction, part of the allergy
+                    elif concept is None:
                         unexplained.append(raw[i].strip(_EDGE))
                     elif not self.is_incidental(concept):
                         facts.append(mention(concept, raw[i].strip(_EDGE), ocr=True))

@@ -9,6 +9,7 @@ trusted (no date, low OCR confidence, no fact recognised, or words nobody can vo
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
@@ -148,6 +149,22 @@ def _best(fact: Mention, entry: PaperEntry, reading: Reading, index: CodedIndex)
     return best
 
 
+def _broader(fact: Mention, entry: PaperEntry, reading: Reading, index: CodedIndex, reader: FactReader) -> Evidence | None:
+    """Coverage of "itchy rash" by a coded rash: the fact with its descriptor words dropped, if all of it is coded."""
+    words = fact.written.split()
+    kept = [w for w in words if w.strip(".,;:()").casefold() not in reader.rules.descriptors]
+    if len(kept) == len(words) or not kept:
+        return None
+    heads = reader.read(" ".join(kept), fuzzy=False).facts
+    found = [_best(dataclasses.replace(h, sentence=fact.sentence), entry, reading, index) for h in heads]
+    if not heads or any(f is None for f in found):
+        return None
+    best = max(found, key=lambda e: e.score)
+    dropped = " ".join(w for w in words if w not in kept)
+    return dataclasses.replace(best, fact=fact.preferred, written=fact.written, how=f"{best.how}, broader ({dropped} dropped)",
+                               score=best.score * 0.9)
+
+
 def assess(entry: PaperEntry, index: CodedIndex, reader: FactReader, settings: Settings,
            ignore: tuple[str, ...] = ()) -> EntryFinding:
     """Decide whether one paper entry is covered by the coded record; see the module docstring."""
@@ -156,7 +173,7 @@ def assess(entry: PaperEntry, index: CodedIndex, reader: FactReader, settings: S
     facts = tuple(f for f in reading.facts if not reading.reaction(f))
     evidence, uncovered = [], []
     for fact in facts:
-        found = _best(fact, entry, reading, index)
+        found = _best(fact, entry, reading, index) or _broader(fact, entry, reading, index, reader)
         if found is None:
             uncovered.append(fact.preferred)
         else:

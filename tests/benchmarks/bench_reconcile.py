@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from fixtures.coded import large_record, paper_entries
-from fixtures.evaluate_reconcile import evaluate, oracle, table
+from fixtures.evaluate_reconcile import evaluate, load_truth, oracle, table
 from fixtures.generate import generate_batch
 from index import Catalogue
 from index.rows import DocumentRow, EntryRow, PageRow, PatientRow
@@ -73,9 +73,10 @@ def oracle_documents(batch, out: Path) -> list[Path]:
             0, page["source"], page["page"], "blank" if page["blank"] else page["kind"].replace("card_back", "card"),
             page["blank"], page["duplicate_of"], not page["legible"], 95.0 if page["legible"] else 20.0, text, entries))
     paths = []
+    names = {nhs: tuple(t["name"].split()) for nhs, t in load_truth(batch.truth).items()}
     for nhs, pages in by_patient.items():
         record = read_record(batch.coded / f"{nhs}.csv")
-        decisions = decide_record(pages, CodedIndex(record.events, reader), reader, settings)
+        decisions = decide_record(pages, CodedIndex(record.events, reader), reader, settings, names[nhs])
         doc = {"patient": nhs, "coded": {"format": record.format, "sha256": record.sha256, "events": len(record.events)},
                "pages": [_page_json(d) for d in decisions]}
         path = out / f"{nhs}.oracle.reconcile.json"
