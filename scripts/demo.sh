@@ -1,14 +1,47 @@
 #!/usr/bin/env bash
-# Install everything, generate a synthetic batch of Lloyd George scans, digitise it into a fresh archive.
+# Install everything, then run the whole lgd flow on a generated synthetic batch:
+# digitise -> search -> reconcile against each patient's coded record -> build encrypted packs -> verify them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 out=${LGD_DEMO_DIR:-/tmp/lgd-demo}
 rm -rf "$out"
 mkdir -p "$out"
+lgd=.venv/bin/lgd
+archive="$out/archive"
+
+echo "== generate a synthetic batch (scans, truth, coded records)" >&2
 .venv/bin/python -m fixtures.generate --out "$out/batch" --patients "${LGD_DEMO_PATIENTS:-4}" --seed 7
-.venv/bin/lgd digitise "$out/batch/scans" --archive "$out/archive" --jobs "$(nproc)"
-echo >&2
-echo "search the imported notes (synonyms and OCR slips included):" >&2
-.venv/bin/lgd search "high blood pressure OR asthma" --archive "$out/archive" --limit 3
-echo "archive: $out/archive (catalogue.sqlite, pdf/, fulltext/)" >&2
+
+echo "== digitise" >&2
+$lgd digitise "$out/batch/scans" --archive "$archive" --jobs "$(nproc)"
+
+echo "== search the imported notes (synonyms and OCR slips included)" >&2
+$lgd search "high blood pressure OR asthma" --archive "$archive" --limit 3
+
+echo "== reconcile each patient against their GP2GP record" >&2
+.venv/bin/python - "$out" <<'PY'
+import json, sys
+from pathlib import Path
+out = Path(sys.argv[1])
+index = json.loads((out / "batch/truth/index.json").read_text())
+with (out / "leavers.csv").open("w") as f:
+    f.write("nhs_number,coded\n")
+    for p in index["patients"]:
+        f.write(f"{p['nhs_number']},batch/{p['coded']['gp2gp']}\n")
+PY
+$lgd reconcile --batch "$out/leavers.csv" --archive "$archive"
+first=$(sed -n 2p "$out/leavers.csv" | cut -d, -f1)
+$lgd reconcile --patient "$first" --archive "$archive" | head -25
+
+echo "== build encrypted ISO packs of the pages that must be sent" >&2
+$lgd pack --batch "$out/leavers.csv" --format iso --out "$out/packs" --archive "$archive" \
+    --new-passphrase-file "$out/passphrases.csv"
+
+echo "== verify every pack as the receiving practice would (passphrase sent separately)" >&2
+tail -n +2 "$out/passphrases.csv" | while IFS=, read -r pack nhs phrase; do
+    printf '%s\n' "$phrase" > "$out/$pack.pass"
+    $lgd verify "$out/packs/$pack/lgd-pack-001.iso" --passphrase-file "$out/$pack.pass" --archive "$archive" | tail -1
+    rm -f "$out/$pack.pass"
+done
+echo "archive: $archive; packs: $out/packs; passphrases (keep private): $out/passphrases.csv" >&2

@@ -200,9 +200,9 @@ def _batch(catalogue, args: argparse.Namespace, options: PackOptions, secrets: _
                 result = build_pack(catalogue, nhs, args.out / label, options, coded_path=coded, passphrase=phrase)
                 secrets.used(label, nhs, phrase)
                 fingerprint = result.fingerprint or fingerprint
-                results.append({"pack": label, "ok": True, **result.to_json()})
+                results.append({"folder": label, "ok": True, **result.to_json()})
             except LgdError as e:
-                results.append({"pack": label, "patient": nhs, "ok": False, "error": {"code": e.code, "message": str(e)}})
+                results.append({"folder": label, "patient": nhs, "ok": False, "error": {"code": e.code, "message": str(e)}})
             progress.advance(nhs)
     finally:
         progress.stop()
@@ -220,10 +220,10 @@ def _batch(catalogue, args: argparse.Namespace, options: PackOptions, secrets: _
     else:
         for r in results:
             if r["ok"]:
-                print(f"{r['pack']}  {r['patient']}  {r['pages_included']:4} of {r['pages_total']:4} pages sent  "
+                print(f"{r['folder']}  {r['patient']}  {r['pages_included']:4} of {r['pages_total']:4} pages sent  "
                       f"{r['sheets_saved']:4} sheets saved", file=stdout)
             else:
-                print(f"{r['pack']}  {r['patient']}  failed: {r['error']['message']}", file=stdout)
+                print(f"{r['folder']}  {r['patient']}  failed: {r['error']['message']}", file=stdout)
         print(f"\n{summary['patients']} patients ({summary['failed']} failed): {summary['pages_included']} of "
               f"{summary['pages_total']} pages sent, {summary['pages_omitted']} omitted; {summary['sheets_saved']} of "
               f"{summary['sheets_everything']} sheets saved against printing everything", file=stdout)
