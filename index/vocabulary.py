@@ -147,6 +147,11 @@ class Vocabulary:
         i = self._lookup(words_of(phrase), parts[-1] if parts else "")
         return None if i is None else self.concepts[i]
 
+    def concept_of_words(self, words: list[str]) -> Concept | None:
+        """As `concept`, for words already lower-cased with edge punctuation stripped (`words_of`)."""
+        i = self._lookup(words)
+        return None if i is None else self.concepts[i]
+
     def alternatives(self, phrase: str) -> tuple[str, ...]:
         """Every other form of the concept `phrase` is a form of; () if none or ambiguous."""
         concept = self.concept(phrase)

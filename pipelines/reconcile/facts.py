@@ -131,6 +131,7 @@ class FactReader:
                 key = normalise(form)
                 if " " not in key and len(key) >= FUZZY_MIN_LENGTH and key not in vocabulary.ambiguous:
                     folded.setdefault(fold(key), set()).add(i)
+        self._named: dict[str, frozenset[int]] = {}
         self._folded_keys = list(folded)
         self._slash_shorthand = frozenset(
             key for c in vocabulary.concepts if self.is_incidental(c)
@@ -170,6 +171,9 @@ class FactReader:
         A coded "Fracture of wrist" states a fracture as well as a fracture of the wrist, so it
         covers a paper "#"; the reverse does not hold, because paper is read longest-first.
         """
+        cached = self._named.get(text)
+        if cached is not None:
+            return cached
         words = [w.strip(_EDGE).casefold() for w in text.split() if w.strip(_EDGE)]
         found: set[int] = set()
         # Coded terms are formal ("Measles, mumps and rubella vaccination"): read them also
@@ -177,9 +181,11 @@ class FactReader:
         for variant in (words, [w for w in words if w not in _JOINING]):
             for i in range(len(variant)):
                 for n in range(1, min(MAX_PHRASE_WORDS, len(variant) - i) + 1):
-                    concept = self.vocabulary.concept(" ".join(variant[i:i + n]))
+                    concept = self.vocabulary.concept_of_words(variant[i:i + n])
                     if concept is not None and not self.is_incidental(concept):
                         found.add(self._position[id(concept)])
+        if len(self._named) < 100_000:  # records repeat their terms (every issue of a drug)
+            self._named[text] = frozenset(found)
         return found
 
     # -- reading ------------------------------------------------------------------------

@@ -96,7 +96,7 @@ class CodedIndex:
             forms = frozenset(" ".join(t.casefold().split()) for t in terms if t)
             for term in terms:
                 if term:
-                    seen |= reader.concepts_named(term)
+                    seen = seen | reader.concepts_named(term)
             for concept in seen:
                 self.by_concept[concept].append(_Indexed(event, forms))
 
