@@ -78,7 +78,10 @@ def parse(data: bytes, name: str) -> etree._Element:
 
 
 def local(el: etree._Element) -> str:
-    return etree.QName(el).localname if isinstance(el.tag, str) else ""
+    # Clark notation "{namespace}name": slicing it is several times faster than etree.QName,
+    # and this runs for every element of an extract (half a million for 5,000 events).
+    tag = el.tag
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
 def child(el: etree._Element | None, name: str) -> etree._Element | None:
