@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import pickle
 import re
 import struct
@@ -25,7 +26,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from whoosh import index
+from whoosh import collectors, index
 from whoosh.analysis import Filter, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
 from whoosh.fields import ID, KEYWORD, STORED, TEXT, Schema
 from whoosh.index import LockError
@@ -33,7 +34,8 @@ from whoosh.qparser import OrGroup, QueryParser
 from whoosh.support.levenshtein import levenshtein
 from whoosh.query import And, FuzzyTerm, NullQuery, Or, Phrase, Query, Term, TermRange
 from whoosh.codec.whoosh3 import W3Codec
-from whoosh.reading import SegmentReader
+from whoosh.reading import IndexReader, SegmentReader
+from whoosh.searching import Searcher
 from whoosh.writing import MERGE_SMALL, IndexWriter
 
 from .errors import ArchiveError, ArchiveErrorCode, from_oserror
@@ -196,6 +198,31 @@ def _date(n: int) -> dt.date:
     return dt.date(n // 10000, n // 100 % 100, n % 100)
 
 
+class _SharedFuzzy(FuzzyTerm):
+    """A FuzzyTerm whose expansions, segment by segment, are shared by every query of one search.
+
+    Whoosh expands a fuzzy term (builds a Levenshtein automaton, walks a segment's term
+    dictionary with it) afresh for every size estimate and every matcher, several times per
+    segment and query; the strict and the loose query of one search repeat it all. Matching
+    and scoring are Whoosh's own: only the list of expansions is remembered.
+    """
+
+    def __init__(self, fuzzy: FuzzyTerm, expansions: dict) -> None:
+        super().__init__(fuzzy.fieldname, fuzzy.text, fuzzy.boost, fuzzy.maxdist, fuzzy.prefixlength, fuzzy.constantscore)
+        self._expansions = expansions  # (id(segment reader), term, ...) -> expanded terms; one search's
+
+    def _btexts(self, ixreader: IndexReader):
+        key = (id(ixreader), self.fieldname, self.text, self.maxdist, self.prefixlength)
+        words = self._expansions.get(key)
+        if words is None:
+            words = self._expansions[key] = tuple(super()._btexts(ixreader))
+        return words
+
+
+def _share_expansions(q: Query, expansions: dict) -> Query:
+    return q.accept(lambda leaf: _SharedFuzzy(leaf, expansions) if isinstance(leaf, FuzzyTerm) else leaf)
+
+
 class QueryBuilder:
     """Turns what a clinician types into a Whoosh query that tolerates shorthand and OCR slips."""
 
@@ -308,6 +335,8 @@ class FullText:
         self._lock_timeout = lock_timeout
         self._queries = QueryBuilder(Vocabulary.load())
         self._stem, self._fold = _stemmed(), _folded()
+        self._searcher: Searcher | None = None
+        self._searcher_commit: tuple[int, int, int] | None = None
 
     @classmethod
     def create(cls, folder: Path) -> None:
@@ -360,6 +389,9 @@ class FullText:
         return cls(ix, folder, lock_timeout)
 
     def close(self) -> None:
+        if self._searcher is not None:
+            self._searcher.close()
+            self._searcher = None
         self._ix.close()
 
     def __enter__(self) -> FullText:
@@ -458,17 +490,52 @@ class FullText:
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        strict = self._run(self._queries.build(query), nhs_number, kind, date_from, date_to, limit)
+        searcher = self._current_searcher()
+        expansions: dict = {}
+        strict_query = _share_expansions(self._queries.build(query), expansions)
+        strict = self._run(searcher, strict_query, nhs_number, kind, date_from, date_to, limit)
         if len(strict.hits) >= limit or not self._queries.has_several_words(query):
             return strict
         # Hand-writing loses words to OCR: when too few pages hold every word, pages that
         # hold some of them follow, ranked by how much they hold, marked as partial.
-        loose = self._run(self._queries.build(query, loose=True), nhs_number, kind, date_from, date_to, limit)
+        loose_query = _share_expansions(self._queries.build(query, loose=True), expansions)
+        loose = self._run(searcher, loose_query, nhs_number, kind, date_from, date_to, limit)
         seen = {(h.document_id, h.page) for h in strict.hits}
         extra = [dataclasses.replace(h, partial=True) for h in loose.hits if (h.document_id, h.page) not in seen]
         return SearchResult(strict.total, strict.hits + tuple(extra[: limit - len(strict.hits)]), partial=loose.total - strict.total)
 
-    def _run(self, q: Query, nhs_number, kind, date_from, date_to, limit) -> SearchResult:
+    def _current_searcher(self) -> Searcher:
+        """A searcher on the index's latest commit, kept from one search to the next.
+
+        Opening one copies every segment's term dictionary into memory, which cost as much as
+        the query itself on a 100,000-page index, so it is reopened only when a commit (from
+        this or another process, or a rebuild swapping the folder) has changed the index.
+        Not `Searcher.refresh()`: in whoosh-reloaded 2.7.5 the refreshed reader keeps the
+        replaced segments too, and counts pages twice after a merge.
+        """
+        commit = self._latest_commit()
+        if self._searcher is not None and (commit is None or commit != self._searcher_commit):
+            self._searcher.close()
+            self._searcher = None
+        if self._searcher is None:
+            self._searcher = self._ix.searcher()
+            self._searcher_commit = commit
+        return self._searcher
+
+    def _latest_commit(self) -> tuple[int, int, int] | None:
+        """The latest commit's generation and its table of contents' inode and time, or None if unreadable.
+
+        The generation alone is not enough: `lgd index rebuild` swaps in a new folder whose
+        generation may happen to equal the old one's.
+        """
+        generation = self._ix.latest_generation()
+        try:
+            toc = os.stat(self.folder / f"_{self._ix.indexname}_{generation}.toc")
+        except OSError:
+            return None  # being replaced by a commit right now: open afresh
+        return generation, toc.st_ino, toc.st_mtime_ns
+
+    def _run(self, searcher: Searcher, q: Query, nhs_number, kind, date_from, date_to, limit) -> SearchResult:
         # Filters are conjunctions, not search(filter=...): Whoosh 2.7.5 miscounts filtered
         # searches (an empty filter counts every match; with terms=True it ignores the filter).
         conditions: list[Query] = [q]
@@ -484,24 +551,25 @@ class FullText:
         q = And(conditions) if len(conditions) > 1 else q
         low_day = _ymd(date_from) if date_from else 0
         high_day = _ymd(date_to) if date_to else 99999999
-        with self._ix.searcher() as searcher:
-            # With a date filter the index narrows by month; the exact days are checked here,
-            # over every match, so that `total` stays exact.
-            # optimize=False: no block-quality skipping, so the one pass also counts every
-            # match and len(results) needs no second run. (Asking Whoosh for matched terms
-            # as well makes that count wrong in 2.7.5, so they are worked out from the query.)
-            results = searcher.search(q, limit=None if dated else limit, optimize=False)
-            terms = QueryTerms.of(q)
-            hits = []
-            total = 0
-            for h in results:
-                document_id, page, days = h["ref"]
-                if dated and not any(low_day <= d <= high_day for d in days):
-                    continue
-                total += 1
-                if len(hits) < limit:
-                    hits.append(Hit(document_id, page, float(h.score or 0.0), tuple(sorted(_date(d) for d in days)), terms))
-            return SearchResult(total=total if dated else len(results), hits=tuple(hits))
+        # With a date filter the index narrows by month; the exact days are checked here,
+        # over every match, so that `total` stays exact.
+        # One pass scores and counts every match (see _CountingTopCollector). (Asking Whoosh
+        # for matched terms as well makes the count wrong in 2.7.5, so they are worked out
+        # from the query.)
+        collector = collectors.UnlimitedCollector() if dated else _CountingTopCollector(limit)
+        searcher.search_with_collector(q, collector)
+        results = collector.results()
+        terms = QueryTerms.of(q)
+        hits = []
+        total = 0
+        for h in results:
+            document_id, page, days = h["ref"]
+            if dated and not any(low_day <= d <= high_day for d in days):
+                continue
+            total += 1
+            if len(hits) < limit:
+                hits.append(Hit(document_id, page, float(h.score or 0.0), tuple(sorted(_date(d) for d in days)), terms))
+        return SearchResult(total=total if dated else len(results), hits=tuple(hits))
 
     def word_matches(self, word: str, terms: QueryTerms) -> bool:
         """Whether a page word is one the query looks for (for highlight boxes and snippets)."""
@@ -514,6 +582,35 @@ class FullText:
                 if t.text[:prefix] == fuzzy[:prefix] and levenshtein(t.text, fuzzy, maxdist + 1) <= maxdist:
                     return True
         return False
+
+
+class _CountingTopCollector(collectors.TopCollector):
+    """The `limit` best matches, found by visiting (and so counting) every match.
+
+    Whoosh's own top-N collection skips blocks and, every few matches, swaps its matcher for
+    one that leaves out whatever can no longer reach the top N, so its count falls short:
+    38,959 archive-wide "cough OR wheeze" pages were counted as 8,190. Here the matcher is
+    only ever simplified (exhausted branches dropped, Whoosh's `replace(0)`), never pruned.
+    """
+
+    SIMPLIFY_EVERY = 10  # matches, as Whoosh's collectors do
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit, usequality=False)
+
+    def matches(self):
+        matcher = self.matcher
+        countdown = 0
+        while matcher.is_active():
+            if countdown == 0:
+                # collect() scores through self.matcher, so keep it the current one.
+                self.matcher = matcher = matcher.replace(0)
+                if not matcher.is_active():
+                    break
+                countdown = self.SIMPLIFY_EVERY
+            countdown -= 1
+            yield matcher.id()
+            matcher.next()
 
 
 def snippet(words: list[str], marks: list[bool], width: int = SNIPPET_WORDS) -> str:
