@@ -33,6 +33,8 @@ from whoosh.index import LockError
 from whoosh.qparser import OrGroup, QueryParser
 from whoosh.support.levenshtein import levenshtein
 from whoosh.query import And, FuzzyTerm, NullQuery, Or, Phrase, Query, Term, TermRange
+from whoosh.automata.lev import levenshtein_automaton
+from whoosh.codec.base import Automata
 from whoosh.codec.whoosh3 import W3Codec
 from whoosh.reading import IndexReader, SegmentReader
 from whoosh.searching import Searcher
@@ -203,19 +205,29 @@ class _SharedFuzzy(FuzzyTerm):
 
     Whoosh expands a fuzzy term (builds a Levenshtein automaton, walks a segment's term
     dictionary with it) afresh for every size estimate and every matcher, several times per
-    segment and query; the strict and the loose query of one search repeat it all. Matching
-    and scoring are Whoosh's own: only the list of expansions is remembered.
+    segment and query; the strict and the loose query of one search repeat it all. Here the
+    automaton is built once per search and each segment walked once. Matching and scoring
+    are Whoosh's own: only the list of expansions is remembered.
     """
 
     def __init__(self, fuzzy: FuzzyTerm, expansions: dict) -> None:
         super().__init__(fuzzy.fieldname, fuzzy.text, fuzzy.boost, fuzzy.maxdist, fuzzy.prefixlength, fuzzy.constantscore)
-        self._expansions = expansions  # (id(segment reader), term, ...) -> expanded terms; one search's
+        self._expansions = expansions  # one search's: automata, and each segment's expanded terms
 
     def _btexts(self, ixreader: IndexReader):
-        key = (id(ixreader), self.fieldname, self.text, self.maxdist, self.prefixlength)
+        term = (self.fieldname, self.text, self.maxdist, self.prefixlength)
+        key = (id(ixreader), *term)
         words = self._expansions.get(key)
         if words is None:
-            words = self._expansions[key] = tuple(super()._btexts(ixreader))
+            if isinstance(ixreader, SegmentReader):
+                # What SegmentReader.terms_within does, with the automaton built only once.
+                dfa = self._expansions.get(term)
+                if dfa is None:
+                    dfa = self._expansions[term] = levenshtein_automaton(self.text, self.maxdist, self.prefixlength).to_dfa()
+                words = tuple(Automata.find_matches(dfa, ixreader.cursor(self.fieldname)))
+            else:
+                words = tuple(super()._btexts(ixreader))
+            self._expansions[key] = words
         return words
 
 
