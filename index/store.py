@@ -35,7 +35,7 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     # Makes a rename durable: without it a power cut can lose the directory entry.
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
@@ -140,7 +140,7 @@ class ArchiveStore:
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         return relative
 
     def _copy_to_tmp(self, fsrc: BinaryIO, folder: Path | None = None) -> tuple[Path, str]:
@@ -208,7 +208,7 @@ class ArchiveStore:
                         child.unlink(missing_ok=True)
                     folder.rmdir()
                 raise
-            _fsync_dir(folder)
+            fsync_dir(folder)
         return folder
 
     def _new_quarantine_folder(self, now: dt.datetime, source: str) -> Path:

@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 import pycdlib
 
-from index.store import sha256_file
+from index.store import fsync_dir, sha256_file
 from pipelines.errors import ExitCode
 
 from . import passphrase as passphrases
@@ -193,7 +193,7 @@ def _move_into(parts: Sequence[Path], out: Path) -> tuple[Path, ...]:
         part.chmod(0o640)
         os.replace(part, target)  # same file system: the work folder is inside `out`
         moved.append(target)
-    _fsync_dir(out)
+    fsync_dir(out)
     return tuple(moved)
 
 
@@ -248,14 +248,6 @@ def _write_usb(out: Path, parts: Sequence[Path], sums: dict[str, str], set_id: s
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     return (out,)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
