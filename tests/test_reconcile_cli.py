@@ -176,3 +176,21 @@ def test_batch_reconciles_many_patients_and_reports_failures(digitised, archive,
     results = {r["patient"]: r for r in proc.json["patients"]}
     assert all(results[n]["ok"] for n in patients[:2]) and not results["9434765919"]["ok"]
     assert proc.json["summary"]["failed"] == 1 and proc.json["summary"]["pages"] > 0
+
+
+@pytest.mark.parametrize("rendering", ["csv", "stu3", "r4", "gp2gp"])
+def test_no_paper_only_page_is_omitted_against_the_generated_coded_records(digitised, archive, tmp_path, rendering):
+    """Safety on the sample with its generated coded records (distractors included), scored by the truth."""
+    from fixtures.evaluate_reconcile import evaluate
+    from pipelines.reconcile import reconcile_patient
+
+    index = json.loads(digitised.batch.index.read_text())
+    paths = []
+    with Catalogue.open(archive, create=False) as cat:
+        for p in index["patients"]:
+            doc = reconcile_patient(cat, p["nhs_number"], digitised.batch.out / p["coded"][rendering]).to_json()
+            paths.append(tmp_path / f"{p['nhs_number']}.json")
+            paths[-1].write_text(json.dumps(doc))
+    report = evaluate(digitised.batch.truth, paths)
+    assert report["overall"]["missed_count"] == 0, report["overall"]["missed"]
+    assert report["overall"]["omitted_excludable"] > 0 and not report["not_reconciled"]
