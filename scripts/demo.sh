@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install everything, then run the whole lgd flow on a generated synthetic batch:
+# Install everything, then run the whole lgd flow on the bundled synthetic sample (fixtures/sample):
 # digitise -> search -> reconcile against each patient's coded record -> build encrypted packs -> verify them.
+# LGD_DEMO_PATIENTS=N generates N new synthetic patients instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,8 +11,12 @@ mkdir -p "$out"
 lgd=.venv/bin/lgd
 archive="$out/archive"
 
-echo "== generate a synthetic batch (scans, truth, coded records)" >&2
-.venv/bin/python -m fixtures.generate --out "$out/batch" --patients "${LGD_DEMO_PATIENTS:-4}" --seed 7
+if [ -n "${LGD_DEMO_PATIENTS:-}" ]; then
+    echo "== generate a synthetic batch (scans, truth, coded records)" >&2
+    .venv/bin/python -m fixtures.generate --out "$out/batch" --patients "$LGD_DEMO_PATIENTS" --seed 7
+else
+    cp -r fixtures/sample "$out/batch"  # scans, truth and coded records of 3 synthetic patients
+fi
 
 echo "== digitise" >&2
 $lgd digitise "$out/batch/scans" --archive "$archive" --jobs "$(nproc)"
