@@ -14,6 +14,8 @@ Building 100,000 pages takes minutes, so an index can be built once and timed ag
 `--reuse` only times queries, on the index as it is (it never writes to it); copy the folder
 before optimising it. Each timing is repeated `--runs` times and the median of the runs'
 percentiles reported, because the machine may be shared; the load average is recorded too.
+`patient_first_search` times opening the index and one patient search, as each `lgd search`
+command does; the other figures are searches on an index already open.
 """
 
 from __future__ import annotations
@@ -117,6 +119,19 @@ def time_queries(out: Path, patients: list[str], seed: int) -> dict[str, dict[st
     return latency
 
 
+def time_first_searches(out: Path, patients: list[str], seed: int, repeat: int = 2) -> list[float]:
+    """Patient-filtered searches each on a freshly opened index, as every `lgd search` command runs."""
+    rng = random.Random(seed)
+    times = []
+    for q in sum(QUERIES.values(), []) * repeat:
+        nhs = rng.choice(patients)
+        t = time.perf_counter()
+        with FullText.open(out, create=False) as ft:
+            ft.search(q, nhs, 10)
+        times.append(time.perf_counter() - t)
+    return times
+
+
 def summary(latency: dict[str, dict[str, list[float]]]) -> dict:
     return {
         scope: {
@@ -130,7 +145,10 @@ def summary(latency: dict[str, dict[str, list[float]]]) -> dict:
 
 def timed(out: Path, patients: list[str], seed: int, runs: int) -> dict:
     """Each percentile as the median over `runs` identical timing runs, with every run's figures."""
-    each = [summary(time_queries(out, patients, seed)) for _ in range(runs)]
+    each = [
+        summary(time_queries(out, patients, seed) | {"patient_first_search": {"all": time_first_searches(out, patients, seed)}})
+        for _ in range(runs)
+    ]
     median = {
         scope: {
             style: {p: round(statistics.median(run[scope][style][p] for run in each), 1) for p in ("p50", "p95")}
@@ -163,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--runs must be at least 1")
 
     if args.reuse:
+        if not (args.reuse / META).exists():
+            parser.error(f"{args.reuse} holds no index built by this benchmark (no {META}); build one with --out {args.reuse} --no-optimize")
         meta = json.loads((args.reuse / META).read_text())
         figures = {
             "reused": str(args.reuse),
