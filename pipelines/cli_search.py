@@ -30,14 +30,14 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date; write it as 2001-05-03 or 03/05/2001") from None
 
 
-def _nhs(value: str) -> str:
+def nhs_number_arg(value: str) -> str:
     digits = normalise_nhs_number(value)
     if not nhs_number_valid(digits):
         raise argparse.ArgumentTypeError(f"{value!r} is not a valid NHS number (10 digits, Modulus 11 check)")
     return digits
 
 
-def _archive_arg(p: argparse.ArgumentParser) -> None:
+def add_archive_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--archive", metavar="DIR", help="archive folder (default: $LGD_ARCHIVE or ./lgd-archive)")
 
 
@@ -64,8 +64,8 @@ examples:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument("query", help="what to look for (quote it in the shell)")
-    _archive_arg(s)
-    s.add_argument("--patient", type=_nhs, metavar="NHS", help="only this patient's pages")
+    add_archive_option(s)
+    s.add_argument("--patient", type=nhs_number_arg, metavar="NHS", help="only this patient's pages")
     s.add_argument("--from", dest="date_from", type=_date, metavar="DATE", help="only pages with an entry on or after DATE")
     s.add_argument("--to", dest="date_to", type=_date, metavar="DATE", help="only pages with an entry on or before DATE")
     s.add_argument("--kind", choices=KINDS, help="only pages of this kind")
@@ -76,23 +76,23 @@ examples:
     p = sub.add_parser("page", help="show one page's text and entries (audited)", description="Open one page: its text, dated entries and where its PDF/A is. Opening a page is written to the audit log.")
     p.add_argument("source", help="the document's source name, as digitised")
     p.add_argument("page", type=int, help="1-based page number")
-    p.add_argument("--patient", type=_nhs, required=True, metavar="NHS")
-    _archive_arg(p)
+    p.add_argument("--patient", type=nhs_number_arg, required=True, metavar="NHS")
+    add_archive_option(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=lambda args, out: cmd_page(args, out, archive_of(args.archive)))
 
     ix = sub.add_parser("index", help="rebuild or check the full-text index", description="The full-text index is made from the catalogue; it can always be rebuilt from it without OCR.")
     ixsub = ix.add_subparsers(dest="index_command", metavar="ACTION", required=True)
     rb = ixsub.add_parser("rebuild", help="recreate the index from the catalogue (searches keep working until the swap)")
-    _archive_arg(rb)
+    add_archive_option(rb)
     rb.add_argument("--json", action="store_true")
     rb.set_defaults(run=lambda args, out: cmd_rebuild(args, out, archive_of(args.archive)))
     op = ixsub.add_parser("optimize", help="merge the index's segments into one (run when the archive is quiet, e.g. nightly)")
-    _archive_arg(op)
+    add_archive_option(op)
     op.add_argument("--json", action="store_true")
     op.set_defaults(run=lambda args, out: cmd_optimize(args, out, archive_of(args.archive)))
     ck = ixsub.add_parser("check", help="verify the index agrees with the catalogue; --repair fixes it")
-    _archive_arg(ck)
+    add_archive_option(ck)
     ck.add_argument("--repair", action="store_true", help="re-add missing pages and drop extra ones")
     ck.add_argument("--sample", type=int, default=200, metavar="N", help="pages whose stored fields are compared (default 200)")
     ck.add_argument("--json", action="store_true")

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from index import Catalogue
 from index.decisions import latest_reconciliation, overrides, record_override
 from index.rows import ReconciliationRow
-from pipelines.cli_search import _archive_arg, _nhs
+from pipelines.cli_search import add_archive_option, nhs_number_arg
 from pipelines.errors import ExitCode, LgdError
 from pipelines.identity import nhs_number_valid, normalise_nhs_number
 from pipelines.progress import for_terminal
@@ -60,12 +60,12 @@ examples:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     who = r.add_mutually_exclusive_group(required=True)
-    who.add_argument("--patient", type=_nhs, metavar="NHS", help="the patient's NHS number")
+    who.add_argument("--patient", type=nhs_number_arg, metavar="NHS", help="the patient's NHS number")
     who.add_argument("--batch", type=Path, metavar="CSV", help="reconcile many patients: a CSV with columns "
                      "nhs_number and coded (a path, relative to the CSV; empty to use the stored record)")
     r.add_argument("--coded", type=Path, metavar="FILE", help="the coded record (GP2GP XML, GP Connect FHIR "
                    "STU3/R4 JSON or CSV); it is also stored for later runs. Default: the stored record")
-    _archive_arg(r)
+    add_archive_option(r)
     r.add_argument("--min-confidence", type=float, default=Settings().entry_min_confidence, metavar="N",
                    help="OCR confidence (0-100) below which an entry or page is not trusted and is sent (default: %(default)s)")
     r.add_argument("--json", action="store_true", help="print one JSON document with every page's decision and evidence")
@@ -86,14 +86,14 @@ examples:
 """ + EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    v.add_argument("--patient", type=_nhs, required=True, metavar="NHS", help="the patient's NHS number")
+    v.add_argument("--patient", type=nhs_number_arg, required=True, metavar="NHS", help="the patient's NHS number")
     force = v.add_mutually_exclusive_group()
     force.add_argument("--include", metavar="SOURCE:PAGE", help="send this page whatever reconciliation decided")
     force.add_argument("--omit", metavar="SOURCE:PAGE", help="leave this page out whatever reconciliation decided")
     force.add_argument("--clear", metavar="SOURCE:PAGE", help="remove the override on this page")
     force.add_argument("--history", action="store_true", help="list every override ever made for the patient")
     v.add_argument("--reason", help="why (required with --include, --omit and --clear)")
-    _archive_arg(v)
+    add_archive_option(v)
     v.add_argument("--json", action="store_true", help="print one JSON document")
     v.set_defaults(run=cmd_review, archive_of=archive_of)
 
@@ -145,7 +145,7 @@ def _print_table(result: Reconciliation, out: TextIO) -> None:
         print(f"warning: {w}", file=out)
 
 
-def _read_batch(path: Path) -> list[tuple[str, Path | None]]:
+def read_patient_list(path: Path) -> list[tuple[str, Path | None]]:
     if not path.is_file():
         raise LgdError(f"--batch {path}: no such file", ExitCode.usage, "usage")
     try:
@@ -172,7 +172,7 @@ def _read_batch(path: Path) -> list[tuple[str, Path | None]]:
 
 
 def _batch(catalogue: Catalogue, path: Path, settings: Settings, as_json: bool, stdout: TextIO) -> ExitCode:
-    todo = _read_batch(path)
+    todo = read_patient_list(path)
     progress = for_terminal()
     results: list[dict[str, Any]] = []
     progress.start(len(todo), "reconciling")

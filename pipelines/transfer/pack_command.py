@@ -10,10 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipelines.cli_search import _archive_arg, _nhs
+from pipelines.cli_search import add_archive_option, nhs_number_arg
 from pipelines.errors import ExitCode, LgdError
 from pipelines.progress import for_terminal
-from pipelines.reconcile.command import _read_batch
+from pipelines.reconcile.command import read_patient_list
 from pipelines.search import open_catalogue
 
 from . import passphrase as passphrases
@@ -67,7 +67,7 @@ examples:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--patient", type=_nhs, metavar="NHS", help="the patient's NHS number")
+    who.add_argument("--patient", type=nhs_number_arg, metavar="NHS", help="the patient's NHS number")
     who.add_argument("--batch", type=Path, metavar="CSV", help="many patients: a CSV with nhs_number and "
                      "optionally coded (a path, relative to the CSV)")
     p.add_argument("--coded", type=Path, metavar="FILE", help="the coded record to check against (default: the stored one)")
@@ -83,7 +83,7 @@ examples:
                    "for when GP2GP failed outright and the electronic record would otherwise be printed")
     p.add_argument("--practice", metavar="NAME", help="the sending practice, for the cover sheet")
     p.add_argument("--ods", metavar="CODE", help="the practice's ODS code (NDR metadata GP-PRACTICE-CODE)")
-    _archive_arg(p)
+    add_archive_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON document describing what was built")
     p.set_defaults(run=cmd_pack, archive_of=archive_of)
 
@@ -184,7 +184,7 @@ def _emit_one(result: PackResult, as_json: bool, stdout: TextIO) -> None:
 
 
 def _batch(catalogue, args: argparse.Namespace, options: PackOptions, secrets: _Secrets, stdout: TextIO) -> ExitCode:
-    todo = _read_batch(args.batch)
+    todo = read_patient_list(args.batch)
     if args.out.exists() and any(args.out.iterdir()):
         raise LgdError(f"--out {args.out} is not empty; a batch writes pack-001/, pack-002/, ... into a new folder",
                        ExitCode.usage, "out_not_empty")
