@@ -48,8 +48,10 @@ def _jobs(value: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lgd",
-        description="Digitise Lloyd George records into searchable PDF/A, and (in later releases) "
-        "search them, reconcile them with the coded record and send only the paper-only pages.",
+        description="Digitise Lloyd George records into searchable PDF/A, search them, reconcile them "
+        "page by page with the coded electronic record, and send only the pages that are not already "
+        "coded: on encrypted media, as a minimal print run or as a National Document Repository upload.\n\n"
+        "the usual order: digitise -> search -> coded import -> reconcile -> review -> pack -> (receiver) verify, unpack",
         epilog=EXIT_CODE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -88,9 +90,9 @@ examples:
     d.set_defaults(run=cmd_digitise)
     register_search(sub, lambda value: _archive(value).resolve())
     register_coded(sub)
-    register_transfer(sub)
     register_reconcile(sub, lambda value: _archive(value).resolve())
     register_pack(sub, lambda value: _archive(value).resolve())
+    register_transfer(sub)
     return parser
 
 
