@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from digitise.dates import DateMatch, find_dates, find_year, out_of_order
-from digitise.model import DatePrecision, Entry, PageKind, PageText, Word, union
+from digitise.model import Box, DatePrecision, Entry, PageKind, PageText, Word, union
 
 # Words join a row when their vertical centre is within this fraction of the page's
 # median word height of the row's centre. Handwriting wobbles a few pixels and tall
@@ -274,6 +274,45 @@ def segment_card(text: PageText, width: int, height: int, born: dt.date | None,
             drafts[-1].notes.extend(words)
     _drop_out_of_order(drafts)
     return tuple(_entry(d, boundary if has_column else None, width) for d in drafts)
+
+
+@dataclass(frozen=True, slots=True)
+class DateCell:
+    """A cell of a card's date column holding writing that did not read as a date."""
+
+    box: Box  # from its first word to the column's end, a quarter of a line taller each way
+    words: tuple[Word, ...]  # the page's words inside the box, as the engine read them
+    year: int | None  # a year read alone in the cell: a second look must agree with it
+
+
+def unread_date_cells(text: PageText, width: int, height: int, born: dt.date | None,
+                      today: dt.date) -> tuple[DateCell, ...]:
+    """The date cells that `segment_card` could not read a date from, top to bottom.
+
+    A cell whose words run across the column's end (a misread glued to the notes) is
+    left out: its box would cut a word in two.
+    """
+    words, bars = _divided(text.words, width)
+    page_rows = rows(words)
+    boundary, has_column = date_column(page_rows, width, born, today, bars)
+    if not has_column:
+        return ()
+    cells = []
+    for row in page_rows:
+        left = [w for w in row.words if not _RULE_ONLY.match(w.text.strip())
+                and (w.box[0] + w.box[2]) / 2 < boundary]
+        if not _substantive(left) or _is_header(row) or leading_date(left, born, today, anywhere=True):
+            continue
+        top, bottom = min(w.box[1] for w in left), max(w.box[3] for w in left)
+        pad = (bottom - top) // 4
+        box = (max(0, min(w.box[0] for w in left) - 2 * pad), max(0, top - pad),
+               max(round(boundary), max(w.box[2] for w in left)), min(height, bottom + pad))
+        inside = tuple(w for w in text.words if box[1] <= _centre_y(w) <= box[3] and w.box[0] < box[2])
+        if any(w.box[2] > box[2] for w in inside):
+            continue
+        year = find_year(_cell_text(left), born, today)
+        cells.append(DateCell(box, inside, year.date.year if year else None))
+    return tuple(cells)
 
 
 def _row_start(left: list[Word], right: list[Word], words: list[Word], has_column: bool,

@@ -1,7 +1,8 @@
 """OCR engines behind one small contract: read a page image, return every word with its box and confidence.
 
 `TesseractEngine` keeps one Tesseract instance loaded for the life of the worker (through
-tesserocr), so a page costs only recognition, not a process start and a model load;
+tesserocr), so a page costs only recognition, not a process start and a model load, and a
+second look at one line of a page (`read_line`) costs only that line;
 `TesseractCliEngine` runs the `tesseract` program once per page (pytesseract), the way
 most tools do; `NullEngine` reads nothing, for image-only runs and for testing later
 stages without OCR. Pick one by name from `ENGINES`.
@@ -11,17 +12,42 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from digitise.errors import MissingDependency, OcrFailed
-from digitise.model import PageText, Word
+from digitise.model import Box, PageText, Word
 
 # Tesseract's OpenMP threads fight the worker processes for the same cores; one thread
 # per worker is both faster overall and fair to the machine.
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+
+# A page without a resolution of its own is taken to be a scan at this many dots per inch.
+DEFAULT_DPI = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """One way of looking at a line again: resampled by `scale`, smoothed by a Gaussian of `blur` pixels.
+
+    Tesseract's misreadings of a hand change with the pixels it is given, while what was
+    written does not: two looks that agree are better evidence than either alone.
+    """
+
+    scale: float = 1.0
+    blur: float = 0.0
+
+    def apply(self, image: Image.Image) -> Image.Image:
+        if self.scale != 1.0:
+            size = (max(1, round(image.width * self.scale)), max(1, round(image.height * self.scale)))
+            image = image.resize(size, Image.Resampling.BICUBIC)
+        if self.blur:
+            image = image.filter(ImageFilter.GaussianBlur(self.blur))
+        return image
 
 
 class OcrEngine(Protocol):
@@ -30,6 +56,27 @@ class OcrEngine(Protocol):
     def version(self) -> str: ...
 
     def read(self, image: Image.Image) -> PageText: ...
+
+    def read_line(self, image: Image.Image, box: Box, look: Look = Look()) -> PageText:
+        """The one line of text inside `box` of `image`, read on its own; boxes in `image`'s pixels."""
+        ...
+
+
+def _crop(image: Image.Image, box: Box, look: Look) -> tuple[Image.Image, int]:
+    """The box's pixels as `look` sees them (greyscale), and their resolution."""
+    dpi = image.info.get("dpi", (DEFAULT_DPI,))[0] or DEFAULT_DPI
+    crop = look.apply(image.crop(box))
+    return (crop if crop.mode == "L" else crop.convert("L")), max(1, round(float(dpi) * look.scale))
+
+
+def _placed(words: list[Word], box: Box, scale: float) -> PageText:
+    """Words read from a crop of `box` at `scale`, moved back into the page's pixels."""
+    x, y = box[0], box[1]
+    return PageText(tuple(
+        Word(w.text, (x + round(w.box[0] / scale), y + round(w.box[1] / scale),
+                      x + round(w.box[2] / scale), y + round(w.box[3] / scale)), w.confidence, w.line, w.block)
+        for w in words
+    ))
 
 
 
@@ -64,11 +111,33 @@ class TesseractEngine:
         return self._tesserocr.tesseract_version().split()[1]
 
     def read(self, image: Image.Image) -> PageText:
-        tr = self._tesserocr
         api = self._ocr_api()
+        api.SetPageSegMode(self._psm)
         api.SetImage(image)
         if not api.Recognize():
             raise OcrFailed("Tesseract could not recognise the page image")
+        words = self._words(api)
+        api.Clear()
+        return PageText(tuple(words), engine=f"tesseract {self.version()}")
+
+    def read_line(self, image: Image.Image, box: Box, look: Look = Look()) -> PageText:
+        """One line, as Tesseract's single-line mode reads it, through the same loaded model.
+
+        The crop goes in as raw pixels with its resolution: no encoding, and no process.
+        """
+        crop, dpi = _crop(image, box, look)
+        api = self._ocr_api()
+        api.SetPageSegMode(self._tesserocr.PSM.SINGLE_LINE)
+        api.SetImageBytes(crop.tobytes(), crop.width, crop.height, 1, crop.width)
+        api.SetSourceResolution(dpi)
+        if not api.Recognize():
+            raise OcrFailed(f"Tesseract could not recognise the line at {box}")
+        words = self._words(api)
+        api.Clear()
+        return _placed(words, box, look.scale)
+
+    def _words(self, api) -> list[Word]:
+        tr = self._tesserocr
         words: list[Word] = []
         line = block = -1
         iterator = api.GetIterator()
@@ -85,8 +154,7 @@ class TesseractEngine:
             if not text or not text.strip() or box is None:
                 continue
             words.append(Word(text.strip(), tuple(box), float(r.Confidence(tr.RIL.WORD)), line, block))
-        api.Clear()
-        return PageText(tuple(words), engine=f"tesseract {self.version()}")
+        return words
 
 class TesseractCliEngine:
     """The `tesseract` program, one process per page (pytesseract): the reference route."""
@@ -107,9 +175,16 @@ class TesseractCliEngine:
             raise MissingDependency("tesseract", "tesseract-ocr", str(e)) from e
 
     def read(self, image: Image.Image) -> PageText:
+        return PageText(self._read(image, self._config), engine=f"tesseract-cli {self.version()}")
+
+    def read_line(self, image: Image.Image, box: Box, look: Look = Look()) -> PageText:
+        crop, dpi = _crop(image, box, look)
+        return _placed(list(self._read(crop, f"--psm 7 --dpi {dpi}")), box, look.scale)
+
+    def _read(self, image: Image.Image, config: str) -> tuple[Word, ...]:
         pt = self._pt
         try:
-            data = pt.image_to_data(image, lang=self._languages, config=self._config, output_type=pt.Output.DICT)
+            data = pt.image_to_data(image, lang=self._languages, config=config, output_type=pt.Output.DICT)
         except pt.TesseractError as e:
             raise OcrFailed(f"tesseract failed: {e}") from e
         words: list[Word] = []
@@ -124,7 +199,7 @@ class TesseractCliEngine:
             block = blocks.setdefault(data["block_num"][i], len(blocks))
             x, y, w, h = data["left"][i], data["top"][i], data["width"][i], data["height"][i]
             words.append(Word(text.strip(), (x, y, x + w, y + h), conf, line, block))
-        return PageText(tuple(words), engine=f"tesseract-cli {self.version()}")
+        return tuple(words)
 
 class NullEngine:
     """Reads no words. Pages come out image-only; every page is then flagged unreadable."""
@@ -135,6 +210,9 @@ class NullEngine:
         return "0"
 
     def read(self, image: Image.Image) -> PageText:
+        return PageText((), engine="none")
+
+    def read_line(self, image: Image.Image, box: Box, look: Look = Look()) -> PageText:
         return PageText((), engine="none")
 
 

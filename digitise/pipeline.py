@@ -10,6 +10,7 @@ validate_pdfa  pikepdf's PDF/A validator on the file as written
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from digitise import analyse, entries, kinds, load, pdfa
+from digitise import analyse, entries, kinds, load, pdfa, reread
 from digitise.errors import Code, UnreadableInput
 from digitise.model import Page, PageKind, PageText, ScanDoc
 from digitise.ocr import OcrEngine
@@ -118,7 +119,7 @@ def _keep_original(original: tuple[str, bytes], path_stem: Path) -> Path:
     return path
 
 
-def _read_page(source: load.SourcePage, number: int, ctx: StageContext) -> tuple[Page, Path]:
+def _read_page(source: load.SourcePage, number: int, born: dt.date | None, ctx: StageContext) -> tuple[Page, Path]:
     opts = ctx.options
     stem = ctx.work / f"page-{number:04d}"
     layout = analyse.measure(source.preview, source.preview_dpi)
@@ -132,6 +133,7 @@ def _read_page(source: load.SourcePage, number: int, ctx: StageContext) -> tuple
         return Page(number=number, width=width, height=height, dpi=source.dpi, blank=True), image_path
     full = source.load()
     reading = read_upright(full, source.dpi, layout, ctx.engine, opts)
+    text = reread.date_cells(reading.text, reading.image, source.dpi, ctx.engine, born, opts.today)
     if reading.image is full and source.original:
         image_path = _keep_original(source.original, stem)
     else:
@@ -144,7 +146,7 @@ def _read_page(source: load.SourcePage, number: int, ctx: StageContext) -> tuple
         rotation=reading.rotation,
         skew=round(reading.skew, 2),
         phash=analyse.phash(reading.image, source.dpi),
-        text=reading.text,
+        text=text,
     )
     return page, image_path
 
@@ -159,7 +161,7 @@ def read_scan(doc: ScanDoc, ctx: StageContext) -> ScanDoc:
             number = len(pages) + 1
             if number > opts.max_pages:
                 raise UnreadableInput(f"{doc.source} has more than {opts.max_pages} pages", Code.too_many_pages)
-            page, image_path = _read_page(source, number, ctx)
+            page, image_path = _read_page(source, number, doc.born, ctx)
             pages.append(page)
             images.append(image_path)
             ctx.on_page(number)
