@@ -1,6 +1,7 @@
 """Second looks at unread date cells: which cells, when a second reading is taken, and real Tesseract on one line."""
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -156,3 +157,34 @@ def test_a_line_read_leaves_the_page_mode_alone(engine):
     engine.read_line(image, (380, 280, 900, 380))
     whole = engine.read(image)
     assert " ".join(w.text for w in whole.words) == "C/O cough 2/7"
+
+
+def test_a_second_look_dates_two_fixture_cells_the_page_read_missed(engine):
+    """Two date cells of a generated dkg-hand card (seed 11), as the whole-page read left them.
+
+    "12.09.78" runs into the card's edge and read as "b2.09./6" at confidence 0; "23 Sep 87"
+    read as "23 dep 87". Read again on their own, the looks agree on both.
+    """
+    born = dt.date(1937, 10, 22)
+    image = Image.new("L", CARD, 240)
+    image.paste(Image.open(Path(__file__).parent / "data" / "card-date-cells.png").convert("L"), (0, 220))
+    image.info["dpi"] = (DPI, DPI)
+    text = PageText((
+        *HEADER,
+        Word("b2.09./6", (34, 243, 275, 291), 0.0, 4, 4),
+        Word("21/11/80", (26, 420, 283, 472), 96.7, 5, 4),
+        Word("23", (22, 522, 75, 560), 95.9, 6, 4),
+        Word("dep", (110, 512, 195, 578), 69.7, 6, 4),
+        Word("87", (229, 524, 286, 560), 92.1, 6, 4),
+        *line(250, (320, "Vasectomy done under LA"), line_no=12),
+        *line(430, (320, "Typhoid vacc given"), line_no=13),
+        *line(530, (320, "Typhoid vacc given"), line_no=14),
+        *line(150, (26, "02.03.75"), (320, "C/O cough 2/7"), line_no=3),
+        *line(620, (24, "13/05/90"), (320, "Flu vacc given"), line_no=7),
+    ))
+    before = [e.date for e in segment_card(text, *CARD, born, TODAY)]
+    assert before == [dt.date(1975, 3, 2), None, dt.date(1980, 11, 21), None, dt.date(1990, 5, 13)]
+    after = reread.date_cells(text, image, DPI, engine, born, TODAY)
+    entries = segment_card(after, *CARD, born, TODAY)
+    assert [e.date for e in entries][1:4] == [dt.date(1978, 9, 12), dt.date(1980, 11, 21), dt.date(1987, 9, 23)]
+    assert [e.text for e in entries][1:4] == ["Vasectomy done under LA", "Typhoid vacc given", "Typhoid vacc given"]
