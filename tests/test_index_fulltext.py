@@ -170,3 +170,25 @@ def test_a_full_disk_while_writing_is_an_archive_error_and_frees_the_lock(archiv
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.stdout.split("\n")[:2] == ["archive_full", "2 1 1"], done.stderr
+
+
+def test_totals_do_not_depend_on_the_limit(ft: FullText) -> None:
+    """Whoosh's top-N collection prunes query parts that cannot reach the top; totals must not shrink."""
+    ft.add_pages([page(JANE, 1, n, "cough and cold" if n % 3 else "wheeze at night") for n in range(1, 61)])
+    ft.add_pages([page(JOHN, 2, n, "cough review" if n % 2 else "wheeze") for n in range(1, 41)])
+    everything = ft.search("cough OR wheeze", limit=200)
+    assert everything.total == 100
+    for limit in (1, 3, 10):
+        assert ft.search("cough OR wheeze", limit=limit).total == 100
+    assert ft.search("cough OR wheeze", JANE, limit=2).total == 60
+
+
+def test_a_long_open_index_sees_what_another_writer_commits(archive: Path) -> None:
+    with FullText.open(archive) as reader_side:
+        assert reader_side.search("asthma").total == 0
+        with FullText.open(archive) as writer_side:
+            writer_side.add_pages([page(JANE, 1, 1, "asthma review")])
+        assert reader_side.search("asthma").total == 1
+        with FullText.open(archive) as writer_side:
+            writer_side.delete_document(1)
+        assert reader_side.search("asthma").total == 0
