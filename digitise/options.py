@@ -17,6 +17,9 @@ class DigitiseOptions:
     recheck_orientation_below: float = 60.0
     # Two scans of the same page differ by at most this many bits of perceptual hash.
     duplicate_distance: int = 6
+    # ... and read alike: two letters on one hospital's template can be as close in hash
+    # (seen: 77% text similarity) while rescans of one page read 89-97% alike.
+    duplicate_min_text_similarity: float = 85.0
     jpeg_quality: int = 70
     max_pixels: int = 60_000_000  # an A3 page at 600 dpi is ~70 Mpx in colour; refuse bigger
     max_pages: int = 2000

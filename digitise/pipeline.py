@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
+from rapidfuzz import fuzz
 
 from digitise import analyse, entries, kinds, load, pdfa, reread
 from digitise.errors import Code, UnreadableInput
@@ -170,15 +171,28 @@ def read_scan(doc: ScanDoc, ctx: StageContext) -> ScanDoc:
     return dataclasses.replace(doc, pages=tuple(pages), images=tuple(images))
 
 
+def _reads_alike(a: Page, b: Page, min_similarity: float) -> bool:
+    """Whether two pages' OCR text is near-identical (0-100 similarity of their whitespace-normalised text)."""
+    text_a = " ".join(a.text.text.split()) if a.text else ""
+    text_b = " ".join(b.text.text.split()) if b.text else ""
+    return fuzz.ratio(text_a, text_b) >= min_similarity
+
+
 def mark_duplicates(doc: ScanDoc, ctx: StageContext) -> ScanDoc:
-    """Point each rescan at the first scan of the same page; blank pages are never duplicates."""
+    """Point each rescan at the first scan of the same page: alike in image hash and in text.
+
+    Blank pages are never duplicates. A page only an image hash calls a rescan stays a page of
+    its own, since taking a different letter for a copy would let it be left out of a pack.
+    """
+    options = ctx.options
     seen: list[Page] = []
     marked = []
     for page in doc.pages:
         original = None
         if not page.blank:
             original = next(
-                (p.number for p in seen if analyse.phash_distance(p.phash, page.phash) <= ctx.options.duplicate_distance),
+                (p.number for p in seen if analyse.phash_distance(p.phash, page.phash) <= options.duplicate_distance
+                 and _reads_alike(p, page, options.duplicate_min_text_similarity)),
                 None,
             )
             if original is None:
