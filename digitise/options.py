@@ -20,6 +20,7 @@ class DigitiseOptions:
     # ... and read alike: two letters on one hospital's template can be as close in hash
     # (seen: 77% text similarity) while rescans of one page read 89-97% alike.
     duplicate_min_text_similarity: float = 85.0
+    duplicate_text_min_confidence: float = 60.0  # below it the text is noise: the image alone decides
     jpeg_quality: int = 70
     max_pixels: int = 60_000_000  # an A3 page at 600 dpi is ~70 Mpx in colour; refuse bigger
     max_pages: int = 2000

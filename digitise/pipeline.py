@@ -171,8 +171,14 @@ def read_scan(doc: ScanDoc, ctx: StageContext) -> ScanDoc:
     return dataclasses.replace(doc, pages=tuple(pages), images=tuple(images))
 
 
-def _reads_alike(a: Page, b: Page, min_similarity: float) -> bool:
-    """Whether two pages' OCR text is near-identical (0-100 similarity of their whitespace-normalised text)."""
+def _reads_alike(a: Page, b: Page, min_similarity: float, min_confidence: float) -> bool:
+    """Whether two pages' OCR text is near-identical (0-100 similarity of their whitespace-normalised text).
+
+    When either page reads poorly (scrawl), its text is noise that can neither confirm nor refute
+    a rescan, so the image alone decides; later stages send such pages anyway.
+    """
+    if min(a.confidence, b.confidence) < min_confidence:
+        return True
     text_a = " ".join(a.text.text.split()) if a.text else ""
     text_b = " ".join(b.text.text.split()) if b.text else ""
     return fuzz.ratio(text_a, text_b) >= min_similarity
@@ -192,7 +198,8 @@ def mark_duplicates(doc: ScanDoc, ctx: StageContext) -> ScanDoc:
         if not page.blank:
             original = next(
                 (p.number for p in seen if analyse.phash_distance(p.phash, page.phash) <= options.duplicate_distance
-                 and _reads_alike(p, page, options.duplicate_min_text_similarity)),
+                 and _reads_alike(p, page, options.duplicate_min_text_similarity,
+                                  options.duplicate_text_min_confidence)),
                 None,
             )
             if original is None:

@@ -33,3 +33,11 @@ def test_two_letters_on_one_template_are_not_duplicates_however_alike_they_look(
     b = Page(2, 100, 100, 300, phash="ffff0000ffff0000",
              text=text(TEMPLATE.format("low mood and poor sleep since his divorce", "depression, and I have started")))
     assert marked(a, b) == [None, None]
+
+
+def test_pages_too_poorly_read_to_compare_are_judged_by_the_image():
+    scrawl = PageText(tuple(Word(w, (0, 0, 1, 1), 20.0, 0) for w in "nOeepede Whe aaaa".split()))
+    other = PageText(tuple(Word(w, (0, 0, 1, 1), 25.0, 0) for w in "Oils Onrngnbnigetin".split()))
+    a = Page(1, 100, 100, 300, phash="ffff0000ffff0000", text=scrawl)
+    b = Page(2, 100, 100, 300, phash="ffff0000ffff0003", text=other)
+    assert marked(a, b) == [None, 1]
