@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .electronic import EVENTS_PER_PRINTED_PAGE, ElectronicSummary
+from .excerpts import NOT_SHORTER, entry_date
 from .plan import PackPlan, PlannedPage
 from .render import MARGIN, Sheet, day_text, nhs_spaced, system_name
+
+if TYPE_CHECKING:  # only its type: the image work behind it is needed by entry granularity only
+    from .crops import CutExcerpts
 
 COVER_TITLE = "Cover sheet"
 INDEX_TITLE = "Pages omitted from this pack"
@@ -28,18 +32,24 @@ class DocumentRange:
     included: int
     first: int | None  # record page number of its first included page, None when none is included
     last: int | None
+    excerpted: int = 0  # included pages sent as excerpts (entry granularity), not numbered
 
 
-def record_ranges(plan: PackPlan) -> tuple[DocumentRange, ...]:
-    """Each source document's share of the record pages, numbered as the stamps number them."""
+def record_ranges(plan: PackPlan, reduced: frozenset[tuple[int, int]] = frozenset()) -> tuple[DocumentRange, ...]:
+    """Each source document's share of the record pages, numbered as the stamps number them.
+
+    `reduced` holds the (document id, page) of pages sent as excerpts: included, but not record pages.
+    """
     out: list[DocumentRange] = []
     number = 0
     for doc in plan.documents:
-        included = len(plan.document_pages(doc.document_id, included=True))
-        first = number + 1 if included else None
-        number += included
+        pages = plan.document_pages(doc.document_id, included=True)
+        excerpted = sum((p.document_id, p.page) in reduced for p in pages)
+        whole = len(pages) - excerpted
+        first = number + 1 if whole else None
+        number += whole
         total = len(plan.document_pages(doc.document_id))
-        out.append(DocumentRange(doc.source, total, included, first, number if included else None))
+        out.append(DocumentRange(doc.source, total, len(pages), first, number if whole else None, excerpted))
     return tuple(out)
 
 
@@ -50,11 +60,15 @@ def render_cover(
     practice: str | None,
     when: dt.date,
     electronic: ElectronicSummary | None,
+    excerpts: CutExcerpts | None = None,
 ) -> range:
     """Draw the cover sheet (patient, sender, date, the coded record checked against, counts, warnings).
 
-    Returns the 0-based indexes of its pages in `sheet`.
+    With `excerpts` (entry granularity) it also says so, and lists each card sent as excerpts
+    with the entries excerpted. Returns the 0-based indexes of its pages in `sheet`.
     """
+    reduced = excerpts.keys if excerpts is not None else frozenset()
+    whole_pages = len(plan.included) - len(reduced)
     first = sheet.begin()
     sheet.heading("Lloyd George record: transfer pack", 17)
     sheet.para(
@@ -83,26 +97,34 @@ def render_cover(
     sheet.heading("Pages", 11.5)
     counts = [
         ("Pages in the full digitised record", f"{plan.full_record_pages} (in {len(plan.documents)} document(s))"),
-        ("Pages included in this pack", str(len(plan.included))),
+        ("Pages included in this pack", str(len(plan.included)) if not reduced else
+         f"{len(plan.included)} ({whole_pages} whole, {len(reduced)} as excerpts of their uncovered entries)"),
         ("Pages omitted", f"{len(plan.omitted)} (listed in the index that follows)"),
         ("Clinician overrides applied", str(len(plan.overridden))),
     ]
     if plan.undecided:
         counts.append(("Pages with no decision", f"{len(plan.undecided)} (included)"))
+    if excerpts is not None:
+        counts.append(("Granularity", _granularity_row(excerpts)))
     sheet.pairs(counts, label_width=200, size=10)
     _warnings(sheet, plan)
     sheet.ln(6)
     sheet.heading("Contents", 11.5)
     sheet.para(
         "Record pages keep their original order. A strip added at the foot of each one gives the patient, "
-        f"'page i of {len(plan.included)}' (record pages only: this cover, the index and the coded record are "
-        "numbered separately in their own footers), and the source file and page it was scanned as.",
+        f"'page i of {whole_pages}' (record pages only: this cover, the index{', the excerpts' if reduced else ''} "
+        "and the coded record are numbered separately in their own footers), and the source file and page it "
+        "was scanned as.",
         size=8.5,
     )
-    for r in record_ranges(plan):
-        where = ("no pages included" if r.first is None else
+    for r in record_ranges(plan, reduced):
+        where = ("no pages included" if r.included == 0 else "no whole pages" if r.first is None else
                  f"record page {r.first}" if r.first == r.last else f"record pages {r.first}–{r.last}")
-        sheet.para(f"• {r.source}: {r.included} of {r.pages} page(s) included; {where}", size=8.5)
+        shown = f" ({r.excerpted} as excerpts)" if r.excerpted else ""
+        sheet.para(f"• {r.source}: {r.included} of {r.pages} page(s) included{shown}; {where}", size=8.5)
+    if reduced:
+        sheet.para("• Paper-only entries (excerpts), after the record pages: the excerpts of the cards listed below, "
+                   "then the entries of those cards left out, with the coded entries that cover them.", size=8.5)
     if electronic is not None:
         sheet.para(
             f"• Coded electronic record, after the record pages: {electronic.pages} page(s) for {electronic.events} "
@@ -110,7 +132,34 @@ def render_cover(
             f"page(s) (an estimate at {EVENTS_PER_PRINTED_PAGE} entries per printed page).",
             size=8.5,
         )
+    if excerpts is not None and reduced:
+        _granularity(sheet, excerpts)
     return sheet.pages_from(first)
+
+
+def _granularity_row(excerpts: CutExcerpts) -> str:
+    if excerpts.reduced:
+        return "entry: see 'Entry granularity' below"
+    if any(w.reason == NOT_SHORTER for w in excerpts.whole):
+        return "entry, not applied: cutting cards down to excerpts would not shorten this pack"
+    return "entry, not applied: no card met the conditions for excerpts"
+
+
+def _granularity(sheet: Sheet, excerpts: CutExcerpts) -> None:
+    sheet.ln(6)
+    sheet.heading("Entry granularity", 11.5)
+    sheet.para(
+        "This pack uses entry granularity. A continuation card is sent as image excerpts of its entries that are "
+        "not in the coded record (paper-only) or could not be matched with certainty (uncertain) only when "
+        "reconciliation judged every entry on it, every entry is dated, and nothing was found on the card outside "
+        "its entries; every other included page is sent whole. The full page of each card below is kept in the "
+        "sending practice's digitised archive and is available on request.",
+        size=8.5,
+    )
+    for page in excerpts.reduced:
+        listed = "; ".join(f"entry {e.number}, {entry_date(e.date)} ({e.status})" for e in page.excerpts)
+        sheet.para(f"• {page.source}, page {page.page}: excerpted {listed}. {len(page.left_out)} of "
+                   f"{page.entries} entries left out as in the coded record.", size=8.5)
 
 
 def _warnings(sheet: Sheet, plan: PackPlan) -> None:

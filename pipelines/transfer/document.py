@@ -22,6 +22,7 @@ import os
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pikepdf
 from pikepdf.pdfa import PdfaError, prepare
@@ -33,17 +34,21 @@ from pipelines.records.model import CodedRecord
 
 from .cover import COVER_TITLE, INDEX_TITLE, render_cover, render_omitted_index
 from .electronic import SECTION_TITLE, ElectronicSummary, render_electronic
+from .excerpts import EXCERPTS_TITLE, NOT_SHORTER, Excerpted, EntrySelection
 from .plan import PackBuildError, PackPlan, PlannedDocument
 from .printing import recto_padding
 from .render import A4, Sheet, nhs_spaced, to_pikepdf
 from .stamp import BAND, Blank, Footer, Mark, apply_mark, patient_text, record_stamp, render_marks, shown_size, shown_width
+
+if TYPE_CHECKING:  # only its type: the image work behind it is needed by entry granularity only
+    from .crops import CutExcerpts
 
 FLAVOUR = "2b"
 
 
 @dataclass(frozen=True, slots=True)
 class PackSection:
-    """A run of pages of the pack: `kind` is cover, omitted_index, record or electronic."""
+    """A run of pages of the pack: `kind` is cover, omitted_index, record, excerpts or electronic."""
 
     kind: str
     title: str
@@ -76,12 +81,14 @@ class PackDocument:
     duplex: bool
     electronic: ElectronicSummary | None
     validation: str  # pikepdf's one-line verdict, e.g. "PDF/A-2b: pass"
+    excerpts: Excerpted | None = None  # entry granularity only: the cards sent as excerpts
 
 
 @dataclass(frozen=True, slots=True)
 class _Source:
     doc: PlannedDocument
     pdf: pikepdf.Pdf
+    path: Path  # checked against its content hash
 
 
 def _open_sources(plan: PackPlan, archive: Path, stack: ExitStack) -> list[_Source]:
@@ -117,7 +124,7 @@ def _open_sources(plan: PackPlan, archive: Path, stack: ExitStack) -> list[_Sour
                 "restore it from the archive's backup",
                 ExitCode.archive_error,
             )
-        sources.append(_Source(doc, pdf))
+        sources.append(_Source(doc, pdf, path))
     return sources
 
 
@@ -131,6 +138,7 @@ def build_pack_pdf(
     practice: str | None,
     when: dt.date,
     duplex: bool = False,
+    excerpts: EntrySelection | None = None,
 ) -> PackDocument:
     """Write the pack of `plan` to `out` as a validated PDF/A-2b and describe it.
 
@@ -143,6 +151,9 @@ def build_pack_pdf(
         practice: the sending practice for the cover, or None.
         when: the pack's date, printed on the cover and used as the file's dates.
         duplex: lay out for double-sided printing (blank pages so each section starts on a recto).
+        excerpts: entry granularity (`excerpts.select_excerpts`): its candidate cards that pass the
+            image checks are sent as excerpts of their uncovered entries, after the record pages;
+            None (page granularity) sends every included page whole.
 
     Returns:
         The pack: its path, SHA-256, size, page count, sections, record pages and validation verdict.
@@ -166,30 +177,36 @@ def build_pack_pdf(
     # The coded record is drawn first because the cover states its length; page order in the
     # pack is set by the layout, not by the order of drawing.
     drawn, summary = render_electronic(sheet, coded, checked=checked) if with_electronic else (range(0), None)
-    cover = render_cover(sheet, plan, practice=practice, when=when, electronic=summary)
-    index = render_omitted_index(sheet, plan)
     with ExitStack() as stack:
         sources = _open_sources(plan, archive, stack)
-        parts = [_Part("cover", COVER_TITLE, None, tuple(cover)), _Part("omitted_index", INDEX_TITLE, None, tuple(index))]
-        for src in sources:
-            rows = plan.document_pages(src.doc.document_id, included=True)
-            parts.append(_Part("record", src.doc.source, src, tuple(src.pdf.pages[r.page - 1] for r in rows), rows))
-        if summary is not None:
-            parts.append(_Part("electronic", SECTION_TITLE, None, tuple(drawn)))
+        electronic = tuple(drawn) if summary is not None else None
+        about = dict(practice=practice, when=when, electronic=summary)
+        if excerpts is None:
+            cut = None
+            cover = render_cover(sheet, plan, **about)
+            index = render_omitted_index(sheet, plan)
+            parts = _parts(plan, sources, tuple(cover), tuple(index), None, (), electronic)
+        else:
+            cut, parts = _entry_parts(sheet, plan, excerpts, sources, electronic, duplex, about)
+        reduced = cut.keys if cut is not None else frozenset()
         padding = recto_padding([len(p.pages) for p in parts]) if duplex else (0,) * len(parts)
         marks = render_marks(sheet, _marks(plan, parts, padding))
         generated = stack.enter_context(to_pikepdf(sheet))
         pdf = stack.enter_context(pikepdf.Pdf.new())
-        layout = _assemble(pdf, plan, parts, padding, generated, marks)
+        layout = _assemble(pdf, plan, parts, padding, generated, marks, reduced)
         _outline(pdf, layout.sections)
         pdf.Root.Lang = pikepdf.String("en-GB")
         pdf.docinfo["/Title"] = f"Lloyd George record transfer pack: {plan.name or ''} NHS {nhs_spaced(plan.nhs_number)}"
         pdf.docinfo["/Creator"] = "lgd"
         verdict = save_pack_pdfa(pdf, Path(out), when)
+    excerpted = None
+    if cut is not None:
+        pages = sum(s.pages for s in layout.sections if s.kind == "excerpts")
+        excerpted = Excerpted(cut.reduced, cut.whole, len(cut.crops), pages)
     return PackDocument(
         path=Path(out), sha256=sha256_file(Path(out)), bytes=Path(out).stat().st_size, pages=layout.pages,
         sections=layout.sections, record=layout.record, blank_pages=layout.blanks, duplex=duplex,
-        electronic=summary, validation=verdict,
+        electronic=summary, validation=verdict, excerpts=excerpted,
     )
 
 
@@ -205,6 +222,55 @@ class _Part:
     rows: tuple = ()
 
 
+def _parts(plan: PackPlan, sources: list[_Source], cover: tuple, index: tuple, cut: CutExcerpts | None,
+           excerpts: tuple, electronic: tuple | None) -> list[_Part]:
+    """The pack's sections in order: cover, index, each source's whole pages, the excerpts, the coded record."""
+    reduced = cut.keys if cut is not None else frozenset()
+    parts = [_Part("cover", COVER_TITLE, None, cover), _Part("omitted_index", INDEX_TITLE, None, index)]
+    for src in sources:
+        rows = tuple(r for r in plan.document_pages(src.doc.document_id, included=True)
+                     if (r.document_id, r.page) not in reduced)
+        parts.append(_Part("record", src.doc.source, src, tuple(src.pdf.pages[r.page - 1] for r in rows), rows))
+    if excerpts:
+        parts.append(_Part("excerpts", EXCERPTS_TITLE, None, excerpts))
+    if electronic is not None:
+        parts.append(_Part("electronic", SECTION_TITLE, None, electronic))
+    return parts
+
+
+def _length(parts: list[_Part], duplex: bool) -> int:
+    lengths = [len(p.pages) for p in parts]
+    return sum(lengths) + (sum(recto_padding(lengths)) if duplex else 0)
+
+
+def _entry_parts(sheet: Sheet, plan: PackPlan, selection: EntrySelection, sources: list[_Source],
+                 electronic: tuple | None, duplex: bool, about: dict) -> tuple[CutExcerpts, list[_Part]]:
+    """Entry granularity: cut the candidate cards down, and keep the cut only if the pack gets shorter.
+
+    The cut-down layout is drawn and measured, with the same padding rule as the pack itself,
+    against the pack page granularity would build; that one wins ties, since a whole card keeps
+    its context. Declined, every page goes whole under a cover that says why.
+    """
+    # Imported here: the image work (pdfium, numpy) is needed by entry granularity only.
+    from .crops import cut_excerpts
+    from .excerpt_pages import render_excerpts, worthwhile
+
+    cut = worthwhile(sheet, cut_excerpts(selection, {src.doc.document_id: src.path for src in sources}))
+    index = tuple(render_omitted_index(sheet, plan))
+    if not cut.reduced:
+        return cut, _parts(plan, sources, tuple(render_cover(sheet, plan, excerpts=cut, **about)), index, cut, (),
+                           electronic)
+    excerpts = tuple(render_excerpts(sheet, cut))
+    cutdown = _parts(plan, sources, tuple(render_cover(sheet, plan, excerpts=cut, **about)), index, cut, excerpts,
+                     electronic)
+    pages = _parts(plan, sources, tuple(render_cover(sheet, plan, **about)), index, None, (), electronic)
+    if _length(cutdown, duplex) < _length(pages, duplex):
+        return cut, cutdown
+    whole = cut.unapplied(NOT_SHORTER)
+    return whole, _parts(plan, sources, tuple(render_cover(sheet, plan, excerpts=whole, **about)), index, whole, (),
+                         electronic)
+
+
 @dataclass(frozen=True, slots=True)
 class _Layout:
     sections: tuple[PackSection, ...]
@@ -216,7 +282,7 @@ class _Layout:
 def _marks(plan: PackPlan, parts: list[_Part], padding: tuple[int, ...]) -> list[Mark]:
     """Every mark the layout needs, in pack order: a blank before a padded section, then one per page."""
     who = patient_text(plan.name, plan.nhs_number, plan.born)
-    total = len(plan.included)
+    total = sum(len(part.pages) for part in parts if part.kind == "record")  # whole pages: excerpts are not numbered
     marks: list[Mark] = []
     number, last_size = 0, A4
     for part, pad in zip(parts, padding):
@@ -237,8 +303,11 @@ def _marks(plan: PackPlan, parts: list[_Part], padding: tuple[int, ...]) -> list
 
 
 def _assemble(pdf: pikepdf.Pdf, plan: PackPlan, parts: list[_Part], padding: tuple[int, ...],
-              generated: pikepdf.Pdf, marks: range) -> _Layout:
-    """Copy every page into `pdf` in pack order, with its mark; blanks where `padding` asks."""
+              generated: pikepdf.Pdf, marks: range, reduced: frozenset[tuple[int, int]] = frozenset()) -> _Layout:
+    """Copy every page into `pdf` in pack order, with its mark; blanks where `padding` asks.
+
+    `reduced` are the included pages sent as excerpts instead of whole (entry granularity).
+    """
     next_mark = iter(marks)
     sections, record, blanks, number = [], [], 0, 0
     for part, pad in zip(parts, padding):
@@ -255,11 +324,16 @@ def _assemble(pdf: pikepdf.Pdf, plan: PackPlan, parts: list[_Part], padding: tup
                 record.append(PackPage(len(pdf.pages), number, part.rows[i].source, part.rows[i].page))
         if part.pages:
             sections.append(PackSection(part.kind, part.title, first, len(part.pages), part.title if is_record else None))
-    if number != len(plan.included):  # the pack and the plan must agree page for page (DESIGN §2)
+    # The pack and the plan must agree page for page (DESIGN §2): every included page is in the
+    # pack whole or, under entry granularity, as excerpts; nothing else is.
+    whole = [(p.source, p.page) for p in record]
+    expected = [(p.source, p.page) for p in plan.included if (p.document_id, p.page) not in reduced]
+    if number != len(plan.included) - len(reduced) or whole != expected \
+            or not reduced <= {(p.document_id, p.page) for p in plan.included}:
         raise PackBuildError(
             "pack_internal",
-            f"the pack would hold {number} record pages but the plan includes {len(plan.included)}; "
-            "nothing was written; this is a bug in lgd, please report it",
+            f"the pack would hold {number} record pages (and {len(reduced)} as excerpts) but the plan includes "
+            f"{len(plan.included)}; nothing was written; this is a bug in lgd, please report it",
             ExitCode.internal,
         )
     return _Layout(tuple(sections), tuple(record), blanks, len(pdf.pages))

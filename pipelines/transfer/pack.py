@@ -5,7 +5,9 @@
 1. `ensure_reconciled`: the latest run if it was made against the coded record to use now,
    else a new run (refused clearly when there is no coded record at all);
 2. `plan_pack`: every page with its effective decision (clinician overrides applied);
-3. `build_pack_pdf`: the validated PDF/A-2b (cover, omitted-pages index, included pages);
+3. `build_pack_pdf`: the validated PDF/A-2b (cover, omitted-pages index, included pages); with
+   entry granularity, `select_excerpts` first picks the cards that may go as excerpts of their
+   uncovered entries (see excerpts.py);
 4. the form: encrypted media (`write_media`), a print file, or NDR files;
 5. `record_pack`: who built which pack from which run, with its hash, in the catalogue.
 
@@ -33,6 +35,7 @@ from pipelines.records.model import record_from_json
 
 from .document import PackDocument, build_pack_pdf
 from .electronic import EVENTS_PER_PRINTED_PAGE
+from .excerpts import GRANULARITIES, select_excerpts
 from .media import write_media
 from .ndr import write_ndr
 from .plan import PackBuildError, PackPlan, plan_pack
@@ -53,10 +56,15 @@ class PackOptions:
     practice: str | None = None
     ods_code: str | None = None
     when: dt.date = field(default_factory=dt.date.today)
+    granularity: str = "page"  # page: included pages whole; entry: cards may go as excerpts (excerpts.py)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {self.format!r}")
+        if self.granularity not in GRANULARITIES:
+            raise ValueError(f"granularity must be one of {', '.join(GRANULARITIES)}, not {self.granularity!r}")
+        if self.granularity == "entry" and self.format == "ndr":
+            raise ValueError("the NDR holds scanned record pages: an ndr pack is built with page granularity")
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class PackResult:
     seconds_encrypting: float = 0.0
     print_line: str | None = None
     warnings: tuple[str, ...] = ()
+    granularity: str = "page"
 
     @property
     def sheets_saved(self) -> int:
@@ -96,7 +105,10 @@ class PackResult:
             "reconciliation": {"run": plan.run_id, "coded_format": plan.coded_format, "coded_sha256": plan.coded_sha256},
             "sheets": {"everything": self.sheets_everything, "pack": self.sheets_pack, "duplex": True},
             "seconds": round(self.seconds, 3),
+            "granularity": self.granularity,
         }
+        if doc.excerpts is not None:
+            out["excerpts"] = doc.excerpts.to_json()
         if doc.electronic is not None:
             out["electronic"] = {"events": doc.electronic.events, "pages": doc.electronic.pages,
                                  "gp_print_pages_estimate": doc.electronic.estimated_gp_print_pages}
@@ -148,8 +160,9 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
     staging.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="pack-", dir=staging))
     try:
+        selection = select_excerpts(catalogue, plan) if options.granularity == "entry" else None
         document = build_pack_pdf(plan, archive, work / "pack.pdf", coded=coded, with_electronic=options.with_electronic,
-                                  practice=options.practice, when=options.when, duplex=duplex)
+                                  practice=options.practice, when=options.when, duplex=duplex, excerpts=selection)
         everything = sheets(plan.full_record_pages, True) + sheets(_electronic_estimate_pages(plan), True)
         extra: dict[str, Any] = {}
         if options.format in MEDIA_FORMATS:
@@ -159,6 +172,9 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
                       "coded": {"format": plan.coded_format, "sha256": plan.coded_sha256},
                       "counts": {"pages_total": plan.full_record_pages, "pages_included": len(plan.included),
                                  "pages_omitted": len(plan.omitted), "reconciliation": plan.run_id}}
+            if document.excerpts is not None:
+                fields["counts"] |= {"granularity": "entry", "pages_reduced": len(document.excerpts.reduced),
+                                     "crops": document.excerpts.crops}
             media = write_media([("pack.pdf", document.path)], fields, format=options.format, out=out,
                                 passphrase=passphrase, archive=archive, media_size=options.media_size)
             outputs, digests, pack_sheets = media.outputs, media.sha256, 0
@@ -180,12 +196,15 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
             pack_sheets = 0
             extra = {"warnings": bundle.warnings}
         result = PackResult(plan, document, options.format, tuple(outputs), dict(digests), everything, pack_sheets,
-                            time.perf_counter() - started, **extra)
+                            time.perf_counter() - started, **extra, granularity=options.granularity)
+        detail = {"outputs": [str(p) for p in outputs], "sha256": digests,
+                  "pages_included": len(plan.included), "pages_omitted": len(plan.omitted),
+                  "with_electronic": options.with_electronic, "fingerprint": extra.get("fingerprint")}
+        if document.excerpts is not None:  # which entries of which cards went as excerpts, for the audit
+            detail["granularity"] = "entry"
+            detail["excerpts"] = {k: v for k, v in document.excerpts.to_json().items() if k != "whole"}
         record_pack(catalogue, nhs_number, run.id, format=options.format, sha256=document.sha256,
-                    detail={"outputs": [str(p) for p in outputs], "sha256": digests,
-                            "pages_included": len(plan.included), "pages_omitted": len(plan.omitted),
-                            "with_electronic": options.with_electronic, "fingerprint": extra.get("fingerprint")},
-                    actor=user())
+                    detail=detail, actor=user())
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -44,6 +44,13 @@ entries that cover each, then the included pages in original order, each stamped
 source file, page and "page i of n". Reconciliation runs first if the patient has no run
 against the coded record given (--coded) or stored (lgd coded import).
 
+--granularity entry (print and media packs): a continuation card whose other entries are all
+coded goes as image excerpts of its paper-only and uncertain entries, each captioned with its
+date, source file and page, after the record pages; the cover lists them, and the full page
+stays available on request. Only a card reconciliation judged entry by entry, with every entry
+dated and nothing found outside its entries (no unread writing, no stray ink), is cut down;
+every other included page (letters, envelopes, overridden or undecided pages) goes whole.
+
 passphrases (7z, iso, usb): at least 100 bits, 8 words from a bundled word list. Give one with
 --passphrase-file, or let lgd make one: it is shown once on the terminal, or written to
 --new-passphrase-file. Send it, with the key fingerprint lgd prints, by a separate channel
@@ -81,6 +88,9 @@ examples:
                    "650M or 4.7G (iso default: cd)")
     p.add_argument("--with-electronic", action="store_true", help="add the coded record as a readable section, "
                    "for when GP2GP failed outright and the electronic record would otherwise be printed")
+    p.add_argument("--granularity", choices=("page", "entry"), default="page",
+                   help="page: send included pages whole; entry: send a card's uncovered entries as excerpts "
+                   "where it is safe (see below) (default: %(default)s)")
     p.add_argument("--practice", metavar="NAME", help="the sending practice, for the cover sheet")
     p.add_argument("--ods", metavar="CODE", help="the practice's ODS code (NDR metadata GP-PRACTICE-CODE)")
     add_archive_option(p)
@@ -99,7 +109,10 @@ def _options(args: argparse.Namespace) -> PackOptions:
             raise LgdError(f"--media {args.media}: {e}", ExitCode.usage, "usage") from e
     if args.coded is not None and not args.coded.is_file():
         raise LgdError(f"--coded {args.coded}: no such file", ExitCode.usage, "usage")
-    return PackOptions(args.format, args.with_electronic, size, args.practice, args.ods)
+    if args.granularity == "entry" and args.format == "ndr":
+        raise LgdError("--granularity entry applies to print and media packs: the NDR holds scanned record pages, "
+                       "so an ndr pack sends them whole", ExitCode.usage, "usage")
+    return PackOptions(args.format, args.with_electronic, size, args.practice, args.ods, granularity=args.granularity)
 
 
 class _Secrets:
@@ -173,6 +186,10 @@ def _emit_one(result: PackResult, as_json: bool, stdout: TextIO) -> None:
         print(f"  {path}", file=stdout)
     print(f"checked against {doc['reconciliation']['coded_format']} record sha256 "
           f"{doc['reconciliation']['coded_sha256'][:16]}... (reconciliation {doc['reconciliation']['run']})", file=stdout)
+    if "excerpts" in doc:
+        x = doc["excerpts"]
+        print(f"entry granularity: {x['pages_reduced']} card(s) sent as {x['crops']} excerpt(s) on "
+              f"{x['excerpt_pages']} page(s); the full pages are available on request", file=stdout)
     if result.print_line:
         print(result.print_line, file=stdout)
     print(f"sheets: printing everything (paper record + coded record, double-sided) takes about "
@@ -214,6 +231,9 @@ def _batch(catalogue, args: argparse.Namespace, options: PackOptions, secrets: _
         "pages_omitted": sum(r["pages_omitted"] for r in ok), "sheets_saved": sum(r["sheets_saved"] for r in ok),
         "sheets_everything": sum(r["sheets"]["everything"] for r in ok),
     }
+    if options.granularity == "entry":
+        summary["pages_reduced"] = sum(r["excerpts"]["pages_reduced"] for r in ok)
+        summary["crops"] = sum(r["excerpts"]["crops"] for r in ok)
     if args.json:
         json.dump({"packs": results, "summary": summary}, stdout, indent=2, ensure_ascii=False)
         stdout.write("\n")

@@ -4,8 +4,9 @@
 
 Uses the batch and archive that bench_reconcile leaves in its --out folder (run that first, or
 pass --patients/--seed to make one here). For every patient it reconciles against the GP2GP
-rendering of the coded record and builds three packs: an encrypted 7z, a print pack
-(double-sided layout) and a 7z with the coded record rendered in (--with-electronic).
+rendering of the coded record and builds four packs: an encrypted 7z, a print pack
+(double-sided layout), the same print pack with --granularity entry (cards cut down to their
+uncovered entries where safe) and a 7z with the coded record rendered in (--with-electronic).
 
 "Print everything" is what practices were told to do: print the whole paper record and the
 whole coded record. The coded record's printout is estimated from its event count at
@@ -78,11 +79,13 @@ def main(argv: list[str] | None = None) -> int:
             build_pack(catalogue, nhs, work / f"warm{i}", PackOptions("print"), coded_path=coded)  # reconcile once
             timings, results = {}, {}
             for name, options in (("7z", PackOptions("7z")), ("print", PackOptions("print")),
+                                  ("print_entry", PackOptions("print", granularity="entry")),
                                   ("7z_electronic", PackOptions("7z", with_electronic=True))):
                 started = time.perf_counter()
                 results[name] = build_pack(catalogue, nhs, work / f"{name}-{i}", options, passphrase=PASSPHRASE)
                 timings[name] = time.perf_counter() - started
             plan, electronic = results["7z"].plan, results["7z_electronic"].document.electronic
+            excerpts = results["print_entry"].document.excerpts
             gp_print_pages = -(-plan.coded_events // EVENTS_PER_PRINTED_PAGE)
             rows.append({
                 "patient": nhs, "pages_total": plan.full_record_pages, "pages_included": len(plan.included),
@@ -90,23 +93,33 @@ def main(argv: list[str] | None = None) -> int:
                 "sheets_everything": sheets(plan.full_record_pages) + sheets(gp_print_pages),
                 "sheets_print_pack": results["print"].sheets_pack,
                 "print_pack_pages": results["print"].document.pages,
+                "sheets_print_pack_entry": results["print_entry"].sheets_pack,
+                "print_pack_entry_pages": results["print_entry"].document.pages,
+                "pages_reduced": len(excerpts.reduced), "excerpt_pages": excerpts.pages, "crops": excerpts.crops,
                 "media_bytes_7z": results["7z"].media_bytes, "media_bytes_7z_electronic": results["7z_electronic"].media_bytes,
                 "electronic_pages": electronic.pages if electronic else 0,
                 "seconds": {k: round(v, 3) for k, v in timings.items()},
             })
             print(f"{nhs}: {rows[-1]['pages_included']}/{rows[-1]['pages_total']} pages, "
                   f"{rows[-1]['sheets_print_pack']} vs {rows[-1]['sheets_everything']} sheets, "
-                  f"7z {timings['7z']:.2f} s", file=sys.stderr)
+                  f"entry granularity {rows[-1]['sheets_print_pack_entry']} ({len(excerpts.reduced)} cards as "
+                  f"{excerpts.crops} excerpts), 7z {timings['7z']:.2f} s", file=sys.stderr)
     total = {k: sum(r[k] for r in rows) for k in ("pages_total", "pages_included", "coded_events", "gp_print_pages_estimate",
                                                    "sheets_everything", "sheets_print_pack", "print_pack_pages",
+                                                   "sheets_print_pack_entry", "print_pack_entry_pages",
+                                                   "pages_reduced", "excerpt_pages", "crops",
                                                    "media_bytes_7z", "media_bytes_7z_electronic", "electronic_pages")}
     figures = {
         "patients": len(rows), "events_per_printed_page": EVENTS_PER_PRINTED_PAGE, "totals": total,
         "pages_printed_everything": total["pages_total"] + total["gp_print_pages_estimate"],
         "sheets_saved_by_print_pack": total["sheets_everything"] - total["sheets_print_pack"],
+        # what --granularity entry saves on top of the page-granularity print pack (negative: it costs)
+        "extra_sheets_saved_by_entry_granularity": total["sheets_print_pack"] - total["sheets_print_pack_entry"],
+        "patients_entry_saves": sum(r["sheets_print_pack_entry"] < r["sheets_print_pack"] for r in rows),
+        "patients_entry_costs": sum(r["sheets_print_pack_entry"] > r["sheets_print_pack"] for r in rows),
         "sheets_saved_by_media_pack": total["sheets_everything"],
         "median_build_seconds": {k: round(statistics.median(r["seconds"][k] for r in rows), 3)
-                                 for k in ("7z", "print", "7z_electronic")},
+                                 for k in ("7z", "print", "print_entry", "7z_electronic")},
         "encryption": encryption_speed(work),
         "date": dt.date.today().isoformat(),
     }
