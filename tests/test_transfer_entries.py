@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import json
 import re
 import shutil
@@ -28,8 +29,9 @@ from pikepdf.pdfa import validate_written
 from index import Catalogue
 from index.decisions import latest_reconciliation, packs
 from index.rows import OverrideRow
-from index.store import ArchiveStore
+from index.store import ArchiveStore, sha256_file
 from pipelines.transfer.crops import PAD_MM, RENDER_DPI, stray_mark
+from pipelines.transfer.document import build_pack_pdf
 from pipelines.transfer.excerpts import choose_excerpts, select_excerpts
 from pipelines.transfer.plan import plan_pack
 from tests.conftest import run_lgd
@@ -37,6 +39,7 @@ from tests.conftest import run_lgd
 _KIND_TYPE = {"diagnosis": "problem", "symptom": "problem", "medication": "medication", "allergy": "allergy",
               "immunisation": "immunisation", "procedure": "procedure", "observation": "observation"}
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+WHEN = dt.date(2026, 5, 1)
 
 
 def half_coded_csv(truth: dict, path: Path) -> Path:
@@ -330,3 +333,15 @@ def test_entry_granularity_is_refused_for_ndr_and_works_on_encrypted_media(packe
     verified = run_lgd("verify", built.json["outputs"][0], "--passphrase-file", secret, "--archive", packed.archive,
                        "--json")
     assert verified.returncode == 0 and verified.json["ok"], verified.stdout
+
+
+def test_an_entry_pack_rebuilds_byte_for_byte_and_leaves_the_archive_alone(candidate, packed, tmp_path):
+    plan, *_ = candidate
+    store = ArchiveStore(packed.archive)
+    before = {d.pdfa_path: sha256_file(store.path(d.pdfa_path)) for d in plan.documents}
+    with Catalogue.open(packed.archive, readonly=True) as cat:
+        selection = select_excerpts(cat, plan)
+    built = [build_pack_pdf(plan, packed.archive, tmp_path / f"{i}.pdf", coded=None, with_electronic=False,
+                            practice=None, when=WHEN, duplex=True, excerpts=selection) for i in range(2)]
+    assert built[0].sha256 == built[1].sha256 and built[0].excerpts == built[1].excerpts
+    assert before == {path: sha256_file(store.path(path)) for path in before}

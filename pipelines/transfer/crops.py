@@ -216,10 +216,17 @@ def cut_excerpts(selection: EntrySelection, paths: Mapping[int, Path]) -> CutExc
         by_document.setdefault(page.document_id, []).append(page)
     cut: dict[tuple[int, int], list[Crop] | str] = {}
     for document_id, pages in by_document.items():
-        pdf = pdfium.PdfDocument(str(paths[document_id]))
+        try:
+            pdf = pdfium.PdfDocument(str(paths[document_id]))
+        except pdfium.PdfiumError as e:  # the file passed its hash check: send its cards whole, never guess
+            cut.update({page.key: f"pdfium could not open the archive file ({e})" for page in pages})
+            continue
         try:
             for page in pages:
-                cut[page.key] = _cut_page(pdf, page)
+                try:
+                    cut[page.key] = _cut_page(pdf, page)
+                except pdfium.PdfiumError as e:
+                    cut[page.key] = f"pdfium could not render the page ({e})"
         finally:
             pdf.close()
     for page in selection.candidates:  # back in plan order
