@@ -303,6 +303,11 @@ def test_any_doubt_sends_the_card_whole(candidate):
     assert _why(plan, {**rows, key: dataclasses.replace(row, words=(*row.words, heading))}, entries, key) is None
 
 
+def _entries_of(packed, card):
+    with Catalogue.open(packed.archive, readonly=True) as cat:
+        return [e for e in cat.entries(document_id=card.document_id) if e.page == card.page]
+
+
 def test_ink_that_ocr_did_not_read_sends_the_card_whole(candidate, packed):
     *_, card = candidate
     pdf = pdfium.PdfDocument(str(ArchiveStore(packed.archive).path(card.pdfa_path)))
@@ -314,6 +319,18 @@ def test_ink_that_ocr_did_not_read_sends_the_card_whole(candidate, packed):
     sideways = image.copy()
     sideways.paste(note.rotate(90, expand=True).convert("RGB"), (image.width - 26, image.height // 3))
     assert stray_mark(sideways, card, 100) is not None
+    # a tick inside the box of a covered entry (not sent), away from every word read there
+    s = 100 / card.dpi
+    covered = [e.box for e in _entries_of(packed, card) if e.box not in {x.box for x in card.excerpts}]
+    away = 3 / 25.4 * card.dpi
+    spot = next(((x, y) for b in covered for y in range(b[1], b[3], 10) for x in range(b[0], b[2], 10)
+                 if all(x < w[0] - away or x > w[2] + away or y < w[1] - away or y > w[3] + away
+                        for w in card.words)), None)
+    assert spot is not None, "a covered entry's box with room, 3 mm from any word, for a tick"
+    ticked = image.copy()
+    x, y = spot[0] * s, spot[1] * s
+    ImageDraw.Draw(ticked).line((x - 4, y, x, y + 5, x + 8, y - 6), fill=20, width=2)
+    assert stray_mark(ticked, card, 100) is not None, "unread ink in a covered entry's box"
     speck = image.copy()
     ImageDraw.Draw(speck).rectangle((image.width - 10, image.height - 10, image.width - 9, image.height - 9), fill=0)
     assert stray_mark(speck, card, 100) is None, "a speck of dust is not writing"

@@ -6,10 +6,12 @@ stores the page already turned upright (the PDF page carries the upright image a
 /Rotate), so a box maps to the rendering by scale alone. A page whose PDF does not look like
 that (a /Rotate, a size that disagrees with the catalogue's) is sent whole rather than guessed at.
 
-Before cutting, the rendering is searched for ink outside the entries: OCR never reads a
-sketch, a note written sideways in the margin or a faint scrawl, and those would be lost with
-the rest of the card. The card's printed rules (long straight lines) and headings are set
-aside; any other mark bigger than a speck outside every padded entry box sends the page whole.
+Before cutting, the rendering is searched for ink that was not read: OCR never reads a
+sketch, a note written sideways in the margin, a tick or a scrawl, and those would be lost with
+the rest of the card, whether they lie between the entries or inside a covered entry's box.
+What is set aside: the card's printed rules (long straight lines), every OCR word's box with
+WORD_PAD_MM around it (the words were read and judged), and the padded boxes of the entries that
+are sent. Any other mark bigger than a speck sends the page whole.
 
 Each excerpt is the entry's box padded by PAD_MM on every side (so strokes at its edge are kept),
 encoded as JPEG (grey when the page is grey, colour otherwise: red ink matters), with no OCR.
@@ -39,6 +41,7 @@ FAINT = 0.85  # ... and darker than this, faint print such as a card's ruled lin
 RULE_MM = 10.0  # straight runs of ink at least this long are the card's printed rules
 MARK_MM = 1.5  # a mark outside the entries at least this tall or wide is writing, not a speck
 MARK_PIXELS = 6  # ... and of at least this many pixels at CHECK_DPI
+WORD_PAD_MM = 2.0  # hand-written strokes reach this far beyond the box OCR gives their word
 _GREY_SPREAD = 12  # channels this close everywhere: a grey scan, stored as grey
 _SIZE_SLACK = 0.01  # PDF page size and catalogue image size may differ by rounding only
 
@@ -139,8 +142,9 @@ def _first_mark(ink: np.ndarray, least: int) -> tuple[int, int] | None:
 
 
 def stray_mark(image: Image.Image, page: ExcerptPage, dpi: float) -> tuple[float, float] | None:
-    """Where (mm from the page's top left) a mark bigger than a speck lies outside every padded entry box,
-    the card's printed rules and headings set aside; None when there is none.
+    """Where (mm from the page's top left) a mark bigger than a speck lies that was not read and is not
+    sent: outside the rules, every padded word box and every padded box of an excerpted entry. None when
+    there is none.
 
     `image` is the whole page rendered upright at `dpi`.
     """
@@ -156,11 +160,11 @@ def stray_mark(image: Image.Image, page: ExcerptPage, dpi: float) -> tuple[float
     ink &= ~(down | across)
     sx, sy = grey.shape[1] / page.width, grey.shape[0] / page.height
     size = (grey.shape[1], grey.shape[0])
-    for box in page.boxes:
+    for box in (e.box for e in page.excerpts):
         x0, y0, x1, y1 = _scaled(box, sx, sy, _mm(PAD_MM, dpi), size)
         ink[y0:y1, x0:x1] = False
-    for box in page.printed:
-        x0, y0, x1, y1 = _scaled(box, sx, sy, _mm(1.0, dpi), size)
+    for box in page.words:
+        x0, y0, x1, y1 = _scaled(box, sx, sy, _mm(WORD_PAD_MM, dpi), size)
         ink[y0:y1, x0:x1] = False
     found = _first_mark(ink, _mm(MARK_MM, dpi))
     return None if found is None else (round(found[0] * 25.4 / dpi), round(found[1] * 25.4 / dpi))
@@ -194,7 +198,7 @@ def _cut_page(pdf: pdfium.PdfDocument, page: ExcerptPage) -> list[Crop] | str:
                         Image.Resampling.BOX)
     mark = stray_mark(half, page, CHECK_DPI)
     if mark is not None:
-        return f"ink outside its dated entries that OCR did not read (about {mark[0]} mm across, {mark[1]} mm down)"
+        return f"ink that OCR did not read and no excerpt holds (about {mark[0]} mm across, {mark[1]} mm down)"
     sx, sy = image.width / page.width, image.height / page.height
     crops = []
     for excerpt in page.excerpts:

@@ -12,14 +12,15 @@ A page is a candidate when:
 2. the run holds a machine decision for it, `include`, and no clinician override is in force;
 3. the decision's reason is exactly "N paper-only [and M uncertain] of K entries", and its
    per-entry evidence has K entries whose statuses give those counts (not an envelope, an
-   unreadable or low-confidence page, a page without entries, writing outside the entries);
+   unreadable or low-confidence page, a page without entries);
 4. every entry is dated, and the catalogue's entries for the page are the ones the run judged
    (same number, order, date and text), each with a box inside the page;
 5. every word of each uncovered entry was read inside that entry's box;
 6. no OCR word lies outside every entry's box, except the card's printed headings and the
-   patient's own name (writing the entry finder did not take as an entry must travel).
+   patient's own name (writing the entry finder did not take as an entry must travel; the page
+   decision looks for such writing only once every entry is covered, so it is looked for here).
 
-`crops.py` then checks the page image itself (ink outside the entries, page geometry) and may
+`crops.py` then checks the page image itself (ink that OCR did not read, page geometry) and may
 still send a candidate whole. Every entry whose status is not `covered` becomes an excerpt.
 """
 
@@ -78,8 +79,7 @@ class ExcerptPage:
     entries: int  # entries on the page
     excerpts: tuple[EntryExcerpt, ...]
     left_out: tuple[dict[str, Any], ...]  # the covered entries, with their evidence, as the run gave them
-    boxes: tuple[Box, ...]  # every entry's box
-    printed: tuple[Box, ...]  # OCR words of the card's own print and the patient's name
+    words: tuple[Box, ...]  # every OCR word on the page: the ink that was read
 
     @property
     def key(self) -> tuple[int, int]:
@@ -189,16 +189,12 @@ def _check(page: PlannedPage, row: PageRow | None, entries: Sequence[EntryRow], 
         if not (0 <= x0 < x1 <= row.width and 0 <= y0 < y1 <= row.height):
             return "an entry has no box on the page"
     boxes = tuple(e.box for e in entries)
-    printed, stray = [], []
+    stray = []
     for text, x0, y0, x1, y1, *_ in row.words:
         if any(_inside((x0, y0, x1, y1), b) for b in boxes):
             continue
         key = _word_key(text)
-        if len(key) < _SPECK:
-            continue
-        if _printed(key, names):
-            printed.append((x0, y0, x1, y1))
-        else:
+        if len(key) >= _SPECK and not _printed(key, names):
             stray.append(text)
     if stray:
         return "writing outside its dated entries: " + " ".join(stray[:6])
@@ -212,7 +208,8 @@ def _check(page: PlannedPage, row: PageRow | None, entries: Sequence[EntryRow], 
     )
     return ExcerptPage(
         page.document_id, page.source, page.page, pages, page.pdfa_path, row.width, row.height, row.dpi,
-        len(entries), excerpts, tuple(j for j in page.entries if j["status"] == "covered"), boxes, tuple(printed),
+        len(entries), excerpts, tuple(j for j in page.entries if j["status"] == "covered"),
+        tuple(tuple(w[1:5]) for w in row.words),
     )
 
 
