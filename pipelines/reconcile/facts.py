@@ -234,12 +234,12 @@ class FactReader:
                     cue_seen = True
                 elif not (examining or self._ignorable(word, ignored) or self._dosing(words, i)):
                     concept = self._fuzzy(word) if fuzzy else None
-                    if concept is None and cue_seen and any(f.sentence == sentence and f.kind in ("medication", "allergy")
-                                                            for f in facts):
-                        pass  # "ALLERGY: Elastoplast (blisters)": the reaction, part of the allergy
-                    elif concept is None:
+                    # "ALLERGY: Elastoplast (blisters)": a word after the allergen is its reaction.
+                    reaction = cue_seen and any(f.sentence == sentence and f.kind in ("medication", "allergy")
+                                                for f in facts)
+                    if concept is None and not reaction:
                         unexplained.append(raw[i].strip(_EDGE))
-                    elif not self.is_incidental(concept):
+                    elif concept is not None and not self.is_incidental(concept):
                         facts.append(mention(concept, raw[i].strip(_EDGE), ocr=True))
                 i += 1
             if closes:
