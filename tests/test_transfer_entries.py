@@ -301,6 +301,10 @@ def test_any_doubt_sends_the_card_whole(candidate):
                                      entries, key)
     heading = ("Clinica]", row.width - 60, 5, row.width - 5, 30, 90.0, 99, 99)  # card print, misread
     assert _why(plan, {**rows, key: dataclasses.replace(row, words=(*row.words, heading))}, entries, key) is None
+    tick = ("X", row.width - 40, row.height // 2, row.width - 10, row.height // 2 + 30, 40.0, 99, 99)
+    ticked = choose_excerpts(plan, {**rows, key: dataclasses.replace(row, words=(*row.words, tick))}, entries)
+    (still,) = [c for c in ticked.candidates if c.key == key]
+    assert tuple(tick[1:5]) not in still.words, "a one-letter mark outside the entries is left to the ink check"
 
 
 def _entries_of(packed, card):

@@ -9,9 +9,9 @@ that (a /Rotate, a size that disagrees with the catalogue's) is sent whole rathe
 Before cutting, the rendering is searched for ink that was not read: OCR never reads a
 sketch, a note written sideways in the margin, a tick or a scrawl, and those would be lost with
 the rest of the card, whether they lie between the entries or inside a covered entry's box.
-What is set aside: the card's printed rules (long straight lines), every OCR word's box with
-WORD_PAD_MM around it (the words were read and judged), and the padded boxes of the entries that
-are sent. Any other mark bigger than a speck sends the page whole.
+What is set aside: the card's printed rules (long straight lines), the box of every OCR word
+inside an entry or of the card's own print, with WORD_PAD_MM around it (those words were read
+and judged), and the padded boxes of the entries that are sent. Any other mark bigger than a speck sends the page whole.
 
 Each excerpt is the entry's box padded by PAD_MM on every side (so strokes at its edge are kept),
 encoded as JPEG (grey when the page is grey, colour otherwise: red ink matters), with no OCR.
@@ -143,8 +143,8 @@ def _first_mark(ink: np.ndarray, least: int) -> tuple[int, int] | None:
 
 def stray_mark(image: Image.Image, page: ExcerptPage, dpi: float) -> tuple[float, float] | None:
     """Where (mm from the page's top left) a mark bigger than a speck lies that was not read and is not
-    sent: outside the rules, every padded word box and every padded box of an excerpted entry. None when
-    there is none.
+    sent: outside the rules, the padded boxes of the words accounted for and of the excerpted entries.
+    None when there is none.
 
     `image` is the whole page rendered upright at `dpi`.
     """

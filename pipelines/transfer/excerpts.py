@@ -79,7 +79,7 @@ class ExcerptPage:
     entries: int  # entries on the page
     excerpts: tuple[EntryExcerpt, ...]
     left_out: tuple[dict[str, Any], ...]  # the covered entries, with their evidence, as the run gave them
-    words: tuple[Box, ...]  # every OCR word on the page: the ink that was read
+    words: tuple[Box, ...]  # the OCR words accounted for (in an entry, or card print): ink that was read
 
     @property
     def key(self) -> tuple[int, int]:
@@ -189,13 +189,14 @@ def _check(page: PlannedPage, row: PageRow | None, entries: Sequence[EntryRow], 
         if not (0 <= x0 < x1 <= row.width and 0 <= y0 < y1 <= row.height):
             return "an entry has no box on the page"
     boxes = tuple(e.box for e in entries)
-    stray = []
+    read, stray = [], []  # read: words accounted for, inside an entry or the card's own print
     for text, x0, y0, x1, y1, *_ in row.words:
-        if any(_inside((x0, y0, x1, y1), b) for b in boxes):
-            continue
         key = _word_key(text)
-        if len(key) >= _SPECK and not _printed(key, names):
+        if any(_inside((x0, y0, x1, y1), b) for b in boxes) or (key and _printed(key, names)):
+            read.append((x0, y0, x1, y1))
+        elif len(key) >= _SPECK:
             stray.append(text)
+        # a shorter "word" outside the entries (a stroke, a tick, one letter) is left to the ink check
     if stray:
         return "writing outside its dated entries: " + " ".join(stray[:6])
     for judged, found in zip(page.entries, entries):
@@ -208,8 +209,7 @@ def _check(page: PlannedPage, row: PageRow | None, entries: Sequence[EntryRow], 
     )
     return ExcerptPage(
         page.document_id, page.source, page.page, pages, page.pdfa_path, row.width, row.height, row.dpi,
-        len(entries), excerpts, tuple(j for j in page.entries if j["status"] == "covered"),
-        tuple(tuple(w[1:5]) for w in row.words),
+        len(entries), excerpts, tuple(j for j in page.entries if j["status"] == "covered"), tuple(read),
     )
 
 
