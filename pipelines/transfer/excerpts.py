@@ -26,7 +26,6 @@ still send a candidate whole. Every entry whose status is not `covered` becomes 
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -35,7 +34,7 @@ from typing import Any
 
 from index.catalogue import Catalogue
 from index.rows import Box, EntryRow, PageRow
-from pipelines.records.model import date_text
+from pipelines.records.model import date_text, parse_date_text
 
 from .plan import PackPlan, PlannedPage
 from .render import day_text
@@ -105,15 +104,13 @@ class EntrySelection:
 
 def entry_date(iso: str) -> str:
     """An entry date as reconciliation gives it (ISO text cut to its precision) in the NHS display form."""
-    parts = iso.split("-")
     try:
-        if len(parts) == 3:
-            return day_text(dt.date(int(parts[0]), int(parts[1]), int(parts[2])))
-        if len(parts) == 2:
-            return day_text(dt.date(int(parts[0]), int(parts[1]), 1))[3:]  # 'Mar-2009'
-    except ValueError:
-        pass
-    return iso
+        day, precision = parse_date_text(iso)
+    except ValueError:  # not a date as reconciliation writes them: show it as it is
+        return iso
+    if precision == "day":
+        return day_text(day)
+    return day_text(day)[3:] if precision == "month" else iso  # 'Mar-2009'; a year stays '2009'
 
 
 def _reason_counts(reason: str) -> tuple[int, int, int] | None:
