@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import getpass
 import json
 from pathlib import Path
 
 from dateutil import parser as dateparser
 
 from pipelines import reindex
+from pipelines.actor import current_actor
 from pipelines.errors import ExitCode, LgdError
 from pipelines.identity import normalise_nhs_number, nhs_number_valid
 from pipelines.search import KINDS, open_archive, open_catalogue, search
 
-
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        return "unknown"
 
 
 def _date(value: str) -> dt.date:
@@ -107,7 +101,7 @@ def cmd_search(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
     catalogue, fulltext = open_archive(archive)
     try:
         found = search(
-            catalogue, fulltext, args.query, actor=_actor(), nhs_number=args.patient,
+            catalogue, fulltext, args.query, actor=current_actor(), nhs_number=args.patient,
             date_from=args.date_from, date_to=args.date_to, kind=args.kind, limit=args.limit,
         )
     finally:
@@ -139,7 +133,7 @@ def cmd_page(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
         page = next((p for p in catalogue.pages(doc.id) if p.number == args.page), None)
         if page is None:
             raise LgdError(f"{args.source} has {doc.page_count} pages; there is no page {args.page}", ExitCode.usage, "not_found")
-        catalogue.audit(_actor(), "open_page", args.patient, source=args.source, page=args.page)
+        catalogue.audit(current_actor(), "open_page", args.patient, source=args.source, page=args.page)
         entries = [e for e in catalogue.entries(document_id=doc.id) if e.page == args.page]
     finally:
         catalogue.close()
@@ -167,7 +161,7 @@ def cmd_rebuild(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
     catalogue = open_catalogue(archive)
     try:
         count = reindex.rebuild(archive, catalogue)
-        catalogue.audit(_actor(), "index_rebuild", None, pages=count)
+        catalogue.audit(current_actor(), "index_rebuild", None, pages=count)
     finally:
         catalogue.close()
     print(json.dumps({"pages": count}) if args.json else f"rebuilt the full-text index: {count} pages", file=stdout)

@@ -12,13 +12,14 @@ from typing import Any, TextIO
 from index import Catalogue
 from index.decisions import latest_reconciliation, overrides, record_override
 from index.rows import ReconciliationRow
+from pipelines.actor import current_actor
 from pipelines.cli_search import add_archive_option, nhs_number_arg
 from pipelines.errors import ExitCode, LgdError
 from pipelines.identity import nhs_number_valid, normalise_nhs_number
 from pipelines.progress import for_terminal
 from pipelines.search import open_catalogue
 
-from .run import Reconciliation, reconcile_patient, user
+from .run import Reconciliation, reconcile_patient
 from .settings import Settings
 
 EXIT_HELP = """exit codes:
@@ -228,10 +229,10 @@ def cmd_review(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
             if not (args.reason or "").strip():
                 raise LgdError("say why with --reason: every override is kept in the audit trail", ExitCode.usage, "usage")
             doc_id, page, source = _page_ref(catalogue, args.patient, spec)
-            record_override(catalogue, args.patient, doc_id, page, decision, reason=args.reason, actor=user())
+            record_override(catalogue, args.patient, doc_id, page, decision, reason=args.reason, actor=current_actor())
             message = f"{source} page {page}: " + (f"forced to {decision}" if decision else "override cleared")
             _emit(args.json, stdout, {"patient": args.patient, "source": source, "page": page,
-                                      "override": decision, "reason": args.reason, "by": user()}, message)
+                                      "override": decision, "reason": args.reason, "by": current_actor()}, message)
             return ExitCode.ok
         if args.history:
             trail = [{"source": _source(catalogue, o.document_id), "page": o.page, "decision": o.decision,

@@ -8,7 +8,6 @@ under the same rules, which is what `lgd pack` needs.
 
 from __future__ import annotations
 
-import getpass
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from index import Catalogue
 from index.coded import latest_coded_record, store_coded_record
 from index.decisions import current_overrides, latest_reconciliation, store_reconciliation
 from index.rows import OverrideRow, PageDecisionRow, PatientRow, ReconciliationRow
+from pipelines.actor import current_actor
 from pipelines.errors import ExitCode, LgdError
 from pipelines.records.detect import read_record
 from pipelines.records.errors import RecordError, RecordErrorCode
@@ -27,12 +27,6 @@ from .facts import default_reader
 from .match import CodedIndex, PaperEntry
 from .settings import Settings
 
-
-def user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name in some containers
-        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -127,7 +121,7 @@ def coded_for(catalogue: Catalogue, nhs_number: str, path: Path | None) -> tuple
             ExitCode.partial, RecordErrorCode.nhs_mismatch.value)
     document = record_to_json(record)
     document["nhs_number"] = nhs_number
-    store_coded_record(catalogue, nhs_number, document, record.format, record.sha256, path.name, actor=user())
+    store_coded_record(catalogue, nhs_number, document, record.format, record.sha256, path.name, actor=current_actor())
     return record, warnings
 
 
@@ -152,7 +146,7 @@ def reconcile_patient(catalogue: Catalogue, nhs_number: str, coded_path: Path | 
             for d in decisions]
     run_id = store_reconciliation(catalogue, nhs_number, coded_format=record.format, coded_sha256=record.sha256,
                                   coded_events=len(record.events), pages=rows, settings=settings.to_json(),
-                                  actor=actor or user())
+                                  actor=actor or current_actor())
     return Reconciliation(patient, record, decisions, run_id, settings, current_overrides(catalogue, nhs_number),
                           tuple(warnings) + record.warnings)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import textwrap
@@ -12,6 +11,7 @@ from typing import TextIO
 
 from index import Catalogue
 from index.coded import store_coded_record
+from pipelines.actor import current_actor
 from pipelines.errors import ExitCode, LgdError
 from pipelines.identity import nhs_number_valid, normalise_nhs_number
 
@@ -161,7 +161,7 @@ def cmd_coded_import(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
             document["nhs_number"] = nhs
             document["warnings"].append(f"NHS number {nhs} given with --patient at import")
         record_id = store_coded_record(
-            catalogue, nhs, document, record.format, record.sha256, name, actor=_user(),
+            catalogue, nhs, document, record.format, record.sha256, name, actor=current_actor(),
         )
     summary = {
         "patient": nhs,
@@ -176,10 +176,3 @@ def cmd_coded_import(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
         for w in record.warnings:
             print(f"warning: {w}", file=stdout)
     return ExitCode.ok
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name in some containers
-        return "unknown"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import getpass
 import hashlib
 import os
 import re
@@ -27,6 +26,8 @@ from pathlib import Path
 import pikepdf
 
 from index.store import sha256_file
+from pipelines.actor import current_actor
+
 from .document import PackDocument, PackSection, save_pack_pdfa
 from .plan import PackBuildError, PackPlan
 from .render import nhs_spaced
@@ -255,7 +256,7 @@ def write_ndr(
             rows.append({
                 "FILEPATH": filepath, "PAGE COUNT": str(stop - start), "GP-PRACTICE-CODE": ods,
                 "NHS-NO": plan.nhs_number, "SECTION": SECTION, "SUB-SECTION": "",
-                "SCAN-DATE": _dmy(plan.digitised_on), "SCAN-ID": sid, "USER-ID": user or getpass.getuser(),
+                "SCAN-DATE": _dmy(plan.digitised_on), "SCAN-ID": sid, "USER-ID": user or current_actor(),
                 "UPLOAD": _dmy(when),
             })
         write_metadata_csv(rows, tmp / "metadata.csv")

@@ -30,7 +30,7 @@ from index.coded import latest_coded_record
 from index.decisions import record_pack
 from pipelines.errors import ExitCode
 from pipelines.reconcile import ensure_reconciled
-from pipelines.reconcile.run import user
+from pipelines.actor import current_actor
 from pipelines.records.model import record_from_json
 
 from .document import PackDocument, build_pack_pdf
@@ -152,7 +152,7 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
     """
     started = time.perf_counter()
     archive = catalogue.archive
-    run = ensure_reconciled(catalogue, nhs_number, coded_path, actor=user())
+    run = ensure_reconciled(catalogue, nhs_number, coded_path, actor=current_actor())
     plan = plan_pack(catalogue, nhs_number, run)
     coded = _coded(catalogue, nhs_number)
     duplex = options.format == "print"
@@ -190,7 +190,7 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
             outputs, digests, pack_sheets = (target,), {PRINT_NAME: document.sha256}, summary.pack_sheets
             extra = {"print_line": summary.line}
         else:
-            bundle = write_ndr(plan, document, out, ods_code=options.ods_code, when=options.when, user=user())
+            bundle = write_ndr(plan, document, out, ods_code=options.ods_code, when=options.when, user=current_actor())
             outputs = (*(f.path for f in bundle.files), bundle.metadata)
             digests = {str(f.path.relative_to(out)): f.sha256 for f in bundle.files}
             pack_sheets = 0
@@ -204,7 +204,7 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
             detail["granularity"] = "entry"
             detail["excerpts"] = {k: v for k, v in document.excerpts.to_json().items() if k != "whole"}
         record_pack(catalogue, nhs_number, run.id, format=options.format, sha256=document.sha256,
-                    detail=detail, actor=user())
+                    detail=detail, actor=current_actor())
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)
