@@ -6,6 +6,8 @@ tabs, preferred term first; ambiguous.tsv lists abbreviations that are never exp
 Forms match case-insensitively as whole words or phrases of up to MAX_PHRASE_WORDS words;
 symbols such as # and C/O match as written. Pure Python: the search engine asks this module
 which spans of a query have other forms, and builds its own query from the answer.
+codes.tsv ties SNOMED CT, Read v2 and CTV3 codes to concepts, so that a coded event of a
+patient's record is recognised by its code before its display text (`concepts_of_code`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,20 @@ from pathlib import Path
 DEFAULT_FOLDER = Path(__file__).with_name("vocabulary")
 CONCEPT_FILES = ("synonyms.tsv", "drugs.tsv")
 AMBIGUOUS_FILE = "ambiguous.tsv"
+CODES_FILE = "codes.tsv"
+# The canonical code-system URIs of pipelines/records/systems.py (SNOMED, READ_V2, CTV3).
+# index/ must not import pipelines/, so they are repeated here; a test checks they agree.
+SNOMED_URI = "http://snomed.info/sct"
+READ_V2_URI = "http://read.info/readv2"
+CTV3_URI = "http://read.info/ctv3"
+CODE_SYSTEMS = {"snomed": SNOMED_URI, "readv2": READ_V2_URI, "ctv3": CTV3_URI}
+# A term with one of these words does not state its concept as the patient's present fact
+# ("Family history of asthma", "Suspected UTI", "Asthma resolved"): codes.tsv may not map it.
+NOT_THE_FACT = re.compile(
+    r"(?<![\w-])(family history|fh|suspected|query|no|not|nil|never|resolved|at risk|risk|"
+    r"screening|declined|refused|negative|excluded|ruled out|absent|contraindicated|"
+    r"contraindication|denies|transfer-degraded)(?![\w-])", re.IGNORECASE)
+_READ_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.]{4}")
 MAX_PHRASE_WORDS = 4
 # Punctuation that surrounds words in running text without being part of a form.
 _EDGE = "\"'.,;:!?()[]{}\u2018\u2019\u201c\u201d"
@@ -52,6 +68,50 @@ class Concept:
     @property
     def preferred(self) -> str:
         return self.forms[0]
+
+
+@dataclass(frozen=True, slots=True)
+class CodedConcepts:
+    """One row of codes.tsv: a code and the concepts it states, with its term and provenance."""
+
+    system: str  # canonical URI, e.g. SNOMED_URI
+    code: str  # as normalise_code gives it
+    concepts: tuple[Concept, ...]
+    term: str  # the code's own description, for the reader
+    source: str  # "reference-data:<file>" or "memory"
+    where: str  # "codes.tsv:12", for messages
+
+
+def verhoeff_ok(digits: str) -> bool:
+    """True when the last digit is the Verhoeff check digit of the rest, as in every SNOMED CT id."""
+    check = 0
+    for i, digit in enumerate(reversed(digits)):
+        check = _VERHOEFF_D[check][_VERHOEFF_P[i % 8][int(digit)]]
+    return check == 0
+
+
+# Verhoeff's tables: multiplication in the dihedral group D5, and the position permutation.
+_VERHOEFF_D = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 3, 4, 0, 6, 7, 8, 9, 5), (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
+    (3, 4, 0, 1, 2, 8, 9, 5, 6, 7), (4, 0, 1, 2, 3, 9, 5, 6, 7, 8), (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
+    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2), (7, 6, 5, 9, 8, 2, 1, 0, 4, 3), (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
+    (9, 8, 7, 6, 5, 4, 3, 2, 1, 0))
+_VERHOEFF_P = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 5, 7, 6, 2, 8, 3, 0, 9, 4), (5, 8, 0, 3, 7, 9, 6, 1, 4, 2),
+    (8, 9, 1, 6, 0, 4, 3, 5, 2, 7), (9, 4, 5, 3, 1, 2, 6, 8, 7, 0), (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
+    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5), (7, 0, 4, 6, 9, 1, 3, 2, 5, 8))
+
+
+def normalise_code(system: str, code: str) -> str:
+    """The code as codes.tsv keys it: trimmed; a Read v2 or CTV3 code as its five characters,
+    without a two-digit term id ("H33..00" -> "H33..") and with trailing dots restored ("H33")."""
+    code = code.strip()
+    if system in (READ_V2_URI, CTV3_URI):
+        if len(code) == 7 and code[5:].isdigit():
+            code = code[:5]
+        if 0 < len(code) < 5:
+            code = code.ljust(5, ".")
+    return code
 
 
 def _word_is_abbreviation(word: str) -> bool:
@@ -106,9 +166,12 @@ def _shortens(form: str, other: str) -> bool:
 class Vocabulary:
     """Concepts indexed by the normalised text of every form; see the module docstring."""
 
-    def __init__(self, concepts: list[Concept], ambiguous: dict[str, str] | None = None):
+    def __init__(self, concepts: list[Concept], ambiguous: dict[str, str] | None = None,
+                 codes: tuple[CodedConcepts, ...] = ()):
         self.concepts = tuple(concepts)
         self.ambiguous = dict(ambiguous or {})  # normalised form -> "file:line"
+        self.codes = tuple(codes)
+        self._by_code = {(row.system, row.code): row for row in self.codes}
         self._index: dict[str, int] = {}
         for i, concept in enumerate(self.concepts):
             for form in concept.forms:
@@ -180,6 +243,13 @@ class Vocabulary:
                 i += 1
         return spans
 
+    def concepts_of_code(self, system_uri: str, code: str) -> tuple[Concept, ...]:
+        """The concepts codes.tsv ties this code to, () when the code is not listed. `system_uri`
+        is a canonical URI (SNOMED_URI, READ_V2_URI, CTV3_URI); Read codes may carry a term id."""
+        system = system_uri.strip()
+        row = self._by_code.get((system, normalise_code(system, code)))
+        return row.concepts if row else ()
+
     # --- abbreviations ---------------------------------------------------------------------
 
     def _find_abbreviations(self) -> frozenset[str]:
@@ -246,4 +316,52 @@ def _load(folder: Path) -> Vocabulary:
                         "so that it is never expanded")
                 seen.setdefault(key, f"{where} ('{fields[0]}')")
             concepts.append(Concept(tuple(fields), where, section))
-    return Vocabulary(concepts, ambiguous)
+    codes = _load_codes(folder / CODES_FILE, concepts) if (folder / CODES_FILE).exists() else ()
+    return Vocabulary(concepts, ambiguous, codes)
+
+
+def _code_problem(system: str, code: str) -> str:
+    """Why `code` cannot be a code of `system` (a canonical URI), or "" if it can."""
+    if system == SNOMED_URI:
+        if not (code.isdigit() and 6 <= len(code) <= 18 and code[0] != "0"):
+            return f"SNOMED CT id '{code}' is not 6 to 18 digits"
+        return "" if verhoeff_ok(code) else f"SNOMED CT id '{code}' fails its Verhoeff check digit"
+    if not _READ_CODE.fullmatch(code):
+        return f"'{code}' is not a five-character Read code"
+    return ""
+
+
+def _load_codes(path: Path, concepts: list[Concept]) -> tuple[CodedConcepts, ...]:
+    by_preferred = {concept.preferred: concept for concept in concepts}
+    rows: list[CodedConcepts] = []
+    seen: dict[tuple[str, str], str] = {}
+    for number, fields, _ in _read_rows(path):
+        where = f"{CODES_FILE}:{number}"
+        if len(fields) != 5 or not all(fields):
+            raise VocabularyError(f"{where}: expected five tab-separated fields "
+                                  "(system, code, concepts, term, source), none empty")
+        name, raw_code, names, term, source = fields
+        system = CODE_SYSTEMS.get(name)
+        if system is None:
+            raise VocabularyError(f"{where}: unknown code system '{name}' "
+                                  f"(use {', '.join(CODE_SYSTEMS)})")
+        code = normalise_code(system, raw_code)
+        problem = _code_problem(system, code)
+        if problem:
+            raise VocabularyError(f"{where}: {problem}")
+        if (system, code) in seen:
+            raise VocabularyError(f"{where}: {name} {code} is already listed at {seen[system, code]}")
+        seen[system, code] = where
+        unknown = [n for n in names.split(" + ") if n.strip() not in by_preferred]
+        if unknown:
+            raise VocabularyError(f"{where}: '{unknown[0].strip()}' is not the preferred term (first "
+                                  "form) of any line of synonyms.tsv or drugs.tsv")
+        cue = NOT_THE_FACT.search(term)
+        if cue:
+            raise VocabularyError(f"{where}: the term '{term}' says '{cue.group(0)}', so the code does "
+                                  "not state its concept as a present fact; leave it out")
+        if source != "memory" and not (source.startswith("reference-data:") and source[15:]):
+            raise VocabularyError(f"{where}: source must be 'memory' or 'reference-data:<file>'")
+        rows.append(CodedConcepts(system, code, tuple(by_preferred[n.strip()] for n in names.split(" + ")),
+                                  term, source, where))
+    return tuple(rows)
