@@ -49,7 +49,8 @@ def store_reconciliation(
     """
     if len(coded_sha256) != 64:
         raise ValueError(f"coded_sha256 must be 64 hex digits, got {coded_sha256!r}")
-    rows = [(p.document_id, p.page, p.decision, p.reason, _pack(list(p.entries))) for p in pages]
+    rows = [(p.document_id, p.page, p.decision, p.reason, _pack(list(p.entries)), p.reason_code,
+             json.dumps(p.reason_detail, sort_keys=True)) for p in pages]
     bad = [r for r in rows if r[2] not in DECISIONS]
     if bad:
         raise ValueError(f"decision must be include or omit, got {bad[0][2]!r}")
@@ -65,8 +66,8 @@ def store_reconciliation(
         )
         run_id = int(cur.lastrowid)
         conn.executemany(
-            "INSERT INTO decisions (reconciliation_id, document_id, page, decision, reason, evidence)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO decisions (reconciliation_id, document_id, page, decision, reason, evidence, reason_code,"
+            " reason_detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [(run_id, *r) for r in rows],
         )
         omitted = sum(1 for r in rows if r[2] == "omit")
@@ -98,9 +99,10 @@ def reconciliation(catalogue: Catalogue, run_id: int) -> ReconciliationRow | Non
     id_, nhs, fmt, sha, events, created, actor, settings = head
     in_force = current_overrides(catalogue, nhs)
     pages = tuple(
-        PageDecisionRow(doc, page, decision, reason, tuple(_unpack(blob)), in_force.get((doc, page)))
-        for doc, page, decision, reason, blob in conn.execute(
-            "SELECT document_id, page, decision, reason, evidence FROM decisions"
+        PageDecisionRow(doc, page, decision, reason, tuple(_unpack(blob)), in_force.get((doc, page)), code,
+                        json.loads(detail))
+        for doc, page, decision, reason, blob, code, detail in conn.execute(
+            "SELECT document_id, page, decision, reason, evidence, reason_code, reason_detail FROM decisions"
             " WHERE reconciliation_id = ? ORDER BY document_id, page",
             (run_id,),
         )

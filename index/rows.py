@@ -136,6 +136,8 @@ class PageDecisionRow:
     reason: str
     entries: tuple[dict[str, Any], ...] = ()
     override: OverrideRow | None = None
+    reason_code: str = ""  # reconciliation's stable reason code ("" for runs stored before it had one)
+    reason_detail: dict[str, Any] = field(default_factory=dict)  # the counts the reason was rendered from
 
     @property
     def effective(self) -> Decision:

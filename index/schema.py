@@ -167,6 +167,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX packs_patient ON packs (nhs_number, id)",
     ),
+    # 4: a decision's reason as data (a stable code and its counts), beside the rendered sentence,
+    # so no reader has to parse the sentence back. Runs before this have code '' and detail {}.
+    (
+        "ALTER TABLE decisions ADD COLUMN reason_code TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE decisions ADD COLUMN reason_detail TEXT NOT NULL DEFAULT '{}'",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

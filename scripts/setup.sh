@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd ghostscript unpaper pngquant
-  qpdf poppler-utils 7zip genisoimage
+  qpdf poppler-utils 7zip genisoimage hunspell-en-gb hunspell-en-med
   fonts-dejavu-core fonts-humor-sans fonts-femkeklaver fonts-dkg-handwriting
   libtesseract-dev libleptonica-dev pkg-config g++
   python3 python3-venv python3-pip python3-dev

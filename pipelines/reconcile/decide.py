@@ -2,12 +2,13 @@
 
 The rules, in the order they are tried (the first that applies decides):
 
-1. a blank page is omitted;
-2. a rescan (duplicate) of a page that is sent is omitted, since its original travels, if it
-   reads the same (same entry dates, no fact the original lacks);
-3. an envelope front, a page flagged unreadable, a page read with low confidence, a page with
-   no recognised entries, or a card with writing outside every entry is included;
-4. a page with any entry that is paper-only or uncertain is included;
+1. a blank page is omitted, if reading it at full sensitivity found nothing at all;
+2. a rescan of a page that is sent is omitted, if both read with good confidence and their
+   texts agree closely (the original may be in another part of the record);
+3. an envelope front, a page flagged unreadable, a page read with low confidence, or a page
+   with no recognised entries is included;
+4. a page with any entry that is paper-only or uncertain, or with writing outside its
+   entries that is not accounted for, is included;
 5. otherwise every entry is covered, and the page is omitted with the evidence for each.
 
 There is deliberately no rule that omits a page for any other reason: DESIGN.md section 2.
@@ -16,17 +17,35 @@ There is deliberately no rule that omits a page for any other reason: DESIGN.md 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
 
+from rapidfuzz import fuzz
+
+from digitise.analyse import phash_distance
+from pipelines.clinical.evidence import CodedIndex, EntryFinding, EntryStatus, PaperEntry, assess
+from pipelines.clinical.reading import EDGE, UNACCOUNTED, Reader, Role
 from pipelines.records.model import date_text
 
-from .facts import FactReader
-from .match import CodedIndex, EntryFinding, PaperEntry, assess
 from .settings import Settings
 
 Decision = Literal["include", "omit"]
-_STRAY_MIN_LETTERS = 3  # shorter leftovers are specks and stray marks, not writing
+_SPECK = 2  # fewer letters or digits than this outside the entries is a speck or a stroke
+
+
+class PageReason(StrEnum):
+    """Why a page is decided as it is; `render_reason` turns it into a sentence at the edge."""
+
+    blank = "blank"
+    rescan = "rescan"
+    envelope = "envelope"
+    unreadable = "unreadable"
+    low_confidence = "low_confidence"
+    no_entries = "no_entries"
+    entries_not_covered = "entries_not_covered"
+    writing_outside_entries = "writing_outside_entries"
+    all_covered = "all_covered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,111 +55,150 @@ class PaperPage:
     document_id: int
     source: str
     number: int
-    kind: str  # card|letter|result|envelope|blank
+    kind: str  # card|letter|result|envelope|blank|unknown
     blank: bool
     duplicate_of: int | None
     unreadable: bool
     confidence: float
     text: str
     entries: tuple[PaperEntry, ...]
+    phash: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class PageDecision:
     page: PaperPage
     decision: Decision
-    reason: str
+    reason_code: PageReason
     findings: tuple[EntryFinding, ...] = ()
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str:
+        return render_reason(self.reason_code, self.detail)
 
     def entries_json(self) -> list[dict[str, object]]:
         return [
             {
                 "date": date_text(f.entry.date, f.entry.precision) if f.entry.date else None,
                 "text": f.entry.text,
-                "status": f.status,
+                "status": f.status.value,
+                "reason": f.reason.value,
                 "why": f.why,
                 "confidence": round(f.entry.confidence, 1),
                 "evidence": [e.to_json() for e in f.evidence],
+                "unaccounted": [{"word": w, "role": r} for w, r in f.unaccounted],
             }
             for f in self.findings
         ]
 
 
-def _stray_words(page: PaperPage, reader: FactReader) -> list[str]:
-    """Words of a card's text that belong to no entry (undated writing the entry finder missed)."""
+def render_reason(code: PageReason | str, detail: dict[str, Any]) -> str:
+    """The sentence for a page reason and its counts, as the CLI, the cover sheet and the JSON show it."""
+    code = PageReason(code)
+    if code is PageReason.blank:
+        return "blank page: nothing was read on it at full sensitivity"
+    if code is PageReason.rescan:
+        where = f" of {detail['source']}" if detail.get("source") else ""
+        return f"rescan of page {detail.get('of')}{where}, which is sent"
+    if code is PageReason.envelope:
+        return "envelope front: demographics and notes on the envelope are sent"
+    if code is PageReason.unreadable:
+        return "page could not be read reliably"
+    if code is PageReason.low_confidence:
+        return f"page OCR confidence {detail.get('confidence', 0):.0f} is below {detail.get('threshold', 0):.0f}"
+    if code is PageReason.no_entries:
+        return "no dated entries were recognised on the page"
+    if code is PageReason.writing_outside_entries:
+        return "writing outside any dated entry: " + " ".join(detail.get("words", [])[:6])
+    if code is PageReason.entries_not_covered:
+        parts = [f"{detail[k]} {k}" for k in ("paper-only", "uncertain") if detail.get(k)]
+        return " and ".join(parts) + f" of {detail.get('entries', 0)} entries"
+    return f"all {detail.get('entries', 0)} entries are in the coded record"
+
+
+def _outside_entries(page: PaperPage, reader: Reader, names: tuple[str, ...]) -> list[str]:
+    """Words of the page that belong to no entry and that nothing accounts for (writing the entry finder missed)."""
     in_entries = Counter(w.casefold() for e in page.entries for w in e.text.split())
-    stray = []
+    left = []
     for word in page.text.split():
         key = word.casefold()
         if in_entries[key] > 0:
             in_entries[key] -= 1
-            continue
-        bare = key.strip(".,;:()[]'\"")
-        if sum(c.isalpha() for c in bare) >= _STRAY_MIN_LETTERS and not any(c.isdigit() for c in bare) \
-                and bare not in reader.rules.words and bare not in _CARD_PRINT:
-            stray.append(word)
-    return stray
+        elif sum(c.isalnum() for c in word) >= _SPECK:
+            left.append(word)
+    if not left:
+        return []
+    reading = reader.read(" ".join(left), names=names)
+    form = reader.lexicon.lists.form_print
+    return [reading.tokens[i].raw for i, role in enumerate(reading.roles)
+            if (role in UNACCOUNTED or role in (Role.concept, Role.value, Role.date))
+            and reading.tokens[i].word.strip(EDGE) not in form]
 
 
-# Printed on the continuation card itself.
-_CARD_PRINT = frozenset({"date", "clinical", "notes", "surname", "forenames", "nhs", "no"})
-
-
-def decide_page(page: PaperPage, index: CodedIndex, reader: FactReader, settings: Settings,
+def decide_page(page: PaperPage, index: CodedIndex, reader: Reader, settings: Settings,
                 names: tuple[str, ...] = ()) -> PageDecision:
     """The decision for a page that is not a rescan of another (see `decide_record`)."""
-    if page.blank:
-        return PageDecision(page, "omit", "blank page")
+    if page.blank and not page.text.strip():
+        return PageDecision(page, "omit", PageReason.blank)
     if page.kind == "envelope":
-        return PageDecision(page, "include", "envelope front: demographics and notes on the envelope are sent")
+        return PageDecision(page, "include", PageReason.envelope)
     if page.unreadable:
-        return PageDecision(page, "include", "page could not be read reliably")
+        return PageDecision(page, "include", PageReason.unreadable)
     if page.confidence < settings.page_min_confidence:
-        return PageDecision(page, "include", f"page OCR confidence {page.confidence:.0f} is below "
-                            f"{settings.page_min_confidence:.0f}")
+        return PageDecision(page, "include", PageReason.low_confidence,
+                            detail={"confidence": page.confidence, "threshold": settings.page_min_confidence})
     if not page.entries:
-        return PageDecision(page, "include", "no dated entries were recognised on the page")
-    findings = tuple(assess(e, index, reader, settings, names) for e in page.entries)
-    counts = Counter(f.status for f in findings)
+        return PageDecision(page, "include", PageReason.no_entries)
+    findings = tuple(assess(e, reader, index, min_confidence=settings.entry_min_confidence, names=names,
+                            letter=page.kind == "letter", factless_ok=page.kind != "card") for e in page.entries)
+    counts = Counter(f.status.value for f in findings)
+    detail = {"entries": len(findings), "paper-only": counts["paper-only"], "uncertain": counts["uncertain"]}
     if counts["paper-only"] or counts["uncertain"]:
-        parts = [f"{counts[s]} {s}" for s in ("paper-only", "uncertain") if counts[s]]
-        return PageDecision(page, "include", " and ".join(parts) + f" of {len(findings)} entries", findings)
-    if page.kind == "card":
-        stray = _stray_words(page, reader)
-        if stray:
-            return PageDecision(page, "include", "writing outside any dated entry: " + " ".join(stray[:6]), findings)
-    return PageDecision(page, "omit", f"all {len(findings)} entries are in the coded record", findings)
+        return PageDecision(page, "include", PageReason.entries_not_covered, findings, detail)
+    stray = _outside_entries(page, reader, names)
+    if stray:
+        return PageDecision(page, "include", PageReason.writing_outside_entries, findings,
+                            {**detail, "words": stray[:12]})
+    return PageDecision(page, "omit", PageReason.all_covered, findings, detail)
 
 
-def _same_content(rescan: PaperPage, original: PaperPage, reader: FactReader) -> bool:
-    """Whether a page flagged as a rescan reads as the same page: same entry dates, no new fact.
-
-    The duplicate flag comes from image similarity, and two letters on one hospital's template
-    can look alike; a page only goes as "the same as one that is sent" if its content agrees.
-    """
-    if rescan.blank or original.blank:
-        return rescan.blank and original.blank
-    dates = {e.date for e in rescan.entries if e.date is not None}
-    if dates != {e.date for e in original.entries if e.date is not None}:
+def reads_alike(a: PaperPage, b: PaperPage, settings: Settings) -> bool:
+    """Whether two pages read with good confidence and their texts agree closely: a rescan is a claim to confirm."""
+    if min(a.confidence, b.confidence) < settings.page_min_confidence or a.unreadable or b.unreadable:
         return False
-    facts = {f.concept for e in rescan.entries for f in reader.read(e.text).facts}
-    return facts <= {f.concept for e in original.entries for f in reader.read(e.text).facts}
+    text_a, text_b = " ".join(a.text.split()), " ".join(b.text.split())
+    return bool(text_a) and fuzz.ratio(text_a, text_b) >= settings.rescan_min_similarity
 
 
-def decide_record(pages: list[PaperPage], index: CodedIndex, reader: FactReader, settings: Settings,
+def _rescan_of(page: PaperPage, earlier: list[PaperPage], settings: Settings) -> PaperPage | None:
+    """The earlier page `page` is a second scan of: flagged by digitise, or alike in another part of the record."""
+    if page.blank:
+        return None
+    if page.duplicate_of is not None:
+        flagged = next((p for p in earlier if p.document_id == page.document_id and p.number == page.duplicate_of), None)
+        return flagged if flagged is not None and reads_alike(page, flagged, settings) else None
+    for other in earlier:
+        if other.document_id != page.document_id and other.phash and page.phash and not other.blank \
+                and phash_distance(other.phash, page.phash) <= settings.rescan_max_hash_distance \
+                and reads_alike(page, other, settings):
+            return other
+    return None
+
+
+def decide_record(pages: list[PaperPage], index: CodedIndex, reader: Reader, settings: Settings,
                   names: tuple[str, ...] = ()) -> list[PageDecision]:
-    """Decisions for every page of a patient, in order; rescans follow their original's fate."""
-    decided: dict[tuple[int, int], PageDecision] = {}
-    for page in pages:
-        if page.duplicate_of is None:
-            decided[(page.document_id, page.number)] = decide_page(page, index, reader, settings, names)
-    for page in pages:
-        if page.duplicate_of is None:
-            continue
-        original = decided.get((page.document_id, page.duplicate_of))
-        if original is not None and original.decision == "include" and _same_content(page, original.page, reader):
-            decided[(page.document_id, page.number)] = PageDecision(
-                page, "omit", f"rescan of page {page.duplicate_of}, which is sent")
-        else:  # its original is omitted or unknown: the rescan must earn omission itself
-            decided[(page.document_id, page.number)] = decide_page(page, index, reader, settings, names)
-    return [decided[(p.document_id, p.number)] for p in pages]
+    """Decisions for every page of a patient, in record order; rescans follow their original's fate."""
+    decided: list[PageDecision] = []
+    for n, page in enumerate(pages):
+        original = _rescan_of(page, pages[:n], settings)
+        if original is not None:
+            first = decided[pages.index(original)]
+            if first.decision == "include":
+                detail = {"of": original.number}
+                if original.document_id != page.document_id:
+                    detail["source"] = original.source
+                decided.append(PageDecision(page, "omit", PageReason.rescan, detail=detail))
+                continue
+        decided.append(decide_page(page, index, reader, settings, names))
+    return decided

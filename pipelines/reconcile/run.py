@@ -8,6 +8,7 @@ under the same rules, which is what `lgd pack` needs.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,11 @@ from pipelines.records.detect import read_record
 from pipelines.records.errors import RecordError, RecordErrorCode
 from pipelines.records.model import CodedRecord, record_from_json, record_to_json
 
-from .decide import PageDecision, PaperPage, decide_record
-from .facts import default_reader
-from .match import CodedIndex, PaperEntry
-from .settings import Settings
+from pipelines.clinical import default_reader, fingerprint as clinical_fingerprint
+from pipelines.clinical.evidence import CodedIndex, PaperEntry
 
+from .decide import PageDecision, PaperPage, decide_record
+from .settings import Settings
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Reconciliation:
             "patient": self.patient.nhs_number,
             "coded": {"format": self.coded.format, "sha256": self.coded.sha256, "events": len(self.coded.events)},
             "run": self.run_id,
-            "rules": self.settings.to_json(),
+            "rules": provenance(self.settings),
             "pages": pages,
             "summary": self.summary(),
             "warnings": list(self.warnings),
@@ -86,7 +87,7 @@ def load_pages(catalogue: Catalogue, nhs_number: str) -> list[PaperPage]:
             by_page.setdefault(e.page, []).append(PaperEntry(e.date, e.precision, e.text, e.confidence))
         for p in catalogue.pages(doc.id):
             pages.append(PaperPage(doc.id, doc.source, p.number, p.kind, p.blank, p.duplicate_of, p.unreadable,
-                                   p.confidence, p.text, tuple(by_page.get(p.number, ()))))
+                                   p.confidence, p.text, tuple(by_page.get(p.number, ())), p.phash))
     return pages
 
 
@@ -142,10 +143,11 @@ def reconcile_patient(catalogue: Catalogue, nhs_number: str, coded_path: Path | 
     index = CodedIndex(record.events, reader)
     names = tuple((patient.name or "").replace("-", " ").split())
     decisions = tuple(decide_record(load_pages(catalogue, nhs_number), index, reader, settings, names))
-    rows = [PageDecisionRow(d.page.document_id, d.page.number, d.decision, d.reason, tuple(d.entries_json()))
+    rows = [PageDecisionRow(d.page.document_id, d.page.number, d.decision, d.reason, tuple(d.entries_json()),
+                            reason_code=d.reason_code.value, reason_detail=d.detail)
             for d in decisions]
     run_id = store_reconciliation(catalogue, nhs_number, coded_format=record.format, coded_sha256=record.sha256,
-                                  coded_events=len(record.events), pages=rows, settings=settings.to_json(),
+                                  coded_events=len(record.events), pages=rows, settings=provenance(settings),
                                   actor=actor or current_actor())
     return Reconciliation(patient, record, decisions, run_id, settings, current_overrides(catalogue, nhs_number),
                           tuple(warnings) + record.warnings)
@@ -165,13 +167,25 @@ def ensure_reconciled(catalogue: Catalogue, nhs_number: str, coded_path: Path | 
         stored = latest_coded_record(catalogue, nhs_number)
         wanted = stored.sha256 if stored else None
     if (latest is not None and wanted == latest.coded_sha256
-            and latest.settings.get("rules_version") == settings.rules_version
+            and latest.settings == provenance(settings)
             and _same_pages(catalogue, nhs_number, latest)):
         return latest
     run = reconcile_patient(catalogue, nhs_number, coded_path, settings=settings, actor=actor)
     found = latest_reconciliation(catalogue, nhs_number)
     assert found is not None and found.id == run.run_id
     return found
+
+
+def provenance(settings: Settings) -> dict[str, Any]:
+    """What a run stores about how it decided: its thresholds and a fingerprint of every rule.
+
+    A stored run is reused only when this is identical, so a run made with relaxed settings
+    (--min-confidence 0) or older rules, vocabulary, dictionaries or lgd is never packed.
+    """
+    h = hashlib.sha256(clinical_fingerprint().encode())
+    for module in ("decide.py", "settings.py"):
+        h.update(Path(__file__).with_name(module).read_bytes())
+    return {**settings.to_json(), "fingerprint": h.hexdigest()}
 
 
 def _same_pages(catalogue: Catalogue, nhs_number: str, run: ReconciliationRow) -> bool:

@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 # Bump when a rule changes what may be omitted, so stored decisions say which rules made them.
-RULES_VERSION = 1
+# A run's fingerprint (run.py) also covers the lexicon, vocabulary, dictionaries and lgd version.
+RULES_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +16,9 @@ class Settings:
 
     entry_min_confidence: float = 60.0  # mean Tesseract word confidence of an entry, 0-100
     page_min_confidence: float = 60.0  # mean confidence of the page's words
+    # A rescan is left out only if its text and its original's agree this closely (0-100).
+    rescan_min_similarity: float = 90.0
+    rescan_max_hash_distance: int = 6  # bits of perceptual hash between a page and its rescan
     rules_version: int = RULES_VERSION
 
     def to_json(self) -> dict[str, Any]:

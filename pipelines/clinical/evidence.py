@@ -1,0 +1,298 @@
+"""Evidence: which coded events cover which facts of a paper entry, and the entry's status with its reason.
+
+A coded event is recognised by its code first (index/vocabulary/codes.tsv) and its display
+text second; an event whose code and display name different concepts, or whose terms say
+the fact is absent, doubtful or someone else's, covers nothing. A fact is covered by an event
+of the same concept, a compatible type (an allergen only by a coded allergy), a compatible
+date (the entry's, or one written in the fact's sentence; a letter's facts also at its
+receipt) and, for a reading, the same value. An entry is covered only when every fact is and
+every other word is accounted for (reading.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pipelines.records.model import CodedEvent, date_text
+
+from .reading import EDGE, Mention, Reader, Reading, Role
+
+# Coded events that mark content which did not travel electronically: never coverage.
+NOT_COVERAGE = frozenset({"degraded", "absent_attachment", "not_given", "uncertain"})
+# Words of a coded term that say it is not a present fact of this patient (besides the cues).
+CODED_EXCLUSIONS = frozenset({"screening", "declined", "refused", "contraindicated", "contraindication",
+                              "resolved", "history", "h/o", "risk", "expected", "planned", "requested"})
+_TYPES_FOR = {
+    "allergy": frozenset({"allergy"}),
+    "medication": frozenset({"medication"}),
+    "immunisation": frozenset({"immunisation", "procedure", "observation", "other"}),
+}
+# Plans are intentions and narrative events free text, so neither states a fact; a
+# medication event states a drug, not the condition it treats.
+_ANY_BUT_ALLERGY = frozenset({"problem", "observation", "procedure", "referral", "encounter", "other", "immunisation"})
+# A letter is typed days or weeks after the visit it reports, and coded when it arrives.
+LETTER_RECEIPT_DAYS = 42
+_VALUE = re.compile(r"value:\s*([^;]+)", re.I)
+_NUM = re.compile(r"\d+(?:\.\d+)?")
+
+
+class EntryStatus(StrEnum):
+    covered = "covered"
+    paper_only = "paper-only"
+    uncertain = "uncertain"
+
+
+class EntryReason(StrEnum):
+    """Why an entry has its status; the sentence is rendered at the edge (`why`)."""
+
+    all_covered = "all_covered"
+    no_clinical_content = "no_clinical_content"  # every word accounted for, none a fact
+    not_coded = "not_coded"
+    qualified = "qualified"  # a fact under negation, doubt or someone else's history
+    no_date = "no_date"
+    low_confidence = "low_confidence"
+    unaccounted = "unaccounted"
+
+
+@dataclass(frozen=True, slots=True)
+class PaperEntry:
+    """A dated entry as digitise found it on a page."""
+
+    date: dt.date | None
+    precision: str  # day|month|year: how much of `date` the paper gave
+    text: str
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One coded event that covers one fact of an entry, and how the match was made."""
+
+    fact: str
+    written: str
+    event: CodedEvent
+    how: str  # code | term | synonym, "+ocr" when the paper word was read through an OCR confusion
+    date_match: str
+    score: float
+
+    def to_json(self) -> dict[str, object]:
+        e = self.event
+        return {
+            "fact": self.fact, "written": self.written, "system": e.system, "code": e.code,
+            "display": e.display, "date": date_text(e.date, e.precision), "date_precision": e.precision,
+            "date_match": self.date_match, "how": self.how, "score": round(self.score, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFinding:
+    entry: PaperEntry
+    status: EntryStatus
+    reason: EntryReason
+    evidence: tuple[Evidence, ...] = ()
+    uncovered: tuple[str, ...] = ()  # facts with no coded counterpart (or qualified ones)
+    unaccounted: tuple[tuple[str, str], ...] = ()  # (word, role) nothing accounts for
+    min_confidence: float = 0.0
+
+    @property
+    def why(self) -> str:
+        """One line a clinician can read."""
+        r = self.reason
+        if r is EntryReason.all_covered:
+            return f"{len(self.evidence)} fact(s) found in the coded record"
+        if r is EntryReason.no_clinical_content:
+            if self.status is EntryStatus.covered:
+                return "no clinical fact: every word is narrative, shorthand, a name or an address"
+            return "no clinical fact recognised in a card entry: it may not have been read"
+        if r is EntryReason.not_coded:
+            return "not in the coded record: " + ", ".join(dict.fromkeys(self.uncovered))
+        if r is EntryReason.qualified:
+            return "negated, doubtful or someone else's: " + ", ".join(dict.fromkeys(self.uncovered))
+        if r is EntryReason.no_date:
+            return "the entry's date could not be read"
+        if r is EntryReason.low_confidence:
+            return f"OCR confidence {self.entry.confidence:.0f} is below {self.min_confidence:.0f}"
+        words = ", ".join(dict.fromkeys(f"{w} ({role})" for w, role in self.unaccounted[:6]))
+        return f"words not accounted for: {words}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Indexed:
+    event: CodedEvent
+    how: str  # code | term
+    forms: frozenset[str]  # words of the event's terms, to vouch for qualifiers the code also says
+    values: tuple[str, ...]
+
+
+class CodedIndex:
+    """A coded record's usable events, by the concepts their codes and terms name."""
+
+    def __init__(self, events: tuple[CodedEvent, ...], reader: Reader) -> None:
+        self.by_concept: dict[int, list[_Indexed]] = defaultdict(list)
+        self.excluded = 0
+        self.conflicting = 0
+        cues = reader.lexicon.lists.cues | CODED_EXCLUSIONS
+        for event in events:
+            terms = [t for t in (event.display, *(c.display for c in event.translations)) if t]
+            if NOT_COVERAGE.intersection(event.flags) or event.date is None \
+                    or any(_says_any(t, cues) for t in [*terms, _without_value(event.text)] if t):
+                self.excluded += 1
+                continue
+            by_code = self._by_code(event, reader)
+            by_term: set[int] = set()
+            for term in terms + [_without_value(event.text)]:
+                by_term |= concepts_named(term, reader)
+            if by_code and by_term and not by_code & by_term:
+                self.conflicting += 1  # the code and the words disagree: trust neither
+                continue
+            forms = frozenset(w.strip(EDGE).casefold() for t in terms + [event.text] for w in t.split())
+            values = tuple(v for m in _VALUE.finditer(event.text or "") for v in _NUM.findall(m.group(1)))
+            for concept in by_code:
+                self.by_concept[concept].append(_Indexed(event, "code", forms, values))
+            for concept in by_term - by_code:
+                self.by_concept[concept].append(_Indexed(event, "term", forms, values))
+
+    @staticmethod
+    def _by_code(event: CodedEvent, reader: Reader) -> set[int]:
+        lookup = getattr(reader.vocabulary, "concepts_of_code", None)
+        if lookup is None:
+            return set()
+        found: set[int] = set()
+        for system, code in [(event.system, event.code), *((c.system, c.code) for c in event.translations)]:
+            found |= {reader.position[id(c)] for c in lookup(system, code)}
+        return found
+
+
+def _without_value(text: str) -> str:
+    return _VALUE.sub("", text or "")
+
+
+def _says_any(term: str, cues: frozenset[str]) -> bool:
+    words = [w.strip(EDGE).casefold() or w for w in term.split()]
+    padded = f" {' '.join(words)} "
+    return any(w in cues for w in words) or "?" in term or " family history " in padded
+
+
+def concepts_named(text: str, reader: Reader) -> set[int]:
+    """Every fact concept any phrase of a coded term names, nested ones included.
+
+    A coded "Fracture of wrist" states a fracture as well as a fracture of the wrist, so it
+    covers a paper "#"; the reverse does not hold, because paper is read longest-first.
+    """
+    words = [w.strip(EDGE).casefold() for w in text.split() if w.strip(EDGE)]
+    found: set[int] = set()
+    joining = {"and", "of", "the", "with", "in", "-"}
+    from index.vocabulary import MAX_PHRASE_WORDS
+    for variant in (words, [w for w in words if w not in joining]):
+        for i in range(len(variant)):
+            for n in range(1, min(MAX_PHRASE_WORDS, len(variant) - i) + 1):
+                concept = reader.vocabulary.concept_of_words(variant[i:i + n])
+                if concept is not None and reader.is_fact(concept):
+                    found.add(reader.position[id(concept)])
+    return found
+
+
+def _date_fits(paper: dt.date, precision: str, event: CodedEvent, receipt: bool) -> tuple[str, float] | None:
+    coded, cp = event.date, event.precision
+    if coded is None:
+        return None
+    if precision == "year" and coded.year == paper.year:
+        return "year (paper)", 0.8
+    if precision == "month" and (coded.year, coded.month) == (paper.year, paper.month):
+        return "month (paper)", 0.9
+    if cp == "day" and coded == paper:
+        return "day", 1.0
+    if cp == "month" and (coded.year, coded.month) == (paper.year, paper.month):
+        return "month", 0.9
+    if cp == "year" and coded.year == paper.year:
+        return "year", 0.8
+    # Summarised records often date a fact 1 January of its year when only the year was known.
+    if cp == "day" and (coded.month, coded.day) == (1, 1) and coded.year == paper.year:
+        return "year (1 January)", 0.75
+    if receipt and cp == "day" and 0 <= (coded - paper).days <= LETTER_RECEIPT_DAYS:
+        return "letter received", 0.8
+    return None
+
+
+def _same_values(paper: tuple[str, ...], coded: tuple[str, ...]) -> bool:
+    want = [n for v in paper for n in _NUM.findall(v)]
+    return bool(want) and all(any(float(n) == float(c) for c in coded) for n in want)
+
+
+def _best(m: Mention, entry: PaperEntry, reading: Reading, index: CodedIndex, letter: bool) -> Evidence | None:
+    types = _TYPES_FOR["allergy"] if m.allergen else _TYPES_FOR.get(m.kind, _ANY_BUT_ALLERGY)
+    when = [(entry.date, entry.precision, letter)] if entry.date else []
+    when += [(d, p, False) for d, p in reading.sentence_dates(m.sentence)]
+    best: Evidence | None = None
+    for item in index.by_concept.get(m.concept, ()):
+        if item.event.type not in types:
+            continue
+        if m.values and not _same_values(m.values, item.values):
+            continue
+        fits = [f for d, p, receipt in when if (f := _date_fits(d, p, item.event, receipt)) is not None]
+        if not fits:
+            continue
+        label, weight = max(fits, key=lambda f: f[1])
+        written = " ".join(m.written.casefold().split())
+        how = item.how if item.how == "code" else ("term" if written in " ".join(item.forms) else "synonym")
+        score = weight * (0.85 if m.ocr else 1.0)
+        if best is None or score > best.score:
+            best = Evidence(m.preferred, m.written, item.event, how + ("+ocr" if m.ocr else ""), label, score)
+    return best
+
+
+def _reaction(m: Mention, evidence: list[Evidence], index: CodedIndex) -> Evidence | None:
+    """A reaction ("allergic to penicillin - rash") is covered only if the coded allergy itself records it."""
+    for e in evidence:
+        if e.event.type == "allergy" and any(item.event is e.event for item in index.by_concept.get(m.concept, ())):
+            return Evidence(m.preferred, m.written, e.event, "reaction recorded with the allergy", e.date_match,
+                            e.score)
+    return None
+
+
+def assess(entry: PaperEntry, reader: Reader, index: CodedIndex, *, min_confidence: float,
+           names: tuple[str, ...] = (), letter: bool = False, factless_ok: bool = False) -> EntryFinding:
+    """The status of one paper entry against the coded record, with its evidence.
+
+    `factless_ok`: an entry whose every word is accounted for but names no fact may be
+    covered (a letterhead, a sign-off). Not on cards: a card entry records a consultation,
+    so reading no fact in one means it was not read.
+    """
+    reading = reader.read(entry.text, names=names)
+    evidence, uncovered, qualified = [], [], []
+    for m in reading.mentions:
+        if m.qualified:
+            qualified.append(m.preferred)
+            continue
+        found = _best(m, entry, reading, index, letter) or _reaction(m, evidence, index)
+        if found is None:
+            uncovered.append(m.preferred)
+        else:
+            evidence.append(found)
+    # A word the covering coded term also says ("# R wrist" against "Fracture of wrist") is vouched for.
+    said = {w for e in evidence for t in (e.event.display, e.event.text) for w in
+            (x.strip(EDGE).casefold() for x in t.split())}
+    unaccounted = tuple((reading.tokens[i].raw.strip(EDGE), role.value) for i, role in reading.unaccounted()
+                        if not (role in (Role.loaded, Role.medical) and reading.tokens[i].word in said))
+    common = dict(evidence=tuple(evidence), unaccounted=unaccounted, min_confidence=min_confidence)
+    trusted = entry.confidence >= min_confidence
+    if entry.date is None:
+        return EntryFinding(entry, EntryStatus.uncertain, EntryReason.no_date, uncovered=tuple(uncovered), **common)
+    if not trusted:
+        return EntryFinding(entry, EntryStatus.uncertain, EntryReason.low_confidence, uncovered=tuple(uncovered),
+                            **common)
+    if uncovered:
+        return EntryFinding(entry, EntryStatus.paper_only, EntryReason.not_coded,
+                            uncovered=tuple(uncovered + qualified), **common)
+    if qualified:
+        return EntryFinding(entry, EntryStatus.paper_only, EntryReason.qualified, uncovered=tuple(qualified), **common)
+    if unaccounted:
+        return EntryFinding(entry, EntryStatus.uncertain, EntryReason.unaccounted, **common)
+    if not evidence:
+        status = EntryStatus.covered if factless_ok else EntryStatus.uncertain
+        return EntryFinding(entry, status, EntryReason.no_clinical_content, **common)
+    return EntryFinding(entry, EntryStatus.covered, EntryReason.all_covered, **common)

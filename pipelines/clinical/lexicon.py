@@ -1,0 +1,160 @@
+"""Which words carry no clinical fact: dictionaries made by others, and short reviewed lists.
+
+A word is *narrative* (may be passed over) when the general British English dictionary
+(Debian's hunspell-en-gb) has it, the English medical dictionary (hunspell-en-med,
+OpenMedSpel) has neither it nor its stem in British or American spelling, and lexicon.toml
+does not list it as loaded or as a cue. Without the dictionaries nothing is narrative, so
+every unlisted word makes its entry uncertain: less is omitted, never more.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+LEXICON_FILE = Path(__file__).with_name("lexicon.toml")
+DICTIONARY_FOLDERS = (Path("/usr/share/hunspell"), Path("/usr/share/myspell/dicts"))
+ENGLISH = "en_GB"
+MEDICAL = "en_med_glut"  # an affix-less word list meant to be used with en_US's affix rules
+# British spellings the (American) medical dictionary writes otherwise: tumour, oedema, haem-.
+_US_SPELLINGS = ((re.compile(r"our\b"), "or"), (re.compile(r"ae"), "e"), (re.compile(r"oe"), "e"),
+                 (re.compile(r"is(e|ed|es|ing)\b"), r"iz\1"), (re.compile(r"tre\b"), "ter"),
+                 (re.compile(r"ys(e|ed|es|ing)\b"), r"yz\1"))
+
+
+class LexiconError(ValueError):
+    """lexicon.toml is malformed; the message names the section."""
+
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(w.casefold() for w in text.split())
+
+
+@dataclass(frozen=True, slots=True)
+class Lists:
+    """lexicon.toml, read once."""
+
+    shorthand: frozenset[str]
+    dosing: frozenset[str]
+    units: frozenset[str]
+    titles: frozenset[str]
+    services: frozenset[str]
+    institutions: frozenset[str]
+    address: frozenset[str]
+    loaded: frozenset[str]
+    negation: frozenset[str]
+    doubt: frozenset[str]
+    others: frozenset[str]
+    form_print: frozenset[str]
+    function_words: frozenset[str]
+
+    @property
+    def cues(self) -> frozenset[str]:
+        return self.negation | self.doubt | self.others
+
+    @classmethod
+    def load(cls, path: Path = LEXICON_FILE) -> Lists:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        try:
+            return cls(
+                frozenset(k.casefold() for k in data["shorthand"]),
+                _words(data["dosing"]["words"]), _words(data["units"]["words"]), _words(data["titles"]["words"]),
+                _words(data["services"]["words"]), _words(data["institutions"]["words"]),
+                _words(data["address"]["words"]), _words(data["loaded"]["words"]),
+                _words(data["cues"]["negation"]), _words(data["cues"]["doubt"]), _words(data["cues"]["others"]),
+                _words(data["form_print"]["words"]), _words(data["function_words"]["words"]),
+            )
+        except KeyError as e:
+            raise LexiconError(f"{path.name}: missing section or key {e}") from e
+
+
+class Dictionaries:
+    """The general and medical English dictionaries, looked up through spylls (Hunspell in Python)."""
+
+    def __init__(self, folders: tuple[Path, ...] = DICTIONARY_FOLDERS) -> None:
+        self.files: dict[str, Path] = {}
+        self._english = self._medical = None
+        english = _find(folders, f"{ENGLISH}.dic")
+        medical = _find(folders, f"{MEDICAL}.dic")
+        if english is None or medical is None:
+            return
+        from spylls.hunspell import Dictionary
+        from spylls.hunspell.readers import read_aff, read_dic
+        from spylls.hunspell.readers.file_reader import FileReader
+
+        self._english = Dictionary.from_files(str(english.with_suffix("")))
+        us_aff = _find(folders, "en_US.aff") or _spylls_en_us()
+        aff, context = read_aff(FileReader(str(us_aff)))
+        self._medical = Dictionary(aff, read_dic(FileReader(str(medical), encoding=context.encoding), aff=aff,
+                                                 context=context))
+        self.files = {"english": english, "english_aff": english.with_suffix(".aff"), "medical": medical,
+                      "medical_aff": us_aff}
+
+    @property
+    def available(self) -> bool:
+        return self._english is not None
+
+    def fingerprint(self) -> str:
+        """What the dictionaries are, for a run's provenance: SHA-256 of their files, or "absent"."""
+        if not self.available:
+            return "absent"
+        h = hashlib.sha256()
+        for name in sorted(self.files):
+            h.update(name.encode() + b"\0" + self.files[name].read_bytes())
+        return h.hexdigest()
+
+    @functools.lru_cache(maxsize=65536)  # noqa: B019  (one instance per process; words repeat)
+    def english(self, word: str) -> bool:
+        return self._english is not None and self._english.lookup(word)
+
+    @functools.lru_cache(maxsize=65536)  # noqa: B019
+    def medical(self, word: str) -> bool:
+        """Whether the medical dictionary has the word or one of its English stems, in either spelling."""
+        if self._medical is None or self._english is None:
+            return True  # without it no word can be shown to be non-medical
+        stems = {word, word.casefold()} | {f.stem for f in self._english.lookuper.good_forms(word)}
+        return any(self._medical.lookup(v) for s in stems for v in _spellings(s))
+
+
+def _spellings(word: str) -> set[str]:
+    out = {word}
+    for pattern, repl in _US_SPELLINGS:
+        out |= {pattern.sub(repl, w) for w in out}
+    return out
+
+
+def _find(folders: tuple[Path, ...], name: str) -> Path | None:
+    return next((f / name for f in folders if (f / name).is_file()), None)
+
+
+def _spylls_en_us() -> Path:
+    import spylls.hunspell  # spylls ships en_US, whose affix rules the medical word list is made for
+    return Path(spylls.hunspell.__file__).parent / "data" / "en_US" / "en_US.aff"
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The lists and the dictionaries together: what a word of an entry is."""
+
+    lists: Lists
+    dictionaries: Dictionaries
+
+    def narrative(self, word: str) -> bool:
+        """Ordinary English with no clinical meaning of its own; `word` is case-folded, edge-stripped."""
+        if word in self.lists.loaded or word in self.lists.cues or not word.isalpha():
+            return False
+        if word in self.lists.function_words:
+            return True
+        return self.dictionaries.english(word) and not self.dictionaries.medical(word)
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(LEXICON_FILE.read_bytes() + self.dictionaries.fingerprint().encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def default_lexicon() -> Lexicon:
+    return Lexicon(Lists.load(), Dictionaries())

@@ -1,0 +1,71 @@
+"""What clinical reading may pass over: dictionaries by others, short reviewed lists (hazards H35-H37)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.clinical import default_reader
+from pipelines.clinical.lexicon import Dictionaries, Lexicon, Lists, default_lexicon
+from pipelines.clinical.reading import Reader, Role
+
+
+@pytest.fixture(scope="module")
+def reader() -> Reader:
+    r = default_reader()
+    assert r.lexicon.dictionaries.available, "install hunspell-en-gb and hunspell-en-med (scripts/setup.sh)"
+    return r
+
+
+def roles(reader: Reader, text: str, names: tuple[str, ...] = ()) -> dict[str, str]:
+    reading = reader.read(text, names=names)
+    return {t.raw.strip(".,;:"): r.value for t, r in zip(reading.tokens, reading.roles)}
+
+
+def test_pass_over_lists_never_hold_a_loaded_word_or_a_cue():
+    lists = Lists.load()
+    passable = lists.shorthand | lists.titles | lists.services | lists.institutions | lists.address | \
+        lists.function_words | lists.form_print
+    assert not passable & lists.cues - {"no"}  # "NHS No." is card print; as a word "no" stays a cue
+    assert not (lists.function_words | lists.shorthand | lists.titles) & lists.loaded
+
+
+@pytest.mark.parametrize("word", ["admitted", "discharged", "operation", "wound", "hospital", "symptoms", "no",
+                                  "not", "lump", "fall", "referred", "urgent", "denied", "tumour", "haemorrhage",
+                                  "oedema", "mastitis", "hypotension", "escitalopram"])
+def test_words_that_carry_a_fact_are_never_narrative(word):
+    assert not default_lexicon().narrative(word)
+
+
+@pytest.mark.parametrize("word", ["pleasant", "gentleman", "grateful", "kindly", "thank", "the", "with"])
+def test_ordinary_english_is_narrative(word):
+    assert default_lexicon().narrative(word)
+
+
+def test_without_the_dictionaries_nothing_is_narrative(tmp_path: Path):
+    bare = Lexicon(Lists.load(), Dictionaries(folders=(tmp_path,)))
+    assert not bare.dictionaries.available and bare.dictionaries.fingerprint() == "absent"
+    assert not any(bare.narrative(w) for w in ("pleasant", "gentleman", "grateful"))
+
+
+def test_names_after_a_title_institutions_and_addresses_are_accounted_for(reader):
+    found = roles(reader, "Dear Dr J. Okonkwo, Northtown General Hospital, 12 Mill Street, AB1 2CD. Tel 01632 960123")
+    assert found["Okonkwo"] == found["J"] == "name"
+    assert found["Northtown"] == found["General"] == found["Hospital"] == "institution"
+    assert found["12"] == found["AB1"] == found["2CD"] == found["01632"] == "identifier"
+
+
+def test_a_capitalised_word_that_is_not_a_name_is_not_passed_over(reader):
+    found = roles(reader, "Started Salactol. Mr Smith")
+    assert found["Started"] == "loaded" and Role(found["Salactol"]) is Role.unknown
+    assert found["Smith"] == "name"
+
+
+def test_the_patients_own_names_are_accounted_for_only_as_names(reader):
+    assert roles(reader, "Janet Wilson seen", names=("Janet", "Wilson"))["Wilson"] == "name"
+
+
+def test_a_referral_number_is_not_an_identifier(reader):
+    found = roles(reader, "2WW ref. Our ref AB123")
+    assert found["2WW"] == Role.unbound.value and found["AB123"] == "identifier"
