@@ -278,3 +278,20 @@ def test_a_fact_takes_a_date_written_in_its_sentence():  # H19
     coded = [event(D(2015, 4, 6), "Asthma")]
     assert status(letter, coded, day=D(2015, 5, 20)).status == "covered"
     assert status("He had asthma.", coded, day=D(2015, 5, 20)).status == "paper-only"
+
+
+def snomed(day, code, display, type_="problem"):
+    return CodedEvent(day, "day", "http://snomed.info/sct", code, display, type_)
+
+
+def test_a_coded_event_is_recognised_by_its_code_first():  # H41
+    found = status("UTI", [snomed(D(1990, 3, 14), "68566005", "Urinary tract infectious disease")])
+    assert found.status == "covered" and found.evidence[0].how == "code"
+    allergy = status("Allergic to penicillin", [snomed(D(1990, 3, 14), "91936005", "Allergy to penicillin", "allergy")])
+    assert allergy.status == "covered"
+
+
+def test_a_code_whose_words_name_another_concept_covers_nothing():  # H41
+    # The code says UTI, the words say asthma: one of them is wrong, so neither is trusted.
+    assert status("Dx Asthma", [snomed(D(1990, 3, 14), "68566005", "Asthma")]).status == "paper-only"
+    assert status("UTI", [snomed(D(1990, 3, 14), "68566005", "Asthma")]).status == "paper-only"

@@ -158,12 +158,9 @@ class CodedIndex:
 
     @staticmethod
     def _by_code(event: CodedEvent, reader: Reader) -> set[int]:
-        lookup = getattr(reader.vocabulary, "concepts_of_code", None)
-        if lookup is None:
-            return set()
         found: set[int] = set()
         for system, code in [(event.system, event.code), *((c.system, c.code) for c in event.translations)]:
-            found |= {reader.position[id(c)] for c in lookup(system, code)}
+            found |= {reader.position[id(c)] for c in reader.vocabulary.concepts_of_code(system, code)}
         return found
 
 

@@ -169,6 +169,11 @@ def _warnings(sheet: Sheet, plan: PackPlan) -> None:
             f"{len(plan.failed_sources)} scanned input(s) of this patient could not be digitised and are NOT in this "
             f"pack: {', '.join(plan.failed_sources)}. Send the paper originals, or digitise them again and rebuild."
         )
+    if plan.missing_parts:
+        lines.append(
+            f"This record is INCOMPLETE: {'; '.join(plan.missing_parts)} were never digitised and are NOT in this "
+            "pack. Send those parts on paper, or digitise them and rebuild the pack."
+        )
     if plan.undecided:
         pages = ", ".join(f"{p.source} p.{p.page}" for p in plan.undecided[:12])
         more = "" if len(plan.undecided) <= 12 else f" and {len(plan.undecided) - 12} more"

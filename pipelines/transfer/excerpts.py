@@ -26,7 +26,6 @@ still send a candidate whole. Every entry whose status is not `covered` becomes 
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,7 +43,6 @@ EXCERPTS_TITLE = "Paper-only entries (excerpts)"
 NOT_SHORTER = "cutting the cards down would not make this pack shorter, so every page is sent whole"
 SENT = ("paper-only", "uncertain")  # every status but covered is sent
 STATUSES = ("covered", *SENT)
-_REASON = re.compile(r"^(?:(\d+) paper-only)?(?: and )?(?:(\d+) uncertain)? of (\d+) entries$")
 # Printed on the continuation card itself (decide.py has the same list for the page decision).
 CARD_PRINT = ("date", "clinical", "notes", "surname", "forenames", "nhs", "no")
 _SPECK = 2  # a word with fewer letters and digits than this is a speck or a stroke of a rule
@@ -113,11 +111,12 @@ def entry_date(iso: str) -> str:
     return day_text(day)[3:] if precision == "month" else iso  # 'Mar-2009'; a year stays '2009'
 
 
-def _reason_counts(reason: str) -> tuple[int, int, int] | None:
-    m = _REASON.match(reason or "")
-    if m is None or not (m.group(1) or m.group(2)):
-        return None
-    return int(m.group(1) or 0), int(m.group(2) or 0), int(m.group(3))
+def _reason_counts(page: PlannedPage) -> tuple[int, int, int] | None:
+    """(paper-only, uncertain, entries) when the page is sent for its entries alone, from the run's reason data."""
+    if page.reason_code != "entries_not_covered":
+        return None  # sent for another reason, or a run stored before reasons were data: the card goes whole
+    d = page.reason_detail
+    return int(d.get("paper-only", 0)), int(d.get("uncertain", 0)), int(d.get("entries", 0))
 
 
 def _word_key(text: str) -> str:
@@ -166,7 +165,7 @@ def _check(page: PlannedPage, row: PageRow | None, entries: Sequence[EntryRow], 
         return "a clinician override is in force"
     if page.machine != "include":
         return "the machine decision is not include"
-    counts = _reason_counts(page.reason)
+    counts = _reason_counts(page)
     if counts is None:
         return f"sent for another reason: {page.reason}"
     statuses = [e.get("status") for e in page.entries]

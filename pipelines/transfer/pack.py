@@ -57,6 +57,7 @@ class PackOptions:
     ods_code: str | None = None
     when: dt.date = field(default_factory=dt.date.today)
     granularity: str = "page"  # page: included pages whole; entry: cards may go as excerpts (excerpts.py)
+    allow_missing_parts: bool = False  # pack a record some of whose parts were never digitised (the cover says so)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -106,6 +107,7 @@ class PackResult:
             "sheets": {"everything": self.sheets_everything, "pack": self.sheets_pack, "duplex": True},
             "seconds": round(self.seconds, 3),
             "granularity": self.granularity,
+            "missing_parts": list(plan.missing_parts),
         }
         if doc.excerpts is not None:
             out["excerpts"] = doc.excerpts.to_json()
@@ -154,6 +156,11 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
     archive = catalogue.archive
     run = ensure_reconciled(catalogue, nhs_number, coded_path, actor=current_actor())
     plan = plan_pack(catalogue, nhs_number, run)
+    if plan.missing_parts and not options.allow_missing_parts:
+        raise PackBuildError(
+            "missing_parts", f"NHS number {nhs_number}: {'; '.join(plan.missing_parts)} were never digitised, so a "
+            "pack would be incomplete. Digitise the missing parts, or give --allow-missing-parts to pack what there is "
+            "(the cover sheet then says what is missing)", ExitCode.partial)
     coded = _coded(catalogue, nhs_number)
     duplex = options.format == "print"
     staging = archive / "tmp"

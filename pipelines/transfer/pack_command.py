@@ -91,6 +91,8 @@ examples:
     p.add_argument("--granularity", choices=("page", "entry"), default="page",
                    help="page: send included pages whole; entry: send a card's uncovered entries as excerpts "
                    "where it is safe (see below) (default: %(default)s)")
+    p.add_argument("--allow-missing-parts", action="store_true", help="pack a record some of whose parts (1of3, "
+                   "2of3, ...) were never digitised; the cover sheet and --json say which. Without it lgd refuses")
     p.add_argument("--practice", metavar="NAME", help="the sending practice, for the cover sheet")
     p.add_argument("--ods", metavar="CODE", help="the practice's ODS code (NDR metadata GP-PRACTICE-CODE)")
     add_archive_option(p)
@@ -112,7 +114,8 @@ def _options(args: argparse.Namespace) -> PackOptions:
     if args.granularity == "entry" and args.format == "ndr":
         raise LgdError("--granularity entry applies to print and media packs: the NDR holds scanned record pages, "
                        "so an ndr pack sends them whole", ExitCode.usage, "usage")
-    return PackOptions(args.format, args.with_electronic, size, args.practice, args.ods, granularity=args.granularity)
+    return PackOptions(args.format, args.with_electronic, size, args.practice, args.ods, granularity=args.granularity,
+                       allow_missing_parts=args.allow_missing_parts)
 
 
 class _Secrets:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from index.catalogue import Catalogue
 from index.rows import Decision, DocumentRow, OverrideRow, PageRow, PatientRow, ReconciliationRow
@@ -49,6 +49,8 @@ class PlannedPage:
     entries: tuple[dict, ...] = ()
     override: OverrideRow | None = None
     kind: str = ""
+    reason_code: str = ""  # reconciliation's stable code for `reason` ("" for runs stored before codes)
+    reason_detail: dict = field(default_factory=dict)  # the counts `reason` was rendered from
 
     @property
     def included(self) -> bool:
@@ -92,6 +94,7 @@ class PackPlan:
     documents: tuple[PlannedDocument, ...]
     pages: tuple[PlannedPage, ...]
     failed_sources: tuple[str, ...] = ()  # inputs of this patient that were never digitised
+    missing_parts: tuple[str, ...] = ()  # "parts 2-3 of 4 of <record>": parts of a record never digitised
 
     @property
     def included(self) -> tuple[PlannedPage, ...]:
@@ -212,7 +215,31 @@ def make_plan(
         documents=tuple(planned_docs),
         pages=tuple(planned_pages),
         failed_sources=tuple(d.source for d in documents if d.status == "failed"),
+        missing_parts=missing_parts(documents),
     )
+
+
+def missing_parts(documents: Sequence[DocumentRow]) -> tuple[str, ...]:
+    """For each multi-part record (NDR "1of3_..."), the parts not digitised, as ranges: "parts 2-3 of 4 of X"."""
+    records: dict[str, tuple[int, set[int]]] = {}
+    for d in documents:
+        if d.parts and d.parts > 1 and d.part:
+            name = _PART_PREFIX.sub("", d.source)
+            total, have = records.get(name, (d.parts, set()))
+            if d.status == "ok":
+                have.add(d.part)
+            records[name] = (max(total, d.parts), have)
+    out = []
+    for name, (total, have) in sorted(records.items()):
+        gaps = [n for n in range(1, total + 1) if n not in have]
+        if gaps:
+            runs, start = [], gaps[0]
+            for a, b in zip(gaps, gaps[1:] + [None]):
+                if b != a + 1:
+                    runs.append(str(start) if start == a else f"{start}-{a}")
+                    start = b
+            out.append(f"part{'s' if len(gaps) > 1 else ''} {', '.join(runs)} of {total} of {name}")
+    return tuple(out)
 
 
 def _planned_page(doc: DocumentRow, row: PageRow, decision) -> PlannedPage:
@@ -223,6 +250,8 @@ def _planned_page(doc: DocumentRow, row: PageRow, decision) -> PlannedPage:
         decision=decision.effective,
         machine=decision.decision,
         reason=decision.reason,
+        reason_code=decision.reason_code,
+        reason_detail=dict(decision.reason_detail),
         entries=tuple(decision.entries),
         override=decision.override,
         **base,
