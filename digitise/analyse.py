@@ -1,7 +1,9 @@
 """Cheap image facts measured before OCR: is the page blank, which way do its lines run, how skewed is it.
 
 All measurements run on a reduced copy of the page (about 100 dpi), so a page costs a few
-milliseconds; OCR then runs once, on the corrected full-resolution image.
+milliseconds; OCR then runs once, on the corrected full-resolution image. A page this
+cheap test calls blank is not trusted on it alone: `sensitive` gives the pipeline a copy
+in which faint writing is black, for one OCR that must find nothing (see pipeline.py).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from dataclasses import dataclass
 
 import imagehash
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops, ImageFilter
 
 # A page is blank when less than this fraction of its area (inside the margins) is ink
 # after specks are removed. A short hand-written entry covers ~0.5% of a card; dust,
@@ -30,6 +32,16 @@ ACROSS_RATIO = 1.15
 # Above this edge-alignment hint a page is first read turned by 180 degrees. On the fixture
 # set upright pages scored -0.60..0.00 and upside-down ones 0.00..0.31.
 UPSIDE_DOWN_HINT = 0.05
+# The sensitive copy of a page judged blank. Contrast is measured against the paper near
+# each point (blocks of about 1/20 inch, the lightest within 5 blocks), so an edge shadow
+# or a tinted patch counts as paper. Scanner noise and the other side's writing seen
+# through card stock stay within about FAINT_FLOOR grey levels of the paper (or
+# NOISE_SIGMAS of the page's own noise, if that is more) and are drawn white; anything
+# darker is ink, drawn black once FAINT_SPAN levels above the floor. So a hard pencil
+# line 25 levels darker than the paper comes out ~3 times the contrast the cheap test needs.
+FAINT_FLOOR = 12
+FAINT_SPAN = 20
+NOISE_SIGMAS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +123,30 @@ def measure(image: Image.Image, dpi: int) -> Layout:
     # np.rot90 turns the mask a quarter counter-clockwise: the way a 90-degree scan is undone.
     hint = upside_down_hint(mask if across else np.rot90(mask))
     return Layout(False, ink, row_angle if across else 0.0, across, paper, hint > UPSIDE_DOWN_HINT)
+
+
+def sensitive(image: Image.Image, dpi: int) -> Image.Image:
+    """The page with faint ink stretched to black and paper, noise and show-through to white, margins included."""
+    grey = image if image.mode == "L" else image.convert("L")
+    block = max(2, dpi // 20)
+    paper = (grey.reduce(block).filter(ImageFilter.MaxFilter(5))
+             .resize(grey.size, Image.Resampling.BILINEAR))
+    # 128 + how much darker than its paper each pixel is, clipped to 0..255: all in C.
+    contrast = ImageChops.subtract(paper, grey, scale=1.0, offset=128)
+    floor = max(float(FAINT_FLOOR), _noise_level(contrast.histogram()))
+    lut = [255 - min(255, max(0, round((v - 128 - floor) * 255 / FAINT_SPAN))) for v in range(256)]
+    return contrast.point(lut)
+
+
+def _noise_level(histogram: list[int]) -> float:
+    """Median plus NOISE_SIGMAS robust standard deviations of the contrast (offset 128) histogram."""
+    counts = np.asarray(histogram, dtype=np.int64)
+    cumulative = np.cumsum(counts)
+    median = int(np.searchsorted(cumulative, cumulative[-1] / 2))
+    deviation = np.abs(np.arange(256) - median)
+    spread = np.bincount(deviation, weights=counts, minlength=256)
+    mad = int(np.searchsorted(np.cumsum(spread), cumulative[-1] / 2))
+    return (median - 128) + NOISE_SIGMAS * 1.4826 * max(mad, 0.5)
 
 
 def level(image: Image.Image, skew: float, paper: int) -> Image.Image:

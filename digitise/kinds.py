@@ -57,6 +57,13 @@ SHORT_WORDS = frozenset(
     was way who why yes yet you age arm leg eye ear hip toe jaw rib cut fit flu ill pus
     rash dry wet low raw red hot sore pain""".split()
 )
+# A page the cheap ink test called blank keeps that verdict only if its sensitive OCR
+# reads no word of two or more letters or digits at this confidence or above. Lone
+# characters are what a punch hole, a rule or a speck reads as; below this confidence
+# Tesseract's words are guesses at noise. A guess that passes keeps a page that was
+# blank: paper wasted, never content lost.
+WRITING_MIN_CHARS = 2
+WRITING_CONFIDENCE = 40.0
 _VOWELS = set("aeiouy")
 _NUMBERISH = re.compile(r"^[<>~]?\d+([./:,-]\d+)*(%|mg|mcg|g|ml|kg|mmol|units?|x\d+)?$", re.I)
 
@@ -140,6 +147,12 @@ def plausible(token: str) -> bool:
     if not (t.isupper() or t.islower() or (t[0].isupper() and t[1:].islower())):
         return False
     return 0.15 <= vowels <= 0.75
+
+
+def shows_writing(text: PageText) -> bool:
+    """Whether OCR read anything that looks like writing: a word of 2+ letters or digits, read with some confidence."""
+    return any(sum(c.isalnum() for c in w.text) >= WRITING_MIN_CHARS and w.confidence >= WRITING_CONFIDENCE
+               for w in text.words)
 
 
 def is_unreadable(text: PageText | None, kind: PageKind) -> bool:

@@ -1,7 +1,8 @@
 """The digitise job for one document, as a tuple of named stages over a frozen `ScanDoc`.
 
-read_scan      decode each page, find blank pages, turn and level the rest, OCR them once
-mark_duplicates  pages that are a second scan of an earlier page (perceptual hash)
+read_scan      decode each page, turn and level it, OCR it once; a page the ink test calls
+               blank is blank only if one OCR of its sensitive copy finds no writing
+mark_duplicates  pages that are a second scan of an earlier page (image hash and text both)
 read_entries   what kind of page each is, its dated entries, and whether it is unreadable
 build_pdfa     the searchable PDF/A-2b, text layer from the same OCR run (OCRmyPDF)
 validate_pdfa  pikepdf's PDF/A validator on the file as written
@@ -120,25 +121,42 @@ def _keep_original(original: tuple[str, bytes], path_stem: Path) -> Path:
     return path
 
 
+def _blank_page(source: load.SourcePage, number: int, full: Image.Image, stem: Path, quality: int) -> tuple[Page, Path]:
+    """A blank page is kept as scanned but has no words."""
+    if source.original:
+        image_path = _keep_original(source.original, stem)
+    else:
+        image_path = _save_image(full, source.bilevel, source.dpi, stem, quality)
+    width, height = source.size
+    return Page(number=number, width=width, height=height, dpi=source.dpi, blank=True), image_path
+
+
 def _read_page(source: load.SourcePage, number: int, born: dt.date | None, ctx: StageContext) -> tuple[Page, Path]:
     opts = ctx.options
     stem = ctx.work / f"page-{number:04d}"
     layout = analyse.measure(source.preview, source.preview_dpi)
-    if layout.blank:
-        # A blank page is kept as scanned but never OCR'd.
-        if source.original:
-            image_path = _keep_original(source.original, stem)
-        else:
-            image_path = _save_image(source.load(), source.bilevel, source.dpi, stem, opts.jpeg_quality)
-        width, height = source.size
-        return Page(number=number, width=width, height=height, dpi=source.dpi, blank=True), image_path
+    paper = layout.paper
     full = source.load()
-    reading = read_upright(full, source.dpi, layout, ctx.engine, opts)
+    seen = full  # the pixels OCR reads: the scan itself, or its sensitive copy for faint writing
+    if layout.blank:
+        # The ink test misses pencil and writing in the margins: a page is blank only if a
+        # read of its sensitive copy, margins and all, finds nothing like writing.
+        seen = analyse.sensitive(full, source.dpi)
+        if not kinds.shows_writing(ctx.engine.read(seen)):
+            return _blank_page(source, number, full, stem, opts.jpeg_quality)
+        log.debug("page %d: the ink test saw a blank page, OCR read writing on it", number)
+        faint = analyse.measure(seen, source.dpi)
+        # Writing only in the margins leaves no ink to measure: take the page as upright and level.
+        layout = dataclasses.replace(faint, blank=False)
+    reading = read_upright(seen, source.dpi, layout, ctx.engine, opts)
     text = reread.date_cells(reading.text, reading.image, source.dpi, ctx.engine, born, opts.today)
-    if reading.image is full and source.original:
+    kept = reading.image
+    if seen is not full:  # store the scan, turned and levelled the same way, not the stretched copy
+        kept = full if reading.image is seen else analyse.level(analyse.turn(full, reading.rotation), reading.skew, paper)
+    if kept is full and source.original:
         image_path = _keep_original(source.original, stem)
     else:
-        image_path = _save_image(reading.image, source.bilevel, source.dpi, stem, opts.jpeg_quality)
+        image_path = _save_image(kept, source.bilevel, source.dpi, stem, opts.jpeg_quality)
     page = Page(
         number=number,
         width=reading.image.width,
