@@ -1,11 +1,13 @@
 """Reconciliation on generated patients: safety (missed paper-only pages), compaction, throughput.
 
     .venv/bin/python -m tests.benchmarks.bench_reconcile --patients 20 --seed 7 --json tests/benchmarks/last-run-reconcile.json
+    .venv/bin/python -m tests.benchmarks.bench_reconcile --style varied ...   (letters, results, rescans that vary)
 
 1. Generates a batch (scans, truth and each patient's coded record in four renderings),
    digitises it with the real OCR, and reconciles every patient against every rendering.
 2. Scores each run against the truth: a *miss* is a paper-only page omitted (must be 0);
-   compaction = omitted excludable pages / excludable pages (target at least 0.7).
+   compaction = omitted excludable pages / excludable pages (target at least 0.7); both also
+   per page kind (card, letter, result, blank, rescan, envelope).
 3. Runs the same matching on the truth's own entry text (an oracle of perfect OCR), to show
    how much of the gap is reading rather than matching.
 4. Throughput: one patient with 500 paper entries (100 pages) and a 5,000-event coded record,
@@ -30,9 +32,9 @@ from fixtures.evaluate_reconcile import evaluate, load_truth, oracle, table
 from fixtures.generate import generate_batch
 from index import Catalogue
 from index.rows import DocumentRow, EntryRow, PageRow, PatientRow
+from pipelines.clinical import default_reader
+from pipelines.clinical.evidence import CodedIndex, PaperEntry
 from pipelines.reconcile.decide import PageDecision, PaperPage, decide_record
-from pipelines.reconcile.facts import default_reader
-from pipelines.reconcile.match import CodedIndex, PaperEntry
 from pipelines.reconcile.run import reconcile_patient
 from pipelines.reconcile.settings import Settings
 from pipelines.records.detect import read_record
@@ -66,12 +68,16 @@ def oracle_documents(batch, out: Path) -> list[Path]:
     """Reconcile the truth's own entry text: what a perfect OCR would let matching do."""
     reader, settings = default_reader(), Settings()
     by_patient: dict[str, list[PaperPage]] = {}
-    for i, page in enumerate(oracle(batch.truth)):
+    documents: dict[tuple[str, str], int] = {}
+    for page in oracle(batch.truth):
         entries = tuple(PaperEntry(dt.date.fromisoformat(e["date"]), "day", e["text"], 95.0) for e in page["entries"])
         text = " ".join(e.text for e in entries)
+        document = documents.setdefault((page["patient"], page["source"]), len(documents))
+        # digitise flags a rescan within its own file; one in the other part must be found by matching
+        same_file = page["duplicate_of"] if not page.get("duplicate_source") else None
         by_patient.setdefault(page["patient"], []).append(PaperPage(
-            0, page["source"], page["page"], "blank" if page["blank"] else page["kind"].replace("card_back", "card"),
-            page["blank"], page["duplicate_of"], not page["legible"], 95.0 if page["legible"] else 20.0, text, entries))
+            document, page["source"], page["page"], "blank" if page["blank"] else page["kind"].replace("card_back", "card"),
+            page["blank"], same_file, not page["legible"], 95.0 if page["legible"] else 20.0, text, entries))
     paths = []
     names = {nhs: tuple(t["name"].split()) for nhs, t in load_truth(batch.truth).items()}
     for nhs, pages in by_patient.items():
@@ -124,20 +130,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "lgd-bench-reconcile")
     parser.add_argument("--reuse", action="store_true", help="reuse the batch and archive already in --out")
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--style", choices=("classic", "varied"), default="classic",
+                        help="generator style (fixtures.generate --style); classic keeps old figures comparable")
     args = parser.parse_args(argv)
     batch_dir, archive = args.out / "batch", args.out / "archive"
     if not args.reuse:
         shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    batch = generate_batch(batch_dir, args.patients, args.seed) if not args.reuse else _existing(batch_dir)
+    batch = generate_batch(batch_dir, args.patients, args.seed, args.style) if not args.reuse else _existing(batch_dir)
     if not args.reuse:
         print(f"generated {args.patients} patients in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         print(f"digitised in {digitise(batch, archive):.0f} s", file=sys.stderr)
     runs = args.out / "runs"
     shutil.rmtree(runs, ignore_errors=True)
     runs.mkdir()
-    figures: dict = {"patients": args.patients, "seed": args.seed, "formats": {}}
+    figures: dict = {"patients": args.patients, "seed": args.seed, "style": args.style, "formats": {}}
     for name, suffix in RENDERINGS.items():
         started = time.perf_counter()
         paths = reconcile_all(archive, batch, runs, suffix)
@@ -155,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
                                                 "paper_only", "pages")}
         for name, r in [*figures["formats"].items(), ("oracle", figures["oracle"])]
     }
-    text = json.dumps(figures["summary"] | {"throughput": figures["throughput"]}, indent=2)
+    for name, r in [*figures["formats"].items(), ("oracle", figures["oracle"])]:
+        figures["summary"][name]["by_kind"] = {k: {"missed": v["missed"], "compaction": v["compaction"]}
+                                               for k, v in r["overall"]["by_kind"].items() if v["pages"]}
+    text = json.dumps({"style": args.style, **figures["summary"], "throughput": figures["throughput"]}, indent=2)
     print(text)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
