@@ -15,12 +15,15 @@ class DigitiseOptions:
     # Below this mean word confidence a page is re-checked for being upside down: on the
     # fixture set upright legible pages read at 66-96, upside-down ones at 24-35.
     recheck_orientation_below: float = 60.0
-    # Two scans of the same page differ by at most this many bits of perceptual hash.
+    # A page is a rescan of an earlier one only on all three counts below. Two scans of the
+    # same page differ by at most this many bits of perceptual hash ...
     duplicate_distance: int = 6
     # ... and read alike: two letters on one hospital's template can be as close in hash
     # (seen: 77% text similarity) while rescans of one page read 89-97% alike.
     duplicate_min_text_similarity: float = 85.0
-    duplicate_text_min_confidence: float = 60.0  # below it the text is noise: the image alone decides
+    # Both pages must read at this mean word confidence or better for their texts to be
+    # compared at all; a page read worse (scrawl, faint pencil) is never taken for a rescan.
+    duplicate_text_min_confidence: float = 60.0
     jpeg_quality: int = 70
     max_pixels: int = 60_000_000  # an A3 page at 600 dpi is ~70 Mpx in colour; refuse bigger
     max_pages: int = 2000

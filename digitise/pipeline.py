@@ -190,23 +190,25 @@ def read_scan(doc: ScanDoc, ctx: StageContext) -> ScanDoc:
 
 
 def _reads_alike(a: Page, b: Page, min_similarity: float, min_confidence: float) -> bool:
-    """Whether two pages' OCR text is near-identical (0-100 similarity of their whitespace-normalised text).
+    """Whether both pages read well and their whitespace-normalised texts agree (0-100 similarity).
 
-    When either page reads poorly (scrawl), its text is noise that can neither confirm nor refute
-    a rescan, so the image alone decides; later stages send such pages anyway.
+    A page read below `min_confidence` (scrawl, faint pencil, nothing read) is never a
+    rescan: its text can neither confirm nor refute one, and two different scrawled cards
+    can hash alike. Both then stay pages of their own, and later stages send them.
     """
-    if min(a.confidence, b.confidence) < min_confidence:
-        return True
-    text_a = " ".join(a.text.text.split()) if a.text else ""
-    text_b = " ".join(b.text.text.split()) if b.text else ""
-    return fuzz.ratio(text_a, text_b) >= min_similarity
+    if a.text is None or b.text is None or min(a.confidence, b.confidence) < min_confidence:
+        return False
+    text_a = " ".join(a.text.text.split())
+    text_b = " ".join(b.text.text.split())
+    return bool(text_a) and fuzz.ratio(text_a, text_b) >= min_similarity
 
 
 def mark_duplicates(doc: ScanDoc, ctx: StageContext) -> ScanDoc:
-    """Point each rescan at the first scan of the same page: alike in image hash and in text.
+    """Point each rescan at the first scan of the same page: alike in image hash, and in text read well.
 
-    Blank pages are never duplicates. A page only an image hash calls a rescan stays a page of
-    its own, since taking a different letter for a copy would let it be left out of a pack.
+    Blank pages are never duplicates. A page only an image hash calls a rescan, or one too
+    poorly read to compare, stays a page of its own, since taking a different card or letter
+    for a copy would let it be left out of a pack.
     """
     options = ctx.options
     seen: list[Page] = []

@@ -35,9 +35,35 @@ def test_two_letters_on_one_template_are_not_duplicates_however_alike_they_look(
     assert marked(a, b) == [None, None]
 
 
-def test_pages_too_poorly_read_to_compare_are_judged_by_the_image():
+def test_two_poorly_read_pages_are_never_a_rescan_however_alike_they_look():
+    # Two different scrawled cards: their text can neither confirm nor refute a rescan, and
+    # taking one for a copy of the other would let it be left out of a pack.
     scrawl = PageText(tuple(Word(w, (0, 0, 1, 1), 20.0, 0) for w in "nOeepede Whe aaaa".split()))
     other = PageText(tuple(Word(w, (0, 0, 1, 1), 25.0, 0) for w in "Oils Onrngnbnigetin".split()))
     a = Page(1, 100, 100, 300, phash="ffff0000ffff0000", text=scrawl)
     b = Page(2, 100, 100, 300, phash="ffff0000ffff0003", text=other)
-    assert marked(a, b) == [None, 1]
+    assert marked(a, b) == [None, None]
+    # Not even when the poor reads happen to agree: a low-confidence reading is noise.
+    c = Page(3, 100, 100, 300, phash="ffff0000ffff0000", text=scrawl)
+    assert marked(a, c) == [None, None]
+
+
+def test_a_well_read_page_and_a_poorly_read_one_are_not_a_rescan():
+    good = text(TEMPLATE.format("blackouts", "epilepsy"))
+    poor = PageText(tuple(Word(w.text, w.box, 40.0, 0) for w in good.words))  # same words, read unsurely
+    a = Page(1, 100, 100, 300, phash="ffff0000ffff0000", text=good)
+    b = Page(2, 100, 100, 300, phash="ffff0000ffff0000", text=poor)
+    assert marked(a, b) == [None, None]
+    assert marked(b, a) == [None, None]
+
+
+def test_pages_with_no_words_are_not_rescans():
+    a = Page(1, 100, 100, 300, phash="ffff0000ffff0000", text=PageText(()))
+    b = Page(2, 100, 100, 300, phash="ffff0000ffff0000", text=PageText(()))
+    assert marked(a, b) == [None, None]
+
+
+def test_blank_pages_are_never_rescans():
+    a = Page(1, 100, 100, 300, blank=True)
+    b = Page(2, 100, 100, 300, blank=True)
+    assert marked(a, b) == [None, None]
