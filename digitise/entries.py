@@ -1,4 +1,4 @@
-"""Splits a page's words into dated entries: card rows by their date column, letters by date and body."""
+"""Splits a page's words into dated entries: card rows by their date column; letters and result slips by their own modules."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from digitise.dates import DateMatch, find_dates, find_year, out_of_order
+from digitise.letters import letter_entries
 from digitise.model import Box, DatePrecision, Entry, PageKind, PageText, Word, union
+from digitise.rows import RULE_ONLY, Row, centre_y, rows, substantive
 
-# Words join a row when their vertical centre is within this fraction of the page's
-# median word height of the row's centre. Handwriting wobbles a few pixels and tall
-# misread boxes stick out, but card and letter lines are at least ~1.5 heights apart.
-ROW_TOLERANCE = 0.6
+__all__ = ["entries_for", "leading_date", "letter_entries", "rows", "segment_card", "unread_date_cells"]
+
 # Where the date column ends, as a fraction of page width, when no date shows us.
 DEFAULT_BOUNDARY = 0.25
 # The boundary sits this fraction of the width left of where the notes start.
@@ -32,56 +32,11 @@ MIN_GUTTER = 0.01
 WIDE_GUTTER = 0.03
 # A "|" this close (fraction of width) to the column boundary is the printed divider.
 DIVIDER_REACH = 0.04
-# Letters: the date sits in the top part of the page; the Re: line's DOB sits there too.
-LETTER_DATE_ZONE = 0.40
-# A Re: block ends where the gap to the next row exceeds this multiple of the usual pitch.
-PARAGRAPH_GAP = 1.25
 
 HEADER_WORDS = frozenset(
     "date clinical notes note continuation card surname forename forenames first name names "
     "nhs no number of birth dob address medical record fp7 fp8 sheet mr mrs miss ms".split()
 )
-# A ruled line (the date column divider, row rules) or a speck of dust read as a "word";
-# a lone "-" is kept, as GPs use it ("erythromycin - D&V").
-_RULE_ONLY = re.compile(r"^(?:[|_—–=~¦'`.,:;]+|[|_\-—–=~¦]{2,})$")
-_DOB_BEFORE = re.compile(r"(?i)(?:d\.?\s?o\.?\s?b\.?|born|date\s+of\s+birth)\W{0,3}$")
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """Words that sit on one visual line, left to right."""
-
-    words: tuple[Word, ...]
-
-    @property
-    def centre(self) -> float:
-        return statistics.mean((w.box[1] + w.box[3]) / 2 for w in self.words)
-
-
-def rows(words: tuple[Word, ...] | list[Word]) -> tuple[Row, ...]:
-    """Group words into visual rows by vertical centre, ignoring the engine's line/block split.
-
-    On cards Tesseract often reads the date column as one block and the notes as another,
-    so its line numbers put a date and its notes far apart; geometry does not.
-    """
-    if not words:
-        return ()
-    tolerance = ROW_TOLERANCE * statistics.median(w.box[3] - w.box[1] for w in words)
-    groups: list[list[Word]] = []
-    centres: list[float] = []
-    for w in sorted(words, key=_centre_y):
-        cy = _centre_y(w)
-        if groups and abs(cy - centres[-1]) <= tolerance:
-            groups[-1].append(w)
-            centres[-1] = statistics.mean(_centre_y(x) for x in groups[-1])
-        else:
-            groups.append([w])
-            centres.append(cy)
-    return tuple(Row(tuple(sorted(g, key=lambda w: w.box[0]))) for g in groups)
-
-
-def _centre_y(w: Word) -> float:
-    return (w.box[1] + w.box[3]) / 2
 
 
 def _joined(words: tuple[Word, ...] | list[Word], texts: list[str] | None = None,
@@ -116,10 +71,6 @@ def leading_date(words: tuple[Word, ...] | list[Word], born: dt.date | None, tod
     return None
 
 
-def _substantive(words: tuple[Word, ...] | list[Word]) -> bool:
-    return sum(c.isalnum() for w in words for c in w.text) >= 2
-
-
 def _is_header(row: Row) -> bool:
     """A printed card heading ("Date | Clinical notes"), even with an OCR slip or two."""
     tokens = [re.sub(r"[^a-z0-9]", "", w.text.lower()) for w in row.words]
@@ -137,7 +88,7 @@ def _text(words: list[Word], boundary: float | None, width: int) -> str:
         t = w.text
         if boundary is not None and abs(w.box[0] - boundary) < DIVIDER_REACH * width:
             t = t.lstrip("|")
-        if t and not _RULE_ONLY.match(t):
+        if t and not RULE_ONLY.match(t):
             out.append(t)
     return " ".join(out)
 
@@ -181,8 +132,8 @@ def date_column(page_rows: tuple[Row, ...], width: int, born: dt.date | None,
     clear gutter, the printed divider read as "|" in two or more rows (`bars`) marks it.
     Without either, the dates, if any, were written inline at the start of the notes.
     """
-    lines = [[w for w in r.words if not _RULE_ONLY.match(w.text)] for r in page_rows
-             if _substantive(r.words) and not _is_header(r)]
+    lines = [[w for w in r.words if not RULE_ONLY.match(w.text)] for r in page_rows
+             if substantive(r.words) and not _is_header(r)]
     lines = [ws for ws in lines if ws]
     divider = _divider(bars, width)
     gutter = _gutter(lines, width)
@@ -259,7 +210,7 @@ def segment_card(text: PageText, width: int, height: int, born: dt.date | None,
     boundary, has_column = date_column(page_rows, width, born, today, bars)
     drafts: list[_Draft] = []
     for row in page_rows:
-        words = [w for w in row.words if not _RULE_ONLY.match(w.text.strip())]
+        words = [w for w in row.words if not RULE_ONLY.match(w.text.strip())]
         if not words or (not drafts and _is_header(row)):
             continue
         left = [w for w in words if has_column and (w.box[0] + w.box[2]) / 2 < boundary]
@@ -268,7 +219,7 @@ def segment_card(text: PageText, width: int, height: int, born: dt.date | None,
         if started is not None:
             drafts.append(started)
         elif not drafts:
-            if _substantive(words):
+            if substantive(words):
                 drafts.append(_Draft(None, "", [], list(words)))
         else:
             drafts[-1].notes.extend(words)
@@ -299,15 +250,15 @@ def unread_date_cells(text: PageText, width: int, height: int, born: dt.date | N
         return ()
     cells = []
     for row in page_rows:
-        left = [w for w in row.words if not _RULE_ONLY.match(w.text.strip())
+        left = [w for w in row.words if not RULE_ONLY.match(w.text.strip())
                 and (w.box[0] + w.box[2]) / 2 < boundary]
-        if not _substantive(left) or _is_header(row) or leading_date(left, born, today, anywhere=True):
+        if not substantive(left) or _is_header(row) or leading_date(left, born, today, anywhere=True):
             continue
         top, bottom = min(w.box[1] for w in left), max(w.box[3] for w in left)
         pad = (bottom - top) // 4
         box = (max(0, min(w.box[0] for w in left) - 2 * pad), max(0, top - pad),
                max(round(boundary), max(w.box[2] for w in left)), min(height, bottom + pad))
-        inside = tuple(w for w in text.words if box[1] <= _centre_y(w) <= box[3] and w.box[0] < box[2])
+        inside = tuple(w for w in text.words if box[1] <= centre_y(w) <= box[3] and w.box[0] < box[2])
         if any(w.box[2] > box[2] for w in inside):
             continue
         year = find_year(_cell_text(left), born, today)
@@ -318,7 +269,7 @@ def unread_date_cells(text: PageText, width: int, height: int, born: dt.date | N
 def _row_start(left: list[Word], right: list[Word], words: list[Word], has_column: bool,
                born: dt.date | None, today: dt.date) -> _Draft | None:
     """The new entry this row starts, or None when it continues the previous one."""
-    if has_column and _substantive(left):
+    if has_column and substantive(left):
         found = leading_date(left, born, today, anywhere=True)
         if found:
             # The whole cell is the date as written: a misread day ("Y7TH JAN 1953") stays
@@ -360,63 +311,6 @@ def _entry(d: _Draft, boundary: float | None, width: int) -> Entry:
         confidence=round(confidence, 1),
         precision=d.date.precision if d.date else DatePrecision.day,
     )
-
-
-def letter_entries(text: PageText, width: int, height: int, born: dt.date | None,
-                   today: dt.date) -> tuple[Entry, ...]:
-    """A typed letter as one entry: its date (not the patient's DOB) and its body."""
-    page_rows = rows(text.words)
-    if not page_rows:
-        return ()
-    date, date_row = _letter_date(page_rows, height, born, today)
-    start = next((i for i, r in enumerate(page_rows) if _starts_with(r, "dear")), None)
-    if start is not None:
-        first = _skip_re_block(page_rows, start + 1)
-    else:
-        first = date_row + 1 if date_row is not None else 0
-    end = next((i for i in range(first, len(page_rows)) if _starts_with(page_rows[i], "yours")),
-               len(page_rows))
-    body = [w for r in page_rows[first:end] for w in r.words if not _RULE_ONLY.match(w.text)]
-    if not body:
-        body = [w for r in page_rows for w in r.words]
-    return (Entry(
-        date=date.date if date else None,
-        date_text=date.text if date else "",
-        text=" ".join(w.text for w in body),
-        box=union([w.box for w in body]),
-        confidence=round(statistics.mean(w.confidence for w in body), 1),
-        precision=date.precision if date else DatePrecision.day,
-    ),)
-
-
-def _letter_date(page_rows: tuple[Row, ...], height: int, born: dt.date | None,
-                 today: dt.date) -> tuple[DateMatch | None, int | None]:
-    for i, row in enumerate(page_rows):
-        if row.centre > LETTER_DATE_ZONE * height:
-            break
-        line = " ".join(w.text for w in row.words)
-        for m in find_dates(line, born, today):
-            if not _DOB_BEFORE.search(line[:m.start].rstrip()):
-                return m, i
-    return None, None
-
-
-def _starts_with(row: Row, word: str) -> bool:
-    first = re.sub(r"[^a-z]", "", row.words[0].text.lower())
-    return bool(first) and SequenceMatcher(None, first, word).ratio() >= 0.75
-
-
-def _skip_re_block(page_rows: tuple[Row, ...], i: int) -> int:
-    """The index of the first body row after a "Re: name, DOB, NHS No" block at row `i`."""
-    if i >= len(page_rows) or not re.match(r"(?i)re\b", page_rows[i].words[0].text):
-        return i
-    # The line pitch is the smallest row-to-row step: larger ones are paragraph breaks.
-    # Too small a pitch only ends the block early, keeping more rows in the body.
-    usual = min((b.centre - a.centre for a, b in zip(page_rows[i:], page_rows[i + 1:])), default=0)
-    j = i
-    while j + 1 < len(page_rows) and page_rows[j + 1].centre - page_rows[j].centre <= PARAGRAPH_GAP * usual:
-        j += 1
-    return j + 1
 
 
 def entries_for(kind: PageKind, text: PageText | None, width: int, height: int,

@@ -154,11 +154,13 @@ LETTER = page(
 
 
 def test_letter_date_and_body():
-    (entry,) = letter_entries(LETTER, *A4, BORN, TODAY)
+    # The letterhead and the sign-off are entries too (tests/test_letter_entries.py); the body is the middle one.
+    head, entry, tail = letter_entries(LETTER, *A4, BORN, TODAY)
     assert (entry.date, entry.date_text) == (dt.date(1976, 12, 8), "8th December 1976")
     assert entry.text == ("I saw Mr Oldroyd in the clinic today with right iliac fossa pain. "
                           "He underwent appendicectomy. I have not arranged follow up.")
     assert entry.box[1] == 685 and entry.box[3] == 790 + 32
+    assert head.text.startswith("Fennimore Royal Infirmary") and tail.text == "Yours sincerely, Mr K. Thompson FRCS"
 
 
 def test_letter_date_is_never_the_dob():
@@ -168,9 +170,9 @@ def test_letter_date_is_never_the_dob():
         line(540, (170, "Dear Dr Jones,")),
         line(610, (170, "Seen today.")),
     )
-    (entry,) = letter_entries(text, *A4, BORN, TODAY)
-    assert entry.date == dt.date(1998, 6, 12)
-    assert entry.text == "Seen today."
+    head, body = letter_entries(text, *A4, BORN, TODAY)
+    assert head.date == body.date == dt.date(1998, 6, 12)
+    assert body.text == "Seen today."
 
 
 def test_letter_without_salutation_or_date():
@@ -183,7 +185,7 @@ def test_letter_without_salutation_or_date():
 def test_entries_for_dispatches_on_kind():
     card = page(line(170, (22, "3/5/76"), (320, "C/O cough")))
     assert len(entries_for(PageKind.card, card, *CARD, BORN, TODAY)) == 1
-    assert len(entries_for(PageKind.letter, LETTER, *A4, BORN, TODAY)) == 1
+    assert len(entries_for(PageKind.letter, LETTER, *A4, BORN, TODAY)) == 3  # head, body, sign-off
     assert entries_for(PageKind.envelope, card, *CARD, BORN, TODAY) == ()
     assert entries_for(PageKind.blank, None, *CARD, BORN, TODAY) == ()
 
