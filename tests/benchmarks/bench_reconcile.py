@@ -46,8 +46,10 @@ LARGE_NHS = "9990000018"
 
 def digitise(batch, archive: Path) -> float:
     started = time.perf_counter()
-    subprocess.run([str(REPO / ".venv/bin/lgd"), "digitise", str(batch.scans), "--archive", str(archive),
-                    "--jobs", "2", "--json"], check=False, stdout=subprocess.DEVNULL)
+    done = subprocess.run([str(REPO / ".venv/bin/lgd"), "digitise", str(batch.scans), "--archive", str(archive),
+                           "--jobs", "2", "--json"], check=False, stdout=subprocess.DEVNULL)
+    if done.returncode not in (0, 1):  # 1: some inputs quarantined, the rest digitised
+        raise SystemExit(f"lgd digitise exited {done.returncode}; see its messages above")
     return time.perf_counter() - started
 
 
