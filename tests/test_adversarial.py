@@ -17,7 +17,7 @@ import pytest
 
 from index import Catalogue
 from index.decisions import latest_reconciliation
-from tests.adversarial.corpus import (DIGITISED_KIND, Case, coded_csv, load_cases, page_text, patient,
+from tests.adversarial.corpus import (Case, coded_csv, digitised_kind, load_cases, page_text, patient,
                                       reconcile_inputs, without_hidden, write_scans)
 from tests.conftest import run_lgd
 
@@ -61,8 +61,13 @@ class ScannedPage:
     reason: str
 
 
+# I, l and 1 (and O and 0) are one glyph apart in a sans-serif face; reconcile must cope with them.
+_OCR_FOLD = str.maketrans("l10", "iio")
+
+
 def _words(text: str) -> list[str]:
-    return [w for w in (re.sub(r"[^\w/.%-]", "", t).strip(".").casefold() for t in text.split()) if w]
+    """Runs of letters and digits, so "130 - 170" and "130-170" read alike and a stray mark costs nothing."""
+    return re.findall(r"[a-z0-9]+", text.casefold().translate(_OCR_FOLD))
 
 
 def recall(expected: str, read: str) -> float:
@@ -136,11 +141,12 @@ def test_every_case_was_digitised_page_for_page(scanned):
 def test_typed_scans_read_word_for_word_and_classified_as_intended(scanned, case):
     """The harness check: a typed page's failure must be the rules', not OCR's or the page classifier's."""
     for page, got in zip(case.pages, scanned[case.id]):
-        assert got.kind == DIGITISED_KIND[case.kind], (case.id, got.kind)
+        assert got.kind == digitised_kind(case), (case.id, got.kind)
         written = page_text(case, page)
         for key in ("{name}", "{dob}", "{nhs}"):
             written = written.replace(key, "")
-        assert recall(written, got.text) >= TYPED_MIN_RECALL, (case.id, got.text)
+        if written.strip():
+            assert recall(written, got.text) >= TYPED_MIN_RECALL, (case.id, got.text)
         if case.hidden and case.hidden in written:
             assert recall(case.hidden, got.text) >= 0.5, (case.id, case.hidden, got.text)
 
@@ -164,7 +170,7 @@ def test_end_to_end_summary_and_the_per_patient_command_agrees(scanned, capsys):
     pages = [p for c in MUST_INCLUDE for p in scanned[c.id]]
     controls = [p for c in CONTROLS for p in scanned[c.id]]
     wrongly = sorted({c.id for c in MUST_INCLUDE for p in scanned[c.id] if p.decision != "include"})
-    misread = sorted(c.id for c in CASES for p in scanned[c.id] if p.kind != DIGITISED_KIND[c.kind])
+    misread = sorted(c.id for c in CASES for p in scanned[c.id] if p.kind != digitised_kind(c))
     with capsys.disabled():
         print(f"\nadversarial end to end: {len(pages)} must-include pages, "
               f"{sum(p.decision == 'include' for p in pages)} included; "
@@ -204,8 +210,10 @@ def test_text_level_summary(decide, capsys):
     outcomes = {c.id: decide(c) for c in CONTROLS}
     assert all(len(outcomes[c.id]) == len(c.pages) for c in CONTROLS)
     omitted = [i for i, o in outcomes.items() if all(d == "omit" for d, _ in o)]
-    incidental = [c.id for c in MUST_INCLUDE if any(d == "include" for d, _ in decide(without_hidden(c)))]
+    failing = [c.id for c in MUST_INCLUDE if any(d != "include" for d, _ in decide(c))]
+    telling = [c.id for c in MUST_INCLUDE if all(d == "omit" for d, _ in decide(without_hidden(c)))]
     with capsys.disabled():
-        print(f"\nadversarial as written: {len(omitted)} of {len(CONTROLS)} controls omitted; "
-              f"{len(incidental)} of {len(MUST_INCLUDE)} must-include cases are still sent with the hidden fact "
-              f"struck out (so they do not yet test it): {', '.join(incidental) or 'none'}")
+        print(f"\nadversarial as written: {len(MUST_INCLUDE) - len(failing)} of {len(MUST_INCLUDE)} must-include "
+              f"cases sent, {len(omitted)} of {len(CONTROLS)} controls omitted; {len(telling)} must-include cases "
+              f"would be omitted without their hidden fact, so the rules are seen to catch it: {', '.join(telling) or 'none'}")
+        print(f"  wrongly omitted: {', '.join(failing) or 'none'}")

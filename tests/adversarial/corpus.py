@@ -18,9 +18,16 @@ from digitise.dates import find_dates
 
 HERE = Path(__file__).resolve().parent
 KINDS = ("card", "letter", "result", "card_back")
-# What digitise is meant to call each kind: a lab report printed on A4 is read like a letter.
-DIGITISED_KIND = {"card": "card", "card_back": "card", "letter": "letter", "result": "letter"}
+# What digitise is meant to call each kind.
+DIGITISED_KIND = {"card": "card", "card_back": "card", "letter": "letter", "result": "result"}
 EXPECT = ("include", "omit_ok")
+
+
+def digitised_kind(case: "Case") -> str:
+    """The kind `lgd digitise` should give the case's pages: an empty card back is a blank page."""
+    written = any(p.notes or p.lines or p.rows for p in case.pages)
+    return DIGITISED_KIND[case.kind] if written else "blank"
+
 SYSTEMS = {"SNOMED": "http://snomed.info/sct", "LOCAL": "urn:oid:2.16.840.1.113883.2.1.6.3"}
 CSV_HEADER = "date,system,code,display,type,text,nhs_number"
 TODAY = dt.date(2024, 1, 1)  # no case is dated later, so dates resolve the same on any day
@@ -197,30 +204,49 @@ def page_text(case: Case, page: Page) -> str:
     return " ".join(line for line in page_lines(case, page) if line)
 
 
-def _letter_entry(lines: list[str], born: dt.date) -> tuple[dt.date | None, str, str]:
-    """A typed page's one entry as digitise takes it: its first date not after a DOB label, and its body."""
-    lowered = [ln.casefold() for ln in lines]
-    dear = next((i for i, ln in enumerate(lowered) if ln.startswith("dear")), None)
-    yours = next((i for i, ln in enumerate(lowered) if ln.startswith("yours")), len(lines))
-    found, at = None, None
-    for i, line in enumerate(lines[:dear]):
+def _typed_date(lines: list[str], born: dt.date) -> tuple[dt.date | None, str]:
+    """A typed page's date: the first written above the salutation that is not a date of birth."""
+    for line in lines:
+        if line.casefold().startswith("dear"):
+            break
         for m in find_dates(line, born, TODAY):
             if not any(t in line[:m.start].casefold() for t in ("dob", "d.o.b", "born", "date of birth")):
-                found, at = m, i
-                break
-        if found:
-            break
-    first = dear + 1 if dear is not None else (at + 1 if at is not None else 0)
-    body = " ".join(ln for ln in lines[first:yours] if ln)
-    return (found.date if found else None), (str(found.precision) if found else "day"), body
+                return m.date, str(m.precision)
+    return None, "day"
+
+
+def _typed_parts(case: Case, page: Page, who: Patient) -> list[str]:
+    """A typed page cut as digitise cuts it, every line in one part.
+
+    A letter: the head (down to "Dear ..."; without one, down to the date), the body, and
+    the tail from "Yours ..." on. A result slip: each result row, and each run of other lines.
+    """
+    if case.kind == "result":
+        parts, run = [], [*page.head, *page.right, *page.lines]
+        for row in page.rows:
+            if any(c.isdigit() for c in row[1]):
+                parts += [" ".join(run), " ".join(row)]
+                run = []
+            else:
+                run.append(" ".join(row))
+        parts.append(" ".join([*run, *page.tail]))
+    else:
+        lines = [*page.head, *page.right, *page.lines]
+        folded = [ln.casefold() for ln in lines]
+        dated = next((i for i, ln in enumerate(lines) if find_dates(ln, who.born, TODAY)), -1)
+        start = next((i + 1 for i, ln in enumerate(folded) if ln.startswith("dear")), dated + 1)
+        end = next((i for i, ln in enumerate(folded) if i >= start and ln.startswith("yours")), len(lines))
+        parts = [" ".join(part) for part in (lines[:start], lines[start:end], lines[end:])]
+    return [" ".join(fill(p, who).split()) for p in parts if p.strip()]
 
 
 def reconcile_inputs(case: Case, serial: int, workdir: Path):
     """THE adapter to reconcile's API: (pages, coded events, patient names) for `decide_record`.
 
     Keep every reconcile import here, so a change of API is one edit. Pages are what a
-    perfect digitise would store: card entries with their written dates, a letter or
-    result as one entry (its date and body) with everything else only in the page text.
+    perfect digitise would store: card entries with their written dates (the dates stay
+    in the page text, not the entry text); a letter's head, body and tail, or a result
+    slip's rows, as entries dated with the page's date.
     """
     from pipelines.clinical.evidence import PaperEntry
     from pipelines.reconcile.decide import PaperPage
@@ -237,11 +263,11 @@ def reconcile_inputs(case: Case, serial: int, workdir: Path):
                 date, precision = (m[0].date, str(m[0].precision)) if m else (None, "day")
                 entries.append(PaperEntry(date, precision, fill(note.text, who), case.confidence))
         else:
-            date, precision, body = _letter_entry(lines, who.born)
-            entries = [PaperEntry(date, precision, body, case.confidence)]
-        twin = case.looks_alike and number > 1
+            date, precision = _typed_date(lines, who.born)
+            entries = [PaperEntry(date, precision, part, case.confidence) for part in _typed_parts(case, page, who)]
+        twin, kind = case.looks_alike and number > 1, digitised_kind(case)
         pages.append(PaperPage(1 if not case.split else number, f"{case.id}-{number}.pdf",
-                               1 if case.split else number, DIGITISED_KIND[case.kind], False,
+                               1 if case.split else number, kind, kind == "blank",
                                1 if twin and not case.split else None, False, case.confidence,
                                " ".join(ln for ln in lines if ln), tuple(entries),
                                "c3c3c3c33c3c3c3c" if case.looks_alike else ""))
@@ -319,7 +345,7 @@ def _typed(case: Case, page: Page, who: Patient) -> Image.Image:
         for part in _wrap(fill(line, who), body, w - 300) or [""]:
             d.text((150, y), part, font=body, fill=case.ink, anchor="ls")
             y += step
-    columns = (150, 700, 900, 1150)
+    columns = (150, 620, 800, 1030)
     for row in page.rows:
         for x, cell in zip(columns, row):
             d.text((x, y), cell, font=body, fill=case.ink, anchor="ls")
