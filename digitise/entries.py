@@ -11,6 +11,7 @@ from difflib import SequenceMatcher
 from digitise.dates import DateMatch, find_dates, find_year, out_of_order
 from digitise.letters import letter_entries
 from digitise.model import Box, DatePrecision, Entry, PageKind, PageText, Word, union
+from digitise.results import result_entries
 from digitise.rows import RULE_ONLY, Row, centre_y, rows, substantive
 
 __all__ = ["entries_for", "leading_date", "letter_entries", "rows", "segment_card", "unread_date_cells"]
@@ -315,11 +316,13 @@ def _entry(d: _Draft, boundary: float | None, width: int) -> Entry:
 
 def entries_for(kind: PageKind, text: PageText | None, width: int, height: int,
                 born: dt.date | None, today: dt.date) -> tuple[Entry, ...]:
-    """The entries of a page of `kind`: cards and letters have them, other pages none."""
+    """The entries of a page of `kind`: cards, letters and result slips have them, other pages none."""
     if text is None:
         return ()
     if kind is PageKind.card:
         return segment_card(text, width, height, born, today)
     if kind is PageKind.letter:
         return letter_entries(text, width, height, born, today)
+    if kind is PageKind.result:
+        return result_entries(text, width, height, born, today)
     return ()

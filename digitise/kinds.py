@@ -1,4 +1,4 @@
-"""Tells what a page is (card, letter, envelope, blank) and whether its writing could be read."""
+"""Tells what a page is (card, letter, result slip, envelope, blank) and whether its writing could be read."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import datetime as dt
 import re
 from difflib import SequenceMatcher
 
-from digitise.entries import HEADER_WORDS, leading_date, rows
+from digitise.entries import HEADER_WORDS, leading_date
 from digitise.model import PageKind, PageText
+from digitise.results import is_result_slip
+from digitise.rows import rows
 
 MM_PER_INCH = 25.4
 # Physical sizes (short side, long side) in mm, and how far a scan may stray from them:
@@ -109,6 +111,10 @@ def classify(text: PageText | None, width: int, height: int, dpi: int, blank: bo
     if (len(found) >= ENVELOPE_MIN_MARKERS and found & set(ENVELOPE_TITLES) and not letter_text
             and date_rows < CARD_MIN_DATE_ROWS):
         return PageKind.envelope
+    # Slips come on any paper, A4 and card-sized too, so their rows decide before the size
+    # does; a letter quoting results, or a card of dated entries, stays what it is.
+    if text and not letter_text and date_rows < CARD_MIN_DATE_ROWS and is_result_slip(rows(text.words)):
+        return PageKind.result
     if _size_is(width, height, dpi, A4_MM):
         return PageKind.letter
     if _size_is(width, height, dpi, CARD_MM):

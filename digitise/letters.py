@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import statistics
 from difflib import SequenceMatcher
 
 from digitise.dates import DateMatch, find_dates
-from digitise.model import DatePrecision, Entry, PageText, union
-from digitise.rows import RULE_ONLY, Row, line_pitch, rows
+from digitise.model import Entry, PageText
+from digitise.rows import Row, entry_of, line_pitch, rows
 
 # The date sits in the top part of the page; the Re: line's DOB sits there too.
 LETTER_DATE_ZONE = 0.40
@@ -50,7 +49,7 @@ def letter_entries(text: PageText, width: int, height: int, born: dt.date | None
     start = _body_start(page_rows, date_row)
     end = next((i for i in range(start, len(page_rows)) if _is_sign_off(page_rows[i])), len(page_rows))
     parts = (page_rows[:start], page_rows[start:end], page_rows[end:])
-    return tuple(_entry(part, date) for part in parts if _has_writing(part))
+    return tuple(e for e in (entry_of(part, date) for part in parts) if e is not None)
 
 
 def _body_start(page_rows: tuple[Row, ...], date_row: int | None) -> int:
@@ -60,24 +59,6 @@ def _body_start(page_rows: tuple[Row, ...], date_row: int | None) -> int:
     if date_row is not None:
         return _block_end(page_rows, date_row)
     return 0
-
-
-def _entry(part: tuple[Row, ...], date: DateMatch | None) -> Entry:
-    """One part: its words' text (ruled-line artefacts aside), the box of all its words, their confidence."""
-    words = [w for r in part for w in r.words]
-    kept = [w for w in words if not RULE_ONLY.match(w.text)]
-    return Entry(
-        date=date.date if date else None,
-        date_text=date.text if date else "",
-        text=" ".join(w.text for w in kept),
-        box=union([w.box for w in words]),
-        confidence=round(statistics.mean(w.confidence for w in kept), 1),
-        precision=date.precision if date else DatePrecision.day,
-    )
-
-
-def _has_writing(part: tuple[Row, ...]) -> bool:
-    return any(c.isalnum() for r in part for w in r.words for c in w.text)
 
 
 def _letter_date(page_rows: tuple[Row, ...], height: int, born: dt.date | None,

@@ -64,6 +64,7 @@ class PageKind(StrEnum):
 
     card = "card"  # continuation card: dated hand-written entries
     letter = "letter"  # typed hospital letter or report
+    result = "result"  # laboratory result slip: rows of analyte, value, unit, reference range
     envelope = "envelope"  # the LG envelope front (demographics)
     blank = "blank"  # no ink: a card back, a separator
     unknown = "unknown"
@@ -77,7 +78,7 @@ class DatePrecision(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A dated entry on a continuation card, or a letter's date and body."""
+    """A dated entry: a card's row, a part of a letter, or a row of a result slip."""
 
     date: dt.date | None  # None when the date could not be read
     date_text: str  # the date as written (as read), "" if none

@@ -6,7 +6,8 @@ import re
 import statistics
 from dataclasses import dataclass
 
-from digitise.model import Box, Word, union
+from digitise.dates import DateMatch
+from digitise.model import Box, DatePrecision, Entry, Word, union
 
 # Words join a row when their vertical centre is within this fraction of the page's
 # median word height of the row's centre. Handwriting wobbles a few pixels and tall
@@ -75,3 +76,21 @@ def line_pitch(page_rows: tuple[Row, ...]) -> float:
 def substantive(words: tuple[Word, ...] | list[Word]) -> bool:
     """Whether the words hold at least two letters or digits between them: more than a speck."""
     return sum(c.isalnum() for w in words for c in w.text) >= 2
+
+
+def entry_of(part: tuple[Row, ...] | list[Row], date: DateMatch | None) -> Entry | None:
+    """Rows read as one entry: their words' text in reading order (ruled-line artefacts aside),
+    the box of all their words, the words' mean confidence; None when no word holds a letter or digit.
+    """
+    words = [w for r in part for w in r.words]
+    kept = [w for w in words if not RULE_ONLY.match(w.text)]
+    if not any(c.isalnum() for w in kept for c in w.text):
+        return None
+    return Entry(
+        date=date.date if date else None,
+        date_text=date.text if date else "",
+        text=" ".join(w.text for w in kept),
+        box=union([w.box for w in words]),
+        confidence=round(statistics.mean(w.confidence for w in kept), 1),
+        precision=date.precision if date else DatePrecision.day,
+    )
