@@ -58,12 +58,24 @@ def test_names_after_a_title_institutions_and_addresses_are_accounted_for(reader
 
 def test_a_capitalised_word_that_is_not_a_name_is_not_passed_over(reader):
     found = roles(reader, "Started Salactol. Mr Smith")
-    assert found["Started"] == "loaded" and Role(found["Salactol"]) is Role.unknown
+    assert Role(found["Started"]) is Role.unbound and Role(found["Salactol"]) is Role.unknown
     assert found["Smith"] == "name"
 
 
 def test_the_patients_own_names_are_accounted_for_only_as_names(reader):
     assert roles(reader, "Janet Wilson seen", names=("Janet", "Wilson"))["Wilson"] == "name"
+
+
+def test_letterhead_identifiers_ages_and_qualifications_are_accounted_for(reader):
+    found = roles(reader, "Our ref: WIL/997 NHS No: 999 123 4567. This 39 year old man. Mr K. D. Barker FRCS")
+    assert {found[w] for w in ("ref", "WIL/997", "No", "39", "year", "old")} == {"identifier"}
+    assert found["FRCS"] == "name"
+
+
+def test_site_and_batch_go_with_a_vaccine_and_start_with_a_drug(reader):
+    found = roles(reader, "DTP given L arm. Batch 2140. Start thyroxine 50mcg od")
+    assert {found[w] for w in ("arm", "2140", "Start")} == {"value"} and found["given"] in ("value", "narrative")
+    assert Role(roles(reader, "L arm. Batch 2140")["arm"]) is Role.loaded  # no vaccine named: the arm is a fact
 
 
 def test_a_referral_number_is_not_an_identifier(reader):

@@ -51,6 +51,9 @@ class Lists:
     others: frozenset[str]
     form_print: frozenset[str]
     function_words: frozenset[str]
+    prescribing: frozenset[str]
+    immunisation_details: frozenset[str]
+    postnominals: frozenset[str]
 
     @property
     def cues(self) -> frozenset[str]:
@@ -67,6 +70,8 @@ class Lists:
                 _words(data["address"]["words"]), _words(data["loaded"]["words"]),
                 _words(data["cues"]["negation"]), _words(data["cues"]["doubt"]), _words(data["cues"]["others"]),
                 _words(data["form_print"]["words"]), _words(data["function_words"]["words"]),
+                _words(data["prescribing"]["words"]), _words(data["immunisation_details"]["words"]),
+                _words(data["postnominals"]["words"]),
             )
         except KeyError as e:
             raise LexiconError(f"{path.name}: missing section or key {e}") from e

@@ -147,6 +147,8 @@ class Reader:
         self.position = {id(c): i for i, c in enumerate(vocabulary.concepts)}
         folded: dict[str, set[int]] = {}
         for i, concept in enumerate(vocabulary.concepts):
+            if not self.is_fact(concept):
+                continue
             for form in concept.forms:
                 key = normalise(form)
                 if " " not in key and len(key) >= OCR_MIN_LENGTH and key not in vocabulary.ambiguous:
@@ -232,18 +234,31 @@ class Reader:
         capital = t.raw.strip(EDGE)[:1].isupper()
         if w in own_names:
             return Role.name
+        if prev is not None and (w == "ref" and prev.word in _REF_OWNERS
+                                 or w in ("no", "number") and prev.word in ("nhs", "hosp", "hospital")):
+            return Role.identifier  # "Our ref:", "NHS No:": labels of the identifier after them
         if w in lists.cues or t.raw.strip() == "?" or t.raw.startswith("?"):
             return Role.cue
         if w in lists.shorthand:
             return Role.shorthand
         if capital and self._after_title(tokens, i, roles):
             return Role.name
+        if w in lists.postnominals and prev is not None and roles[i - 1] == Role.name:
+            return Role.name
         if w.rstrip(".") in lists.titles and i + 1 < len(tokens) and tokens[i + 1].raw[:1].isupper():
             return Role.name
-        if capital and self._in_institution(tokens, i):
+        if capital and not any(c.isdigit() for c in w) and self._in_institution(tokens, i):
             return Role.institution
         if any(c.isdigit() for c in w):
             return self._identifier(tokens, i) or Role.unbound
+        if w in ("year", "years", "yr", "yrs") and prev is not None and prev.word.isdigit() \
+                and i + 1 < len(tokens) and tokens[i + 1].word == "old":
+            roles[i - 1] = Role.identifier  # "a 39 year old man": an age
+            return Role.identifier
+        if w == "old" and prev is not None and roles[i - 1] == Role.identifier and prev.word.startswith("y"):
+            return Role.identifier
+        if w in lists.prescribing and w not in lists.function_words:
+            return Role.unbound  # bound later to a drug in its sentence, else unaccounted
         if w in lists.loaded:
             return Role.loaded
         if w in lists.address and prev is not None and prev.raw[:1].isupper() and capital:
@@ -292,7 +307,8 @@ class Reader:
             return Role.identifier
         labels = [tokens[k].word.rstrip(":.") for k in range(max(0, i - 3), i)]
         owned_ref = any(a in _REF_OWNERS and b == "ref" for a, b in zip(labels, labels[1:]))
-        if (owned_ref or any(label in _ID_LABELS for label in labels)) and (_PHONE.match(raw) or raw.isalnum()):
+        nhs_no = any(a in ("nhs", "hosp", "hospital") and b in ("no", "number") for a, b in zip(labels, labels[1:]))
+        if owned_ref or nhs_no or (any(label in _ID_LABELS for label in labels) and (_PHONE.match(raw) or raw.isalnum())):
             return Role.identifier
         if raw.isdigit() and len(raw) <= 4 and nxt[:1].isupper() and i + 2 < len(tokens) \
                 and tokens[i + 2].word in self.lexicon.lists.address:
@@ -331,11 +347,24 @@ def _bind(tokens: tuple[Token, ...], roles: list[Role | None], mentions: list[Me
                 elif m.kind in ("medication", "immunisation") and (
                         w in lists.dosing or _VALUE_WITH_UNIT.match(raw) or _TIMES.match(raw) or _NUMBER.match(raw)):
                     roles[k] = Role.value
+                elif m.kind == "medication" and w in lists.prescribing:
+                    roles[k] = Role.value
                 elif _DURATION.match(raw):
                     roles[k] = Role.value
                 elif w in lists.units and k > m.end and roles[k - 1] == Role.value:
                     roles[k] = Role.value
             k += 1
+        if m.kind == "immunisation":  # "DTP given L arm. Batch 2140": site and batch go with the vaccine
+            for k in range(len(tokens)):
+                if tokens[k].sentence in (m.sentence, m.sentence + 1) and roles[k] in UNACCOUNTED and (
+                        tokens[k].word in lists.immunisation_details
+                        or (k and tokens[k - 1].word == "batch" and any(c.isdigit() for c in tokens[k].word))):
+                    roles[k] = Role.value
+        # A prescribing word before its drug ("Start thyroxine") goes with it too.
+        if m.kind == "medication":
+            for k in before:
+                if roles[k] == Role.unbound and tokens[k].word in lists.prescribing:
+                    roles[k] = Role.value
         out.append(Mention(m.concept, m.preferred, m.kind, m.written, m.start, m.end, m.sentence, m.ocr,
                            qualified, allergen, tuple(values)))
     return out
