@@ -1,0 +1,1 @@
+"""A hand-written corpus of adversarial pages for `lgd reconcile` (see README.md)."""
