@@ -17,7 +17,7 @@ import pytest
 
 from index import Catalogue
 from index.decisions import latest_reconciliation
-from tests.adversarial.corpus import (Case, coded_csv, digitised_kind, load_cases, page_text, patient,
+from tests.adversarial.corpus import (Case, coded_csv, digitised_kind, fill, load_cases, page_text, patient,
                                       reconcile_inputs, without_hidden, write_scans)
 from tests.conftest import run_lgd
 
@@ -142,9 +142,7 @@ def test_typed_scans_read_word_for_word_and_classified_as_intended(scanned, case
     """The harness check: a typed page's failure must be the rules', not OCR's or the page classifier's."""
     for page, got in zip(case.pages, scanned[case.id]):
         assert got.kind == digitised_kind(case), (case.id, got.kind)
-        written = page_text(case, page)
-        for key in ("{name}", "{dob}", "{nhs}"):
-            written = written.replace(key, "")
+        written = fill(page_text(case, page), patient(SERIAL[case.id], case))
         if written.strip():
             assert recall(written, got.text) >= TYPED_MIN_RECALL, (case.id, got.text)
         if case.hidden and case.hidden in written:
@@ -171,12 +169,15 @@ def test_end_to_end_summary_and_the_per_patient_command_agrees(scanned, capsys):
     controls = [p for c in CONTROLS for p in scanned[c.id]]
     wrongly = sorted({c.id for c in MUST_INCLUDE for p in scanned[c.id] if p.decision != "include"})
     misread = sorted(c.id for c in CASES for p in scanned[c.id] if p.kind != digitised_kind(c))
+    unreadable = sorted({c.id for c in MUST_INCLUDE for p in scanned[c.id] if p.unreadable or p.blank})
     with capsys.disabled():
         print(f"\nadversarial end to end: {len(pages)} must-include pages, "
               f"{sum(p.decision == 'include' for p in pages)} included; "
               f"{sum(p.decision == 'omit' for p in controls)} of {len(controls)} control pages omitted")
         print(f"  wrongly omitted: {', '.join(wrongly) or 'none'}")
         print(f"  classified other than intended: {', '.join(misread) or 'none'}")
+        print(f"  must-include pages flagged unreadable or blank (sent, or not, without being read): "
+              f"{', '.join(unreadable) or 'none'}")
 
 
 # -- text level: the same cases straight into the decision function -----------------------

@@ -21,13 +21,9 @@ KINDS = ("card", "letter", "result", "card_back")
 # What digitise is meant to call each kind.
 DIGITISED_KIND = {"card": "card", "card_back": "card", "letter": "letter", "result": "result"}
 EXPECT = ("include", "omit_ok")
-
-
-def digitised_kind(case: "Case") -> str:
-    """The kind `lgd digitise` should give the case's pages: an empty card back is a blank page."""
-    written = any(p.notes or p.lines or p.rows for p in case.pages)
-    return DIGITISED_KIND[case.kind] if written else "blank"
-
+HANDS = ("typed", "humor", "femke", "dkg")
+OPTIONS = ("hand", "ink", "top_margin", "ruled", "confidence", "looks_alike", "split", "born")
+PAGE_FIELDS = ("entries", "head", "right", "lines", "rows", "tail")
 SYSTEMS = {"SNOMED": "http://snomed.info/sct", "LOCAL": "urn:oid:2.16.840.1.113883.2.1.6.3"}
 CSV_HEADER = "date,system,code,display,type,text,nhs_number"
 TODAY = dt.date(2024, 1, 1)  # no case is dated later, so dates resolve the same on any day
@@ -84,6 +80,12 @@ class Case:
     born: str = ""  # ISO date of birth when the page depends on the patient's age
 
 
+def digitised_kind(case: Case) -> str:
+    """The kind `lgd digitise` should give the case's pages: an empty card back is a blank page."""
+    written = any(p.notes or p.lines or p.rows for p in case.pages)
+    return DIGITISED_KIND[case.kind] if written else "blank"
+
+
 def _page(raw: dict) -> Page:
     return Page(tuple(Note(n["date"], n["text"]) for n in raw.get("entries", ())), tuple(raw.get("head", ())),
                 tuple(raw.get("right", ())), tuple(raw.get("lines", ())), tuple(tuple(r) for r in raw.get("rows", ())),
@@ -95,9 +97,11 @@ def load_cases(folder: Path = HERE) -> tuple[Case, ...]:
     cases: list[Case] = []
     for path in sorted(folder.glob("*.toml")):
         for raw in tomllib.loads(path.read_text(encoding="utf-8")).get("case", ()):
+            unknown = set(raw) - {"id", "kind", "expect", "why", "hidden", "coded", "pages", *OPTIONS, *PAGE_FIELDS}
+            if unknown:  # a misspelt field would otherwise be dropped without a word
+                raise ValueError(f"{path.name} case {raw.get('id')!r}: unknown fields {sorted(unknown)}")
             pages = tuple(_page(p) for p in raw.get("pages", [raw]))
-            extra = {k: raw[k] for k in ("hand", "ink", "top_margin", "ruled", "confidence", "looks_alike", "split", "born")
-                     if k in raw}
+            extra = {k: raw[k] for k in OPTIONS if k in raw}
             case = Case(raw["id"], raw["kind"], raw["expect"], raw["why"].strip(), raw.get("hidden", ""),
                         tuple(raw.get("coded", ())), pages, **extra)
             _check(case, path.name)
@@ -110,15 +114,15 @@ def load_cases(folder: Path = HERE) -> tuple[Case, ...]:
 
 def _check(case: Case, where: str) -> None:
     bad = f"{where} case {case.id!r}"
-    if case.kind not in KINDS or case.expect not in EXPECT or case.hand not in FONTS:
-        raise ValueError(f"{bad}: kind, expect or hand is not one of {KINDS}, {EXPECT}, {tuple(FONTS)}")
+    if case.kind not in KINDS or case.expect not in EXPECT or case.hand not in HANDS:
+        raise ValueError(f"{bad}: kind, expect or hand is not one of {KINDS}, {EXPECT}, {HANDS}")
     if case.expect == "include" and not case.hidden:
         raise ValueError(f"{bad}: a must-include case names its hidden fact")
     words = " ".join(page_text(case, p).casefold() for p in case.pages)
     if case.hidden and case.hidden.casefold() not in " ".join(words.split()):
         raise ValueError(f"{bad}: the hidden fact {case.hidden!r} is not written on the page")
     for row in case.coded:
-        if len(row.split(",")) not in (5, 6):
+        if len(row.split(",")) not in (5, 6):  # so no display or text may hold a comma
             raise ValueError(f"{bad}: coded row {row!r} is not date,system,code,display,type[,text]")
 
 
@@ -195,7 +199,7 @@ def coded_csv(case: Case, who: Patient) -> str:
 def page_lines(case: Case, page: Page) -> list[str]:
     """The page's writing line by line in reading order, as a perfect OCR would give it."""
     if case.kind in ("card", "card_back"):
-        head = ["Date Clinical notes"] if case.kind == "card" else []
+        head = ["Surname Forenames", "Date Clinical notes"] if case.kind == "card" else []
         return head + [f"{n.date} {n.text}" for n in page.notes]
     return [*page.head, *page.right, *page.lines, *(" ".join(r) for r in page.rows), *page.tail]
 
@@ -204,15 +208,15 @@ def page_text(case: Case, page: Page) -> str:
     return " ".join(line for line in page_lines(case, page) if line)
 
 
-def _typed_date(lines: list[str], born: dt.date) -> tuple[dt.date | None, str]:
-    """A typed page's date: the first written above the salutation that is not a date of birth."""
-    for line in lines:
+def _typed_date(lines: list[str], born: dt.date) -> tuple[int, dt.date | None, str]:
+    """A typed page's date line, date and precision: the first above the salutation that is not a birth date."""
+    for i, line in enumerate(lines):
         if line.casefold().startswith("dear"):
             break
         for m in find_dates(line, born, TODAY):
             if not any(t in line[:m.start].casefold() for t in ("dob", "d.o.b", "born", "date of birth")):
-                return m.date, str(m.precision)
-    return None, "day"
+                return i, m.date, str(m.precision)
+    return -1, None, "day"
 
 
 def _typed_parts(case: Case, page: Page, who: Patient) -> list[str]:
@@ -233,8 +237,8 @@ def _typed_parts(case: Case, page: Page, who: Patient) -> list[str]:
     else:
         lines = [*page.head, *page.right, *page.lines]
         folded = [ln.casefold() for ln in lines]
-        dated = next((i for i, ln in enumerate(lines) if find_dates(ln, who.born, TODAY)), -1)
-        start = next((i + 1 for i, ln in enumerate(folded) if ln.startswith("dear")), dated + 1)
+        start = next((i + 1 for i, ln in enumerate(folded) if ln.startswith("dear")),
+                     _typed_date(lines, who.born)[0] + 1)
         end = next((i for i, ln in enumerate(folded) if i >= start and ln.startswith("yours")), len(lines))
         parts = [" ".join(part) for part in (lines[:start], lines[start:end], lines[end:])]
     return [" ".join(fill(p, who).split()) for p in parts if p.strip()]
@@ -263,7 +267,7 @@ def reconcile_inputs(case: Case, serial: int, workdir: Path):
                 date, precision = (m[0].date, str(m[0].precision)) if m else (None, "day")
                 entries.append(PaperEntry(date, precision, fill(note.text, who), case.confidence))
         else:
-            date, precision = _typed_date(lines, who.born)
+            _, date, precision = _typed_date(lines, who.born)
             entries = [PaperEntry(date, precision, part, case.confidence) for part in _typed_parts(case, page, who)]
         twin, kind = case.looks_alike and number > 1, digitised_kind(case)
         pages.append(PaperPage(1 if not case.split else number, f"{case.id}-{number}.pdf",
