@@ -38,6 +38,11 @@ def test_words_that_carry_a_fact_are_never_narrative(word):
     assert not default_lexicon().narrative(word)
 
 
+@pytest.mark.parametrize("word", ["apixaban", "rivaroxaban", "simvastatin", "lorazepam", "liraglutide"])
+def test_a_drug_a_general_dictionary_knows_is_never_narrative(word):  # newer than the medical word list
+    assert default_lexicon().dictionaries.english(word) and not default_lexicon().narrative(word)
+
+
 @pytest.mark.parametrize("word", ["pleasant", "gentleman", "grateful", "kindly", "thank", "the", "with"])
 def test_ordinary_english_is_narrative(word):
     assert default_lexicon().narrative(word)

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from pikepdf.pdfa import validate_written
 
-from conftest import LGD, REPO, run_lgd
+from tests.conftest import LGD, REPO, run_lgd
 from fixtures.generate import generate_pages
 from index import Catalogue, FullText
 

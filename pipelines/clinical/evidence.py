@@ -220,8 +220,13 @@ def _same_values(paper: tuple[str, ...], coded: tuple[str, ...]) -> bool:
     return bool(want) and all(any(float(n) == float(c) for c in coded) for n in want)
 
 
-def _best(m: Mention, entry: PaperEntry, reading: Reading, index: CodedIndex, letter: bool) -> Evidence | None:
+def _best(m: Mention, entry: PaperEntry, reading: Reading, index: CodedIndex, letter: bool,
+          result: bool = False) -> Evidence | None:
     types = _TYPES_FOR["allergy"] if m.allergen else _TYPES_FOR.get(m.kind, _ANY_BUT_ALLERGY)
+    if result:  # a row of a laboratory report is a result, whatever else its word can mean (folate, calcium)
+        if not m.values:
+            return None
+        types = frozenset({"observation"})
     when = [(entry.date, entry.precision, letter)] if entry.date else []
     when += [(d, p, False) for d, p in reading.sentence_dates(m.sentence)]
     best: Evidence | None = None
@@ -252,20 +257,23 @@ def _reaction(m: Mention, evidence: list[Evidence], index: CodedIndex) -> Eviden
 
 
 def assess(entry: PaperEntry, reader: Reader, index: CodedIndex, *, min_confidence: float,
-           names: tuple[str, ...] = (), letter: bool = False, factless_ok: bool = False) -> EntryFinding:
+           names: tuple[str, ...] = (), letter: bool = False, factless_ok: bool = False,
+           result: bool = False, printed: frozenset[str] = frozenset()) -> EntryFinding:
     """The status of one paper entry against the coded record, with its evidence.
 
     `factless_ok`: an entry whose every word is accounted for but names no fact may be
     covered (a letterhead, a sign-off). Not on cards: a card entry records a consultation,
-    so reading no fact in one means it was not read.
+    so reading no fact in one means it was not read. `result`: the entry is a row of a
+    laboratory report, covered only by a coded result of the same analyte, date and value;
+    `printed`: the words of the form the entry is written on.
     """
-    reading = reader.read(entry.text, names=names)
+    reading = reader.read(entry.text, names=names, printed=printed, row=result)
     evidence, uncovered, qualified = [], [], []
     for m in reading.mentions:
         if m.qualified:
             qualified.append(m.preferred)
             continue
-        found = _best(m, entry, reading, index, letter) or _reaction(m, evidence, index)
+        found = _best(m, entry, reading, index, letter, result) or _reaction(m, evidence, index)
         if found is None:
             uncovered.append(m.preferred)
         else:

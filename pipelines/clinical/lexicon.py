@@ -54,6 +54,9 @@ class Lists:
     prescribing: frozenset[str]
     immunisation_details: frozenset[str]
     postnominals: frozenset[str]
+    result_print: frozenset[str]
+    narrative: frozenset[str]
+    drug_stems: tuple[str, ...]
 
     @property
     def cues(self) -> frozenset[str]:
@@ -71,7 +74,8 @@ class Lists:
                 _words(data["cues"]["negation"]), _words(data["cues"]["doubt"]), _words(data["cues"]["others"]),
                 _words(data["form_print"]["words"]), _words(data["function_words"]["words"]),
                 _words(data["prescribing"]["words"]), _words(data["immunisation_details"]["words"]),
-                _words(data["postnominals"]["words"]),
+                _words(data["postnominals"]["words"]), _words(data["result_print"]["words"]),
+                _words(data["narrative"]["words"]), tuple(sorted(_words(data["drug_stems"]["words"]))),
             )
         except KeyError as e:
             raise LexiconError(f"{path.name}: missing section or key {e}") from e
@@ -152,9 +156,15 @@ class Lexicon:
         """Ordinary English with no clinical meaning of its own; `word` is case-folded, edge-stripped."""
         if word in self.lists.loaded or word in self.lists.cues or not word.isalpha():
             return False
-        if word in self.lists.function_words:
+        if word in self.lists.function_words or word in self.lists.narrative:
             return True
+        if self.drug_like(word):
+            return False
         return self.dictionaries.english(word) and not self.dictionaries.medical(word)
+
+    def drug_like(self, word: str) -> bool:
+        """Whether a word ends like a drug's international name (apixaban, semaglutide)."""
+        return len(word) >= 6 and word.endswith(self.lists.drug_stems)
 
     def fingerprint(self) -> str:
         return hashlib.sha256(LEXICON_FILE.read_bytes() + self.dictionaries.fingerprint().encode()).hexdigest()

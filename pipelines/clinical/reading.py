@@ -174,8 +174,12 @@ class Reader:
         return self.vocabulary.concepts[i] if i is not None else None
 
     def read(self, text: str, *, names: tuple[str, ...] = (), born: dt.date | None = None,
-             today: dt.date | None = None) -> Reading:
-        """Read `text`; `names` are the patient's own names (accounted wherever they appear)."""
+             today: dt.date | None = None, printed: frozenset[str] = frozenset(), row: bool = False) -> Reading:
+        """Read `text`; `names` are the patient's own names, `printed` the words of the form it is written on.
+
+        `row`: the text is one row of a laboratory report (analyte, value, unit, range, flag), so
+        only its first number is the reading; the numbers after it are the reference range.
+        """
         tokens = tokens_of(text)
         words = [t.word for t in tokens]
         roles: list[Role | None] = [None] * len(tokens)
@@ -201,9 +205,9 @@ class Reader:
                 roles[i:i + n] = [Role.concept] * n
                 i += n
                 continue
-            roles[i] = self._word_role(tokens, i, own_names, roles)
+            roles[i] = Role.shorthand if words[i] in printed else self._word_role(tokens, i, own_names, roles)
             i += 1
-        mentions = _bind(tokens, roles, mentions, self.lexicon)
+        mentions = _bind(tokens, roles, mentions, self.lexicon, row)
         return Reading(tokens, tuple(r or Role.unknown for r in roles), tuple(mentions), dates)
 
     def _dates(self, tokens: tuple[Token, ...], roles: list[Role | None], born: dt.date | None,
@@ -318,7 +322,8 @@ class Reader:
         return None
 
 
-def _bind(tokens: tuple[Token, ...], roles: list[Role | None], mentions: list[Mention], lexicon: Lexicon) -> list[Mention]:
+def _bind(tokens: tuple[Token, ...], roles: list[Role | None], mentions: list[Mention], lexicon: Lexicon,
+          row: bool = False) -> list[Mention]:
     """Bind numbers, units, doses and durations to the fact they qualify; mark qualified and allergen facts."""
     lists = lexicon.lists
     out = []
@@ -342,7 +347,7 @@ def _bind(tokens: tuple[Token, ...], roles: list[Role | None], mentions: list[Me
             if roles[k] == Role.unbound:
                 if m.kind == "observation" and (_NUMBER.match(raw) or _VALUE_WITH_UNIT.match(raw) or _RANGE.match(raw)):
                     roles[k] = Role.value
-                    if not _RANGE.match(raw) and not tokens[k].raw.startswith("("):
+                    if not _RANGE.match(raw) and not tokens[k].raw.startswith("(") and not (row and values):
                         values.append(raw)
                 elif m.kind in ("medication", "immunisation") and (
                         w in lists.dosing or _VALUE_WITH_UNIT.match(raw) or _TIMES.match(raw) or _NUMBER.match(raw)):

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from rapidfuzz import fuzz
 
 from digitise.analyse import phash_distance
+from index.fulltext import fold
 from pipelines.clinical.evidence import CodedIndex, EntryFinding, EntryStatus, PaperEntry, assess
 from pipelines.clinical.reading import EDGE, UNACCOUNTED, Reader, Role
 from pipelines.records.model import date_text
@@ -118,7 +119,10 @@ def render_reason(code: PageReason | str, detail: dict[str, Any]) -> str:
 
 
 def _outside_entries(page: PaperPage, reader: Reader, names: tuple[str, ...]) -> list[str]:
-    """Words of the page that belong to no entry and that nothing accounts for (writing the entry finder missed)."""
+    """Words of the page that belong to no entry and that nothing accounts for (writing the entry finder missed).
+
+    A date alone is not flagged: card entries keep their date cell apart from their text.
+    """
     in_entries = Counter(w.casefold() for e in page.entries for w in e.text.split())
     left = []
     for word in page.text.split():
@@ -132,7 +136,7 @@ def _outside_entries(page: PaperPage, reader: Reader, names: tuple[str, ...]) ->
     reading = reader.read(" ".join(left), names=names)
     form = reader.lexicon.lists.form_print
     return [reading.tokens[i].raw for i, role in enumerate(reading.roles)
-            if (role in UNACCOUNTED or role in (Role.concept, Role.value, Role.date))
+            if (role in UNACCOUNTED or role in (Role.concept, Role.value))
             and reading.tokens[i].word.strip(EDGE) not in form]
 
 
@@ -150,8 +154,11 @@ def decide_page(page: PaperPage, index: CodedIndex, reader: Reader, settings: Se
                             detail={"confidence": page.confidence, "threshold": settings.page_min_confidence})
     if not page.entries:
         return PageDecision(page, "include", PageReason.no_entries)
+    result = page.kind == "result"
+    printed = reader.lexicon.lists.result_print if result else frozenset()
     findings = tuple(assess(e, reader, index, min_confidence=settings.entry_min_confidence, names=names,
-                            letter=page.kind == "letter", factless_ok=page.kind != "card") for e in page.entries)
+                            letter=page.kind == "letter", factless_ok=page.kind != "card", result=result,
+                            printed=printed) for e in page.entries)
     counts = Counter(f.status.value for f in findings)
     detail = {"entries": len(findings), "paper-only": counts["paper-only"], "uncertain": counts["uncertain"]}
     if counts["paper-only"] or counts["uncertain"]:
@@ -163,25 +170,37 @@ def decide_page(page: PaperPage, index: CodedIndex, reader: Reader, settings: Se
     return PageDecision(page, "omit", PageReason.all_covered, findings, detail)
 
 
-def reads_alike(a: PaperPage, b: PaperPage, settings: Settings) -> bool:
-    """Whether two pages read with good confidence and their texts agree closely: a rescan is a claim to confirm."""
-    if min(a.confidence, b.confidence) < settings.page_min_confidence or a.unreadable or b.unreadable:
+def reads_alike(rescan: PaperPage, original: PaperPage, reader: Reader, settings: Settings) -> bool:
+    """Whether a page is confirmed as a second scan of `original`, so it may go unsent while the original goes.
+
+    Both must read with good confidence and their texts agree closely; and since one added
+    word can be the whole difference ("... Ramipril 5mg od. Gout"), the rescan may name no fact
+    and hold no unaccounted word that the original lacks.
+    """
+    if min(rescan.confidence, original.confidence) < settings.page_min_confidence or rescan.unreadable \
+            or original.unreadable:
         return False
-    text_a, text_b = " ".join(a.text.split()), " ".join(b.text.split())
-    return bool(text_a) and fuzz.ratio(text_a, text_b) >= settings.rescan_min_similarity
+    text_a, text_b = " ".join(rescan.text.split()), " ".join(original.text.split())
+    if not text_a or fuzz.ratio(text_a, text_b) < settings.rescan_min_similarity:
+        return False
+    a, b = reader.read(text_a), reader.read(text_b)
+    if {m.concept for m in a.mentions} - {m.concept for m in b.mentions}:
+        return False
+    theirs = {fold(t.word) for t in b.tokens}
+    return all(fold(a.tokens[i].word) in theirs for i, _ in a.unaccounted())
 
 
-def _rescan_of(page: PaperPage, earlier: list[PaperPage], settings: Settings) -> PaperPage | None:
+def _rescan_of(page: PaperPage, earlier: list[PaperPage], reader: Reader, settings: Settings) -> PaperPage | None:
     """The earlier page `page` is a second scan of: flagged by digitise, or alike in another part of the record."""
     if page.blank:
         return None
     if page.duplicate_of is not None:
         flagged = next((p for p in earlier if p.document_id == page.document_id and p.number == page.duplicate_of), None)
-        return flagged if flagged is not None and reads_alike(page, flagged, settings) else None
+        return flagged if flagged is not None and reads_alike(page, flagged, reader, settings) else None
     for other in earlier:
         if other.document_id != page.document_id and other.phash and page.phash and not other.blank \
                 and phash_distance(other.phash, page.phash) <= settings.rescan_max_hash_distance \
-                and reads_alike(page, other, settings):
+                and reads_alike(page, other, reader, settings):
             return other
     return None
 
@@ -191,7 +210,7 @@ def decide_record(pages: list[PaperPage], index: CodedIndex, reader: Reader, set
     """Decisions for every page of a patient, in record order; rescans follow their original's fate."""
     decided: list[PageDecision] = []
     for n, page in enumerate(pages):
-        original = _rescan_of(page, pages[:n], settings)
+        original = _rescan_of(page, pages[:n], reader, settings)
         if original is not None:
             first = decided[pages.index(original)]
             if first.decision == "include":
