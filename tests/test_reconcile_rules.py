@@ -295,3 +295,9 @@ def test_a_code_whose_words_name_another_concept_covers_nothing():  # H41
     # The code says UTI, the words say asthma: one of them is wrong, so neither is trusted.
     assert status("Dx Asthma", [snomed(D(1990, 3, 14), "68566005", "Asthma")]).status == "paper-only"
     assert status("UTI", [snomed(D(1990, 3, 14), "68566005", "Asthma")]).status == "paper-only"
+
+
+def test_a_product_that_is_free_of_something_still_covers_its_drug():
+    found = status("Ventolin prn", [event(D(1990, 3, 14), "Salbutamol 100micrograms/dose inhaler CFC free", "medication")])
+    assert found.status == "covered"
+    assert status("Pain free", [event(D(1990, 3, 14), "Pain")]).status != "covered"  # on paper, "free" negates

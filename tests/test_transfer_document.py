@@ -35,6 +35,8 @@ from pipelines.transfer.render import Sheet, to_pikepdf
 
 WHEN = dt.date(2026, 5, 1)
 CODED_SHA = "c0ded" + "0" * 59
+RUN_SETTINGS = {"entry_min_confidence": 60.0, "page_min_confidence": 60.0, "rescan_min_similarity": 90.0,
+                "rules_version": 2, "fingerprint": "ab" * 32}
 SNOMED = "http://snomed.info/sct"
 EVIDENCE = {
     "fact": "Chest infection", "written": "chest inf", "system": SNOMED, "code": "50417007",
@@ -85,7 +87,7 @@ def packable(digitised, tmp_path_factory) -> Packable:
             if omit:
                 omitted.add((d.source, n))
         decisions.store_reconciliation(cat, nhs, coded_format="csv", coded_sha256=CODED_SHA, coded_events=3,
-                                       pages=rows, settings={}, actor="test")
+                                       pages=rows, settings=RUN_SETTINGS, actor="test")
         forced_in = next(r for r in rows if r.decision == "omit")
         forced_out = next(r for r in rows if r.decision == "include" and r.page > 1)
         decisions.record_override(cat, nhs, forced_in.document_id, forced_in.page, "include",
@@ -190,6 +192,7 @@ def test_the_cover_is_real_text_with_identity_counts_and_the_coded_record(pack, 
         f"Pages in the full digitised record {plan.full_record_pages}",
         f"Pages included in this pack {len(plan.included)}", f"Pages omitted {len(plan.omitted)}",
         "Clinician overrides applied 2", "Pages with no decision 1 (included)",
+        "OCR confidence at least 60.0 per entry", "Rules fingerprint version 2, " + "ab" * 32,
     ):
         assert expected in cover, expected
 

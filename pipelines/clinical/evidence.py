@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
 
+from index.vocabulary import MAX_PHRASE_WORDS
 from pipelines.records.model import CodedEvent, date_text
 
 from .reading import EDGE, Mention, Reader, Reading, Role
@@ -26,6 +27,8 @@ NOT_COVERAGE = frozenset({"degraded", "absent_attachment", "not_given", "uncerta
 # Words of a coded term that say it is not a present fact of this patient (besides the cues).
 CODED_EXCLUSIONS = frozenset({"screening", "declined", "refused", "contraindicated", "contraindication",
                               "resolved", "history", "h/o", "risk", "expected", "planned", "requested"})
+# Cue words that in a coded term's product name do not negate it: "Salbutamol inhaler CFC free".
+CODED_NOT_CUES = frozenset({"free"})
 _TYPES_FOR = {
     "allergy": frozenset({"allergy"}),
     "medication": frozenset({"medication"}),
@@ -135,7 +138,7 @@ class CodedIndex:
         self.by_concept: dict[int, list[_Indexed]] = defaultdict(list)
         self.excluded = 0
         self.conflicting = 0
-        cues = reader.lexicon.lists.cues | CODED_EXCLUSIONS
+        cues = (reader.lexicon.lists.cues - CODED_NOT_CUES) | CODED_EXCLUSIONS
         for event in events:
             terms = [t for t in (event.display, *(c.display for c in event.translations)) if t]
             if NOT_COVERAGE.intersection(event.flags) or event.date is None \
@@ -183,7 +186,6 @@ def concepts_named(text: str, reader: Reader) -> set[int]:
     words = [w.strip(EDGE).casefold() for w in text.split() if w.strip(EDGE)]
     found: set[int] = set()
     joining = {"and", "of", "the", "with", "in", "-"}
-    from index.vocabulary import MAX_PHRASE_WORDS
     for variant in (words, [w for w in words if w not in joining]):
         for i in range(len(variant)):
             for n in range(1, min(MAX_PHRASE_WORDS, len(variant) - i) + 1):

@@ -53,6 +53,8 @@ _POSTCODE_OUT = re.compile(r"^[A-Z]{1,2}\d[A-Z\d]?$")
 _POSTCODE_IN = re.compile(r"^\d[A-Z]{2}$")
 _PHONE = re.compile(r"^\(?0\d{2,5}\)?$|^\d{3,8}$")
 _ID_LABELS = frozenset({"tel", "telephone", "fax", "ext", "phone", "mobile", "mrn", "hosp", "dob", "d.o.b", "born"})
+_ALLERGY_WORDS = frozenset({"allergy", "allergic", "allergies", "reaction", "reactions", "sensitive", "sensitivity",
+                            "intolerant", "intolerance", "hypersensitivity"})
 _REF_OWNERS = frozenset({"our", "your"})  # "Our ref: AB/123"; a bare "ref" is a referral
 NAME_MAX_WORDS = 3  # "Dr J. A. Patel"
 
@@ -338,7 +340,7 @@ def _bind(tokens: tuple[Token, ...], roles: list[Role | None], mentions: list[Me
             if tokens[k].sentence == m.sentence)
         allergen = m.kind in ("medication", "allergy") and any(
             o.kind == "allergy" for o in by_sentence[m.sentence]) or (m.kind == "medication" and any(
-                tokens[k].word in ("allergy", "allergic", "allergies", "reaction") for k in before))
+                tokens[k].word in _ALLERGY_WORDS for k in before))
         values: list[str] = []
         k = m.end
         # What follows a fact up to the next fact or the sentence's end qualifies it.
@@ -364,6 +366,11 @@ def _bind(tokens: tuple[Token, ...], roles: list[Role | None], mentions: list[Me
                 if tokens[k].sentence in (m.sentence, m.sentence + 1) and roles[k] in UNACCOUNTED and (
                         tokens[k].word in lists.immunisation_details
                         or (k and tokens[k - 1].word == "batch" and any(c.isdigit() for c in tokens[k].word))):
+                    roles[k] = Role.value
+        # "Reaction to sulphonamides": the allergy's own words go with its allergen.
+        if allergen:
+            for k in range(len(tokens)):
+                if tokens[k].sentence == m.sentence and roles[k] == Role.loaded and tokens[k].word in _ALLERGY_WORDS:
                     roles[k] = Role.value
         # A prescribing word before its drug ("Start thyroxine") goes with it too.
         if m.kind == "medication":

@@ -30,16 +30,23 @@ EXIT_HELP = """exit codes:
   4    the archive cannot be used: missing, read-only, locked or damaged"""
 
 RULES_HELP = """how pages are decided (clinical safety: when in doubt, the page is sent):
-  omit     a blank page; a rescan of a page that is sent; a page whose every dated entry
-           is covered: each clinical fact on it (diagnosis, symptom, drug, allergy,
-           procedure, immunisation, observation) has a coded event of the same concept
-           (by term, synonym, GP shorthand or drug name) at a compatible date
+  omit     a blank page (nothing read on it even at full sensitivity); a rescan of a page
+           that is sent (both read well, their texts agree, it adds nothing); a page
+           whose every entry is covered and nothing outside its entries is unaccounted
+  covered  every word of the entry is accounted for: each clinical fact has a coded
+           event of the same concept (by code, then by term, synonym, shorthand or drug
+           name), kind and date (and, for a reading, value); other words are bound
+           values, reviewed shorthand, names, addresses, or ordinary English by the
+           en-GB and medical dictionaries (pipelines/clinical/lexicon.toml)
   include  everything else: envelope fronts, unreadable or low-confidence pages, pages
-           with no dated entries, undated entries, words lgd cannot vouch for, and any
-           fact missing from the coded record. Degraded (Transfer-degraded) codes and
-           absent-attachment placeholders never count as coverage.
-  dates    a coded date given only as a month or a year (or as 1 January, as summarised
-           records often do) covers any day inside it; the evidence says which."""
+           with no dated entries, undated entries, negated or doubtful facts ("No chest
+           pain", "?appendicitis", "FH of"), loaded everyday words (admitted, referred,
+           lump, fall), unbound numbers ("2WW"), unknown words, and any fact missing
+           from the coded record. Degraded codes, absent attachments and plans never
+           count as coverage.
+  dates    the entry's date or one written in the fact's sentence; a coded month or
+           year (or 1 January) covers any day inside it; a letter's facts may be coded
+           up to 42 days later, on receipt. The evidence says which."""
 
 
 def register(sub: argparse._SubParsersAction, archive_of: Callable[[str | None], Path]) -> None:

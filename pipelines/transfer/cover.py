@@ -92,6 +92,7 @@ def render_cover(
         ("Coded record SHA-256", plan.coded_sha256),
         ("Coded entries", str(plan.coded_events)),
         ("Reconciliation", f"run {plan.run_id} of {day_text(plan.run_created.date())}"),
+        *_thresholds(plan.run_settings),
     ], label_width=120, size=8.5)  # narrow labels: the 64-digit hash must fit on one line
     sheet.ln(6)
     sheet.heading("Pages", 11.5)
@@ -160,6 +161,18 @@ def _granularity(sheet: Sheet, excerpts: CutExcerpts) -> None:
         listed = "; ".join(f"entry {e.number}, {entry_date(e.date)} ({e.status})" for e in page.excerpts)
         sheet.para(f"• {page.source}, page {page.page}: excerpted {listed}. {len(page.left_out)} of "
                    f"{page.entries} entries left out as in the coded record.", size=8.5)
+
+
+def _thresholds(settings: dict) -> list[tuple[str, str]]:
+    """The thresholds and rules the run decided under, as the cover prints them."""
+    if not settings:
+        return []
+    rows = [("Thresholds", f"OCR confidence at least {settings.get('entry_min_confidence', '?')} per entry and "
+                           f"{settings.get('page_min_confidence', '?')} per page; rescans at least "
+                           f"{settings.get('rescan_min_similarity', '?')}% alike")]
+    if settings.get("fingerprint"):
+        rows.append(("Rules fingerprint", f"version {settings.get('rules_version', '?')}, {settings['fingerprint']}"))
+    return rows
 
 
 def _warnings(sheet: Sheet, plan: PackPlan) -> None:

@@ -95,6 +95,7 @@ class PackPlan:
     pages: tuple[PlannedPage, ...]
     failed_sources: tuple[str, ...] = ()  # inputs of this patient that were never digitised
     missing_parts: tuple[str, ...] = ()  # "parts 2-3 of 4 of <record>": parts of a record never digitised
+    run_settings: dict = field(default_factory=dict)  # thresholds and rules fingerprint the run decided under
 
     @property
     def included(self) -> tuple[PlannedPage, ...]:
@@ -216,6 +217,7 @@ def make_plan(
         pages=tuple(planned_pages),
         failed_sources=tuple(d.source for d in documents if d.status == "failed"),
         missing_parts=missing_parts(documents),
+        run_settings=dict(run.settings),
     )
 
 
