@@ -10,27 +10,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 from digitise.entries import entries_for, letter_entries
 from digitise.kinds import classify
-from digitise.model import Entry, PageKind, PageText, Word
+from digitise.model import Entry, PageKind, PageText
 from digitise.ocr import TesseractEngine
+
+from tests.wordlines import CHAR, line, page
 
 TODAY = dt.date(2025, 6, 1)
 BORN = dt.date(1950, 3, 5)
 A4 = (1654, 2339)  # at 200 dpi
-CHAR = 18
-
-
-def line(y, *cells, conf=92.0, h=32):
-    """Words of `cells` [(x, "some words"), ...] on one row whose top is `y`."""
-    out = []
-    for x, text in cells:
-        for w in text.split():
-            out.append(Word(w, (x, y, x + CHAR * len(w), y + h), conf, 0, 0))
-            x += CHAR * (len(w) + 1)
-    return out
-
-
-def page(*lines):
-    return PageText(tuple(w for ln in lines for w in ln))
 
 
 def alnum(text: str) -> bool:

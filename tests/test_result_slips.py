@@ -8,26 +8,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 from digitise.entries import entries_for
 from digitise.kinds import classify, is_unreadable
-from digitise.model import Entry, PageKind, PageText, Word
+from digitise.model import Entry, PageKind, PageText
 from digitise.ocr import TesseractEngine
+
+from tests.wordlines import CHAR, line, page
 
 TODAY = dt.date(2025, 6, 1)
 BORN = dt.date(1950, 3, 5)
 ODD = (1000, 1000, 300)  # neither card nor A4: the words alone must tell
-CHAR = 18
-
-
-def line(y, *cells, conf=90.0, h=32):
-    out = []
-    for x, text in cells:
-        for w in text.split():
-            out.append(Word(w, (x, y, x + CHAR * len(w), y + h), conf, 0, 0))
-            x += CHAR * (len(w) + 1)
-    return out
-
-
-def page(*lines):
-    return PageText(tuple(w for ln in lines for w in ln))
 
 
 def assert_every_word_in_an_entry(text: PageText, entries: tuple[Entry, ...]) -> None:
@@ -72,7 +60,7 @@ def test_one_entry_per_row_dated_with_the_report_date_when_no_sample_date():
     assert {e.date for e in entries} == {dt.date(1992, 4, 4)}  # never the DOB
     assert {e.date_text for e in entries} == {"04/04/1992"}
     hb = entries[1]
-    assert hb.box == (40, 190, 820 + CHAR, 190 + 32) and hb.confidence == 90.0
+    assert hb.box == (40, 190, 820 + CHAR, 190 + 32) and hb.confidence == 92.0
 
 
 def test_the_sample_date_wins_over_the_report_date():
