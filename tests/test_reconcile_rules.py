@@ -301,3 +301,17 @@ def test_a_product_that_is_free_of_something_still_covers_its_drug():
     found = status("Ventolin prn", [event(D(1990, 3, 14), "Salbutamol 100micrograms/dose inhaler CFC free", "medication")])
     assert found.status == "covered"
     assert status("Pain free", [event(D(1990, 3, 14), "Pain")]).status != "covered"  # on paper, "free" negates
+
+
+def test_a_letters_facts_take_the_visit_date_written_before_them():  # H19
+    letter = "I saw him in clinic on 6.4.15. He has asthma. In 1995 he had a fracture. He now has eczema."
+    coded = [event(D(2015, 4, 6), "Asthma"), event(D(2015, 4, 6), "Eczema"), event(D(1995, 1, 1), "Fracture", precision="year")]
+    reader = default_reader()
+    found = assess(entry(letter, day=D(2015, 5, 20)), reader, CodedIndex(tuple(coded), reader), min_confidence=60,
+                   letter=True, factless_ok=True)
+    assert {e.fact: e.date_match for e in found.evidence} == {"asthma": "day", "eczema": "day", "fracture": "year (paper)"}
+    # A card entry does not carry dates across sentences, and a year in passing dates only its own sentence.
+    assert status("Seen 6.4.15. Asthma.", coded[:1], day=D(2015, 5, 20)).status == "paper-only"
+    late = [event(D(1995, 1, 1), "Eczema", precision="year")]
+    assert assess(entry("In 1995 he had a fracture. He has eczema.", day=D(2015, 5, 20)), reader,
+                  CodedIndex(tuple(late), reader), min_confidence=60, letter=True).uncovered == ("fracture", "eczema")

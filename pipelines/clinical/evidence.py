@@ -230,7 +230,8 @@ def _best(m: Mention, entry: PaperEntry, reading: Reading, index: CodedIndex, le
             return None
         types = frozenset({"observation"})
     when = [(entry.date, entry.precision, letter)] if entry.date else []
-    when += [(d, p, False) for d, p in reading.sentence_dates(m.sentence)]
+    written = reading.narrative_date(m.sentence) if letter else reading.sentence_dates(m.sentence)
+    when += [(d, p, False) for d, p in written]
     best: Evidence | None = None
     for item in index.by_concept.get(m.concept, ()):
         if item.event.type not in types:

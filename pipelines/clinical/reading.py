@@ -37,7 +37,8 @@ INCIDENTAL_SECTIONS = frozenset({"Recording shorthand", "Dosing and preparations
 # Concepts of those sections that are clinical facts all the same.
 FACT_CONCEPTS = frozenset({"no known drug allergies", "did not attend"})
 OCR_MIN_LENGTH = 5  # shorter words fold onto too many others
-_PUNCTUATION = frozenset("-\u2013\u2014*\u2022\u00b7|/\\.,;:_~=")
+# Dashes, bullets and a lone "<" or ">" of a reference range ("(< 21)"): punctuation, not words.
+_PUNCTUATION = frozenset("-\u2013\u2014*\u2022\u00b7|/\\.,;:_~=<>\u2264\u2265")
 _SENTENCE_END = re.compile(r"[.;!?]$")
 _SECTION_KINDS: dict[str, Kind] = {
     "Allergy": "allergy", "Immunisation": "immunisation", "Procedures": "procedure",
@@ -119,6 +120,19 @@ class Reading:
 
     def sentence_dates(self, sentence: int) -> list[tuple[dt.date, str]]:
         return [(d, p) for s, d, p in self.dates if s == sentence]
+
+    def narrative_date(self, sentence: int) -> list[tuple[dt.date, str]]:
+        """The dates of the fact's own sentence, else the last full date written before it.
+
+        A letter says when once ("I saw him in clinic on 1 Jun 96.") and then what was found,
+        sentence by sentence; those facts belong to that visit. Only a full date carries
+        forward: a year in passing ("a fracture in 1995") dates its own sentence alone.
+        """
+        own = self.sentence_dates(sentence)
+        if own:
+            return own
+        earlier = [(s, d, p) for s, d, p in self.dates if s < sentence and p == "day"]
+        return [(d, p) for s, d, p in earlier if s == earlier[-1][0]] if earlier else []
 
 
 def kind_of(concept: Concept) -> Kind:
