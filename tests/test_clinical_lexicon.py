@@ -86,3 +86,14 @@ def test_site_and_batch_go_with_a_vaccine_and_start_with_a_drug(reader):
 def test_a_referral_number_is_not_an_identifier(reader):
     found = roles(reader, "2WW ref. Our ref AB123")
     assert found["2WW"] == Role.unbound.value and found["AB123"] == "identifier"
+
+
+def test_proper_nouns_the_dictionary_holds_capitalised_are_narrative(reader):
+    found = roles(reader, "Reference ranges change from 1st April. Seen in Manchester")
+    assert found["April"] == found["Manchester"] == "narrative"
+
+
+def test_a_number_label_is_not_a_negation(reader):
+    found = roles(reader, "Lab No: A5336979 Hosp No. 12345")
+    assert found["No"] == found["A5336979"] == "identifier"
+    assert roles(reader, "No: chest pain")["No"] == "cue"  # no identifier after it: still a negation

@@ -315,3 +315,26 @@ def test_a_letters_facts_take_the_visit_date_written_before_them():  # H19
     late = [event(D(1995, 1, 1), "Eczema", precision="year")]
     assert assess(entry("In 1995 he had a fracture. He has eczema.", day=D(2015, 5, 20)), reader,
                   CodedIndex(tuple(late), reader), min_confidence=60, letter=True).uncovered == ("fracture", "eczema")
+
+
+def slip(*rows, day=D(2019, 5, 15)):
+    entries = [entry(r, day=day) for r in rows]
+    return page(kind="result", entries=entries)
+
+
+HB = event(D(2019, 5, 14), "Haemoglobin concentration", "observation", text="value: 135 g/L")
+
+
+def test_a_result_row_is_covered_only_by_the_same_analyte_and_value_within_a_week():  # H43
+    assert decide(slip("Request: FBC", "Haemoglobin 135 H g/1 (130 - 170)"), [HB]).decision == "omit"
+    assert decide(slip("Haemoglobin 85 g/L (130 - 170)"), [HB]).decision == "include"
+    assert decide(slip("Haemoglobin 135 g/L (130 - 170)", day=D(2019, 6, 1)), [HB]).decision == "include"
+    # A drug that shares the analyte's name never covers its row.
+    folate = [event(D(2019, 5, 14), "Folic acid 5mg tablets", "medication")]
+    assert decide(slip("Folic acid 5 ug/L (3 - 20)"), folate).decision == "include"
+
+
+def test_a_panel_name_adds_nothing_only_beside_a_covered_row():  # H43
+    assert decide(slip("Request: FBC, U&E"), [HB]).decision == "include"  # no row: the panel is all there is
+    assert decide(slip("Request: FBC, U&E", "Haemoglobin"), [HB]).decision == "include"  # a row with no value
+    assert decide(slip("Request: FBC", "Haemoglobin 135 g/L", "Sample haemolysed"), [HB]).decision == "include"

@@ -144,3 +144,42 @@ def test_batch_builds_neutrally_named_packs_and_reports_totals(packed, tmp_path)
     assert [r["nhs_number"] for r in phrases] == patients[:2]
     s = proc.json["summary"]
     assert s["failed"] == 1 and s["pages_total"] == s["pages_included"] + s["pages_omitted"] and s["sheets_saved"] > 0
+
+
+def test_pack_never_reuses_a_relaxed_run(digitised, tmp_path):  # H39
+    archive = tmp_path / "archive"
+    shutil.copytree(digitised.archive, archive)
+    index = json.loads(digitised.batch.index.read_text())
+    nhs = index["patients"][0]["nhs_number"]
+    coded = digitised.batch.out / index["patients"][0]["coded"]["csv"]
+    relaxed = run_lgd("reconcile", "--patient", nhs, "--coded", coded, "--archive", archive, "--min-confidence", "0",
+                      "--json")
+    assert relaxed.returncode == 0 and relaxed.json["rules"]["entry_min_confidence"] == 0
+    assert len(relaxed.json["rules"]["fingerprint"]) == 64
+    built = _pack(archive, nhs, "print", tmp_path / "p")
+    assert built.returncode == 0, built.stderr
+    assert built.json["reconciliation"]["run"] != relaxed.json["run"]  # reconciled again on the defaults
+    with Catalogue.open(archive, create=False) as cat:
+        run = latest_reconciliation(cat, nhs)
+        assert run.id == built.json["reconciliation"]["run"] and run.settings["entry_min_confidence"] == 60.0
+    again = _pack(archive, nhs, "print", tmp_path / "q")
+    assert again.json["reconciliation"]["run"] == run.id  # the defaults' run is reused as it stands
+
+
+def test_a_record_with_a_part_never_digitised_is_refused_unless_allowed(digitised, tmp_path):  # H42
+    part1 = next(p for p in digitised.batch.scans.rglob("1of2_*.pdf"))
+    nhs = part1.name.split("_[")[2].split("]")[0]
+    coded = next(digitised.batch.coded.glob(f"{nhs}.csv"))
+    only = tmp_path / "scans"
+    only.mkdir()
+    shutil.copy(part1, only / part1.name)
+    archive = tmp_path / "archive"
+    assert run_lgd("digitise", only, "--archive", archive, "--json").returncode in (0, 1)
+    refused = _pack(archive, nhs, "print", tmp_path / "p", "--coded", coded)
+    assert refused.returncode == 1 and "part 2 of 2" in refused.stderr and "--allow-missing-parts" in refused.stderr
+    built = _pack(archive, nhs, "print", tmp_path / "q", "--coded", coded, "--allow-missing-parts")
+    assert built.returncode == 0, built.stderr
+    assert built.json["missing_parts"] == [f"part 2 of 2 of {part1.name[5:]}"]
+    cover = subprocess.run(["pdftotext", "-f", "1", "-l", "1", built.json["outputs"][0], "-"], capture_output=True,
+                           text=True, check=True).stdout
+    assert "INCOMPLETE" in cover and "part 2 of 2" in cover

@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
 
-from index.vocabulary import MAX_PHRASE_WORDS
+from index.vocabulary import MAX_PHRASE_WORDS, normalise
 from pipelines.records.model import CodedEvent, date_text
 
 from .reading import EDGE, Mention, Reader, Reading, Role
@@ -39,6 +39,9 @@ _TYPES_FOR = {
 _ANY_BUT_ALLERGY = frozenset({"problem", "observation", "procedure", "referral", "encounter", "other", "immunisation"})
 # A letter is typed days or weeks after the visit it reports, and coded when it arrives.
 LETTER_RECEIPT_DAYS = 42
+# A slip carries sample, received and reported dates a few days apart and OCR may miss one; a
+# result row, which must also match analyte and value, may be coded up to this many days away.
+RESULT_DAYS = 7
 _VALUE = re.compile(r"value:\s*([^;]+)", re.I)
 _NUM = re.compile(r"\d+(?:\.\d+)?")
 
@@ -239,6 +242,9 @@ def _best(m: Mention, entry: PaperEntry, reading: Reading, index: CodedIndex, le
         if m.values and not _same_values(m.values, item.values):
             continue
         fits = [f for d, p, receipt in when if (f := _date_fits(d, p, item.event, receipt)) is not None]
+        if result and not fits and entry.date and item.event.precision == "day" \
+                and abs((item.event.date - entry.date).days) <= RESULT_DAYS:
+            fits = [("within a week of the slip, same value", 0.85)]
         if not fits:
             continue
         label, weight = max(fits, key=lambda f: f[1])
@@ -261,14 +267,16 @@ def _reaction(m: Mention, evidence: list[Evidence], index: CodedIndex) -> Eviden
 
 def assess(entry: PaperEntry, reader: Reader, index: CodedIndex, *, min_confidence: float,
            names: tuple[str, ...] = (), letter: bool = False, factless_ok: bool = False,
-           result: bool = False, printed: frozenset[str] = frozenset()) -> EntryFinding:
+           result: bool = False, printed: frozenset[str] = frozenset(),
+           requests_covered: bool = False) -> EntryFinding:
     """The status of one paper entry against the coded record, with its evidence.
 
     `factless_ok`: an entry whose every word is accounted for but names no fact may be
     covered (a letterhead, a sign-off). Not on cards: a card entry records a consultation,
     so reading no fact in one means it was not read. `result`: the entry is a row of a
     laboratory report, covered only by a coded result of the same analyte, date and value;
-    `printed`: the words of the form the entry is written on.
+    `printed`: the words of the form the entry is written on; `requests_covered`: on a result slip
+    with a covered row, a panel named without a value (FBC, U&E on the request line) adds no fact.
     """
     reading = reader.read(entry.text, names=names, printed=printed, row=result)
     evidence, uncovered, qualified = [], [], []
@@ -277,6 +285,9 @@ def assess(entry: PaperEntry, reader: Reader, index: CodedIndex, *, min_confiden
             qualified.append(m.preferred)
             continue
         found = _best(m, entry, reading, index, letter, result) or _reaction(m, evidence, index)
+        if found is None and result and not m.values and requests_covered \
+                and normalise(m.preferred) in reader.lexicon.lists.panels:
+            continue  # a panel named on the request line: its results are the slip's rows, judged one by one
         if found is None:
             uncovered.append(m.preferred)
         else:

@@ -57,6 +57,7 @@ class Lists:
     result_print: frozenset[str]
     narrative: frozenset[str]
     drug_stems: tuple[str, ...]
+    panels: frozenset[str]
 
     @property
     def cues(self) -> frozenset[str]:
@@ -76,6 +77,7 @@ class Lists:
                 _words(data["prescribing"]["words"]), _words(data["immunisation_details"]["words"]),
                 _words(data["postnominals"]["words"]), _words(data["result_print"]["words"]),
                 _words(data["narrative"]["words"]), tuple(sorted(_words(data["drug_stems"]["words"]))),
+                frozenset(t.strip().casefold() for t in data["panels"]["terms"].splitlines() if t.strip()),
             )
         except KeyError as e:
             raise LexiconError(f"{path.name}: missing section or key {e}") from e
@@ -146,21 +148,33 @@ def _spylls_en_us() -> Path:
 
 
 @dataclass(frozen=True)
-class Lexicon:
+class Lexicon:  # not slotted: folded_units is cached on the instance
     """The lists and the dictionaries together: what a word of an entry is."""
 
     lists: Lists
     dictionaries: Dictionaries
 
-    def narrative(self, word: str) -> bool:
-        """Ordinary English with no clinical meaning of its own; `word` is case-folded, edge-stripped."""
+    def narrative(self, word: str, written: str = "") -> bool:
+        """Ordinary English with no clinical meaning of its own.
+
+        `word` is case-folded and edge-stripped; `written` is the word as written, so that proper
+        nouns the dictionary holds capitalised (April, Manchester) are found too.
+        """
         if word in self.lists.loaded or word in self.lists.cues or not word.isalpha():
             return False
         if word in self.lists.function_words or word in self.lists.narrative:
             return True
         if self.drug_like(word):
             return False
-        return self.dictionaries.english(word) and not self.dictionaries.medical(word)
+        english = self.dictionaries.english(word) or (written[:1].isupper() and self.dictionaries.english(
+            written[:1] + written[1:].lower()))
+        return english and not self.dictionaries.medical(word)
+
+    @functools.cached_property
+    def folded_units(self) -> frozenset[str]:
+        """Units as OCR confuses their letters ("umol/1" for umol/l)."""
+        from index.fulltext import fold
+        return frozenset(fold(u) for u in self.lists.units)
 
     def drug_like(self, word: str) -> bool:
         """Whether a word ends like a drug's international name (apixaban, semaglutide)."""

@@ -54,6 +54,7 @@ _POSTCODE_OUT = re.compile(r"^[A-Z]{1,2}\d[A-Z\d]?$")
 _POSTCODE_IN = re.compile(r"^\d[A-Z]{2}$")
 _PHONE = re.compile(r"^\(?0\d{2,5}\)?$|^\d{3,8}$")
 _ID_LABELS = frozenset({"tel", "telephone", "fax", "ext", "phone", "mobile", "mrn", "hosp", "dob", "d.o.b", "born"})
+_FLAGS = frozenset({"h", "l", "hh", "ll", "a", "*", "high", "low"})
 _ALLERGY_WORDS = frozenset({"allergy", "allergic", "allergies", "reaction", "reactions", "sensitive", "sensitivity",
                             "intolerant", "intolerance", "hypersensitivity"})
 _REF_OWNERS = frozenset({"our", "your"})  # "Our ref: AB/123"; a bare "ref" is a referral
@@ -145,7 +146,7 @@ def tokens_of(text: str) -> tuple[Token, ...]:
     out, sentence = [], 0
     for raw in text.split():
         word = raw.strip(EDGE).casefold() or ("?" if "?" in raw else "")  # "? appendicitis": the query is a cue
-        if word and not all(c in _PUNCTUATION for c in raw):  # a lone dash or bullet; "#" and "?" are words
+        if word and not all(c in _PUNCTUATION for c in word):  # a lone dash, bullet or "(<"; "#" and "?" are words
             out.append(Token(raw, word or raw.strip(), sentence))
         # "O/E.", "Dr.", "St." and initials ("J.") do not end a sentence.
         if _SENTENCE_END.search(raw) and raw.casefold().rstrip(".") not in ("o/e", "dr", "mr", "mrs", "ms", "st") \
@@ -257,19 +258,27 @@ class Reader:
         if prev is not None and (w == "ref" and prev.word in _REF_OWNERS
                                  or w in ("no", "number") and prev.word in ("nhs", "hosp", "hospital")):
             return Role.identifier  # "Our ref:", "NHS No:": labels of the identifier after them
+        if w in ("no", "number") and t.raw.endswith((":", ".")) and i + 1 < len(tokens) \
+                and any(c.isdigit() for c in tokens[i + 1].word):
+            return Role.identifier  # "Lab No: A5336979", "Hosp No. 123": a label, not a negation
         if w in lists.cues or t.raw.strip() == "?" or t.raw.startswith("?"):
             return Role.cue
         if w in lists.shorthand:
             return Role.shorthand
         if capital and self._after_title(tokens, i, roles):
             return Role.name
-        if w in lists.postnominals and prev is not None and roles[i - 1] == Role.name:
+        if w in lists.postnominals and prev is not None and roles[i - 1] == Role.name:  # "Barker FRCS"
             return Role.name
+        if capital and i + 1 < len(tokens) and tokens[i + 1].word in lists.postnominals \
+                and not self.lexicon.dictionaries.medical(w):
+            return Role.name  # "Authorised by: Jones (BMS)"
         if w.rstrip(".") in lists.titles and i + 1 < len(tokens) and tokens[i + 1].raw[:1].isupper():
             return Role.name
         if capital and not any(c.isdigit() for c in w) and self._in_institution(tokens, i):
             return Role.institution
         if any(c.isdigit() for c in w):
+            if prev is not None and roles[i - 1] == Role.identifier and prev.word in ("no", "number"):
+                return Role.identifier
             return self._identifier(tokens, i) or Role.unbound
         if w in ("year", "years", "yr", "yrs") and prev is not None and prev.word.isdigit() \
                 and i + 1 < len(tokens) and tokens[i + 1].word == "old":
@@ -287,7 +296,7 @@ class Reader:
             return Role.institution
         if (w in lists.dosing or w in lists.units) and w not in lists.function_words:
             return Role.unbound  # bound later to a drug or a reading, else unaccounted
-        if self.lexicon.narrative(w):
+        if self.lexicon.narrative(w, t.raw.strip(EDGE)):
             return Role.narrative
         if not w.isalpha() or not self.lexicon.dictionaries.english(w):
             return Role.unknown
@@ -372,8 +381,11 @@ def _bind(tokens: tuple[Token, ...], roles: list[Role | None], mentions: list[Me
                     roles[k] = Role.value
                 elif _DURATION.match(raw):
                     roles[k] = Role.value
-                elif w in lists.units and k > m.end and roles[k - 1] == Role.value:
-                    roles[k] = Role.value
+                elif (w in lists.units or fold(w) in lexicon.folded_units) and k > m.end and roles[k - 1] == Role.value:
+                    roles[k] = Role.value  # "umol/1": a unit as OCR reads it
+            elif row and roles[k] in (Role.narrative, Role.unknown) and w in _FLAGS and k > m.end \
+                    and roles[k - 1] == Role.value:
+                roles[k] = Role.value  # "591 H umol/L": the laboratory's high/low flag
             k += 1
         if m.kind == "immunisation":  # "DTP given L arm. Batch 2140": site and batch go with the vaccine
             for k in range(len(tokens)):

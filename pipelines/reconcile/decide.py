@@ -156,9 +156,16 @@ def decide_page(page: PaperPage, index: CodedIndex, reader: Reader, settings: Se
         return PageDecision(page, "include", PageReason.no_entries)
     result = page.kind == "result"
     printed = reader.lexicon.lists.result_print if result else frozenset()
-    findings = tuple(assess(e, reader, index, min_confidence=settings.entry_min_confidence, names=names,
+    def judge(requests_covered: bool = False) -> tuple[EntryFinding, ...]:
+        return tuple(assess(e, reader, index, min_confidence=settings.entry_min_confidence, names=names,
                             letter=page.kind == "letter", factless_ok=page.kind != "card", result=result,
-                            printed=printed) for e in page.entries)
+                            printed=printed, requests_covered=requests_covered) for e in page.entries)
+
+    findings = judge()
+    # A slip names the panels it answers ("Request: U&E, LFT"); the panel's results are its rows,
+    # so once one row is covered by a coded result the panel names add nothing of their own.
+    if result and any(f.evidence for f in findings):
+        findings = judge(requests_covered=True)
     counts = Counter(f.status.value for f in findings)
     detail = {"entries": len(findings), "paper-only": counts["paper-only"], "uncertain": counts["uncertain"]}
     if counts["paper-only"] or counts["uncertain"]:
