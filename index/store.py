@@ -171,13 +171,15 @@ class ArchiveStore:
         now: dt.datetime,
         *,
         max_copy_bytes: int = MAX_QUARANTINE_COPY,
+        detail: dict | None = None,
     ) -> Path:
         """Copy a failed input's file(s) into a new quarantine folder with a reason.json; return the folder.
 
         Copies, never moves: the user's input stays where it was. A file that cannot be read,
         or is larger than `max_copy_bytes`, or does not fit on the disk, is not copied; its
         path and the cause are recorded in reason.json ({source, code, reason, at, files}),
-        where each file has path, name (of the copy, or null), bytes, sha256, copied, error.
+        where each file has path, name (of the copy, or null), bytes, sha256, copied, error; `detail`
+        adds keys of the caller's (the two identities of an identity conflict).
 
         Raises:
             ArchiveError: the quarantine folder or reason.json cannot be written.
@@ -188,7 +190,8 @@ class ArchiveStore:
                 records = [
                     self._quarantine_copy(Path(f), folder, i, len(files), max_copy_bytes) for i, f in enumerate(files)
                 ]
-                info = {"source": source, "code": code, "reason": reason, "at": now.isoformat(), "files": records}
+                info = {"source": source, "code": code, "reason": reason, "at": now.isoformat(), **(detail or {}),
+                        "files": records}
                 data = json.dumps(info, indent=2, ensure_ascii=False).encode("utf-8")
                 fd, name = tempfile.mkstemp(dir=folder, prefix=".reason-", suffix=".part")
                 try:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import csv
 import re
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -31,6 +33,56 @@ _WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 NDR_PATTERN = "{i}of{n}_Lloyd_George_Record_[{Name}]_[{NHS number}]_[{DD-MM-YYYY}].pdf"
 FOLDER_PATTERN = "{NHS number} {Name} {DD-MM-YYYY}"
 NDR_EXTENSIONS = frozenset({"pdf", "tif", "tiff"})
+
+
+# Parts of one NDR record ("1of3_..."): far more than any envelope is split into, and small
+# enough that listing what is missing is cheap whatever a file name claims.
+MAX_PARTS = 999
+
+
+def number_ranges(numbers: Iterable[int]) -> str:
+    """1, 2, 3, 5, 7, 8 as "1-3, 5, 7-8": how missing parts are named."""
+    ns = sorted(set(numbers))
+    runs: list[str] = []
+    for n in ns:
+        if runs and n == last + 1:
+            runs[-1] = f"{runs[-1].split('-')[0]}-{n}"
+        else:
+            runs.append(str(n))
+        last = n
+    return ", ".join(runs)
+
+
+def same_person(stored: PatientId | None, given: PatientId) -> str | None:
+    """Why `given` cannot be the patient stored under the same NHS number, or None if it can be.
+
+    Names are the same when, after Unicode accents, case, hyphens, apostrophes and spacing are
+    set aside, they share the first and last name and one's names appear in the other's in
+    order (a middle name added or dropped: "Janet Wilson" is "Janet Mary Wilson"). Dates of
+    birth must be equal. Unknown parts (no name, no date) cannot conflict.
+    """
+    if stored is None:
+        return None
+    reasons = []
+    if stored.name and given.name and not _same_name(stored.name, given.name):
+        reasons.append(f"name {given.name!r} is not {stored.name!r}")
+    if stored.born and given.born and stored.born != given.born:
+        reasons.append(f"date of birth {given.born:%d-%m-%Y} is not {stored.born:%d-%m-%Y}")
+    return " and ".join(reasons) or None
+
+
+def _name_parts(name: str) -> list[str]:
+    plain = "".join(c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    return re.sub(r"[-'\u2019.,]", " ", plain).casefold().split()
+
+
+def _same_name(a: str, b: str) -> bool:
+    x, y = _name_parts(a), _name_parts(b)
+    if not x or not y or x[0] != y[0] or x[-1] != y[-1]:
+        return False
+    short, long = (x, y) if len(x) <= len(y) else (y, x)
+    rest = iter(long)
+    return all(part in rest for part in short)
 
 
 class IdentityCode(StrEnum):
@@ -230,6 +282,12 @@ def parse_ndr_filename(name: str, *, today: date | None = None) -> NdrName | Non
             IdentityCode.name_not_ndr,
             f"file name {where} is a National Document Repository name but ends .{m['ext']}; "
             f"NDR files end .pdf, .tif or .tiff; {fix}",
+        )
+    if max(len(m["i"]), len(m["n"])) > len(str(MAX_PARTS)) or int(m["n"]) > MAX_PARTS:
+        raise IdentityError(
+            IdentityCode.part_invalid,
+            f"file name {where} says its record has {m['n']} parts; lgd accepts at most {MAX_PARTS} "
+            f"(a Lloyd George record is a few parts); {fix}",
         )
     part, parts = int(m["i"]), int(m["n"])
     if parts < 1 or part < 1 or part > parts:

@@ -225,7 +225,7 @@ def test_several_missing_parts_and_inconsistent_counts(tmp_path: Path) -> None:
     pdf(tmp_path / "b" / ndr(1, 2, nhs=JANE))
     pdf(tmp_path / "b" / ndr(2, 3, nhs=JANE))
     found = run(tmp_path)
-    assert f"patient {JO}: parts 2, 4, 5 of 5 are missing (have 1of5, 3of5)" in found.warnings
+    assert f"patient {JO}: parts 2, 4-5 of 5 are missing (have 1of5, 3of5)" in found.warnings
     assert any(w.startswith(f"patient {JANE}: the file names disagree") for w in found.warnings)
 
 

@@ -9,15 +9,19 @@ from pathlib import Path
 import pytest
 
 from pipelines.identity import (
+    MAX_PARTS,
+    IdentityCode,
     IdentityError,
     Manifest,
     NdrName,
     PatientId,
     nhs_number_valid,
+    number_ranges,
     normalise_nhs_number,
     parse_ndr_filename,
     parse_patient_folder,
     read_manifest,
+    same_person,
 )
 
 TODAY = date(2026, 6, 1)
@@ -355,3 +359,37 @@ def test_identity_error_survives_pickling() -> None:
     error = IdentityError("dob_invalid", "date of birth '31-02-1960' in 'x' is not a real date; fix it")
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.code, str(copy)) == ("dob_invalid", str(error))
+
+
+# -- the same person, and bounded part counts (issue 11) ----------------------------------------
+
+WILSON = PatientId("9434765919", "Janet Wilson", date(1935, 6, 15))
+
+
+@pytest.mark.parametrize("name", ["JANET WILSON", "janet  wilson", "Janet Mary Wilson", "Janét Wilson",
+                                  "Janet Wilson-", "Janet  M. Wilson"])
+def test_case_spacing_accents_and_a_middle_name_are_the_same_person(name):
+    assert same_person(WILSON, PatientId(WILSON.nhs_number, name, WILSON.born)) is None
+
+
+@pytest.mark.parametrize("name, born, why", [
+    ("Janet Smith", date(1935, 6, 15), "name"),
+    ("Mary Wilson", date(1935, 6, 15), "name"),
+    ("Janet Wilson", date(1935, 6, 16), "date of birth"),
+    ("Wilson Janet", date(1935, 6, 15), "name"),
+])
+def test_another_surname_first_name_or_birth_date_is_a_conflict(name, born, why):
+    assert why in same_person(WILSON, PatientId(WILSON.nhs_number, name, born))
+
+
+def test_unknown_details_cannot_conflict():
+    assert same_person(None, WILSON) is None
+    assert same_person(PatientId(WILSON.nhs_number, None, None), WILSON) is None
+
+
+def test_part_counts_are_bounded_and_missing_parts_named_as_ranges():
+    with pytest.raises(IdentityError) as e:
+        parse_ndr_filename("1of99999999999999999999_Lloyd_George_Record_[Jo Bloggs]_[9434765919]_[01-02-1960].pdf")
+    assert e.value.code == IdentityCode.part_invalid and str(MAX_PARTS) in e.value.message
+    assert parse_ndr_filename(f"1of{MAX_PARTS}_Lloyd_George_Record_[Jo Bloggs]_[9434765919]_[01-02-1960].pdf").parts == MAX_PARTS
+    assert number_ranges([7, 1, 2, 3, 5, 8]) == "1-3, 5, 7-8"

@@ -24,6 +24,7 @@ from pipelines.identity import (
     Manifest,
     ManifestRow,
     PatientId,
+    number_ranges,
     parse_ndr_filename,
     parse_patient_folder,
 )
@@ -398,12 +399,11 @@ def _part_warnings(documents: Sequence[InputDoc], stored: Mapping[str, set[tuple
         else:
             (n,) = counts
             present = {d.part for d in docs} | {part for part, total in stored.get(nhs, ()) if total == n}
-            missing = [i for i in range(1, n + 1) if i not in present]
+            missing = [i for i in range(1, n + 1) if i not in present]  # n is at most MAX_PARTS
             if len(missing) == 1:
                 warnings.append(f"patient {nhs}: part {missing[0]} of {n} is missing (have {have})")
             elif missing:
-                listed = ", ".join(str(i) for i in missing)
-                warnings.append(f"patient {nhs}: parts {listed} of {n} are missing (have {have})")
+                warnings.append(f"patient {nhs}: parts {number_ranges(missing)} of {n} are missing (have {have})")
         by_part: dict[tuple[int | None, int | None], list[InputDoc]] = defaultdict(list)
         for doc in docs:
             by_part[(doc.part, doc.parts)].append(doc)

@@ -9,6 +9,7 @@ documents in flight and a re-run resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import errno
 import fcntl
@@ -31,7 +32,7 @@ from digitise.model import ScanDoc
 from digitise.options import DigitiseOptions
 from index import ArchiveStore, Catalogue, FullText, sha256_file
 from index.errors import ArchiveError, ArchiveErrorCode, from_oserror, full_error, readonly_error
-from pipelines.identity import Manifest
+from pipelines.identity import IdentityCode, Manifest, PatientId, same_person
 from pipelines.ingest import records, worker
 from pipelines.ingest.records import Outcome
 from pipelines.reindex import document_pages
@@ -150,16 +151,44 @@ class Ingest:
         return fd
 
     # -- preflight ---------------------------------------------------------------------
-    def _fail(self, doc: InputDoc | None, source: str, files: Sequence[Path], code: str, reason: str, sha256: str | None = None, size: int = 0) -> Outcome:
+    def _fail(self, doc: InputDoc | None, source: str, files: Sequence[Path], code: str, reason: str, sha256: str | None = None, size: int = 0, detail: dict | None = None) -> Outcome:
         """Quarantine a copy of the input, record the failure, and say why."""
         log.warning("%s: %s", source, reason)
-        self.store.quarantine(list(files), source, code, reason, self.now())
-        self.catalogue.record_failure(*records.failure(doc, source, code, reason, sha256, size))
+        self.store.quarantine(list(files), source, code, reason, self.now(), detail=detail)
+        patient, row = records.failure(doc, source, code, reason, sha256, size)
+        if code == IdentityCode.identity_conflict:
+            # Nothing of the stored patient may change, not even by a failure row filed under it:
+            # which patient the scan belongs to is the open question (reason.json names both).
+            patient, row = None, dataclasses.replace(row, nhs_number=None)
+        self.catalogue.record_failure(patient, row)
         return Outcome(source, doc.patient.nhs_number if doc else None, "failed", reason, code)
+
+    def _conflict(self, doc: InputDoc, batch: dict[str, PatientId]) -> tuple[str, dict] | None:
+        """Why `doc` cannot join the patient already stored (or met earlier in this batch) under its NHS number."""
+        nhs = doc.patient.nhs_number
+        row = self.catalogue.patient(nhs)
+        known = PatientId(nhs, row.name, row.born) if row is not None else batch.get(nhs)
+        why = same_person(known, doc.patient)
+        if why is None:
+            return None
+        assert known is not None
+        born = f", born {known.born:%d-%m-%Y}" if known.born else ""
+        return (f"{doc.source}: NHS number {nhs} is already {known.name or 'a patient with no name'}{born}",
+                {"stored": _identity(known), "given": _identity(doc.patient), "differs": why})
 
     def preflight(self, docs: Sequence[InputDoc]) -> Iterator[Preflighted | Outcome]:
         seen: dict[str, str] = {}
+        batch: dict[str, PatientId] = {}
         for doc in docs:
+            conflict = self._conflict(doc, batch)
+            if conflict is not None:
+                head, detail = conflict
+                reason = (f"{head}; this file says {detail['differs']}. Nothing was stored for either. Check which "
+                          "patient the scan belongs to and correct its file name, folder or manifest row "
+                          "(or move a wrongly filed document with `lgd patient reassign`).")
+                yield self._fail(doc, doc.source, doc.files, IdentityCode.identity_conflict, reason, detail=detail)
+                continue
+            batch.setdefault(doc.patient.nhs_number, doc.patient)
             try:
                 for path in doc.files:
                     sniff(path)
@@ -171,7 +200,15 @@ class Ingest:
                 yield self._fail(doc, doc.source, doc.files, "unreadable", f"{doc.source} cannot be read ({e.strerror})")
                 continue
             done = self.catalogue.find_done(sha256)
-            if done is not None:
+            if done is not None and done.nhs_number != doc.patient.nhs_number:
+                # The same bytes under two NHS numbers: one of them is wrong, and which is not ours to guess.
+                reason = (f"{doc.source} is byte for byte a scan already stored for another NHS number, not "
+                          f"{doc.patient.nhs_number}; nothing was stored. Check which patient it belongs to.")
+                # The failure row carries no hash (the content is catalogued once, under the other
+                # patient), and neither message nor reason.json names that patient or their file.
+                yield self._fail(doc, doc.source, doc.files, IdentityCode.identity_conflict, reason, None, size,
+                                 detail={"given": _identity(doc.patient), "same_content_as_document": done.id})
+            elif done is not None:
                 yield records.skipped(doc, done, f"already digitised as {done.source}", self.catalogue)
             elif sha256 in seen:
                 yield Outcome(doc.source, doc.patient.nhs_number, "skipped", f"the same scan as {seen[sha256]} in this batch", "duplicate")
@@ -291,3 +328,7 @@ class Ingest:
                 shutil.rmtree(job.work, ignore_errors=True)
             report.outcomes.append(outcome)
             self.progress.advance(outcome.source)
+
+
+def _identity(p: PatientId) -> dict[str, str | None]:
+    return {"nhs_number": p.nhs_number, "name": p.name, "born": p.born.isoformat() if p.born else None}

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from index.catalogue import Catalogue
 from index.rows import Decision, DocumentRow, OverrideRow, PageRow, PatientRow, ReconciliationRow
 from pipelines.errors import ExitCode, LgdError
+from pipelines.identity import MAX_PARTS, number_ranges
 
 # The NDR part prefix ("1of2_"): parts of one record share the rest of the name.
 _PART_PREFIX = re.compile(r"^\s*\d+\s*of\s*\d+[_ ]", re.IGNORECASE)
@@ -233,14 +234,9 @@ def missing_parts(documents: Sequence[DocumentRow]) -> tuple[str, ...]:
             records[name] = (max(total, d.parts), have)
     out = []
     for name, (total, have) in sorted(records.items()):
-        gaps = [n for n in range(1, total + 1) if n not in have]
+        gaps = [n for n in range(1, min(total, MAX_PARTS) + 1) if n not in have]
         if gaps:
-            runs, start = [], gaps[0]
-            for a, b in zip(gaps, gaps[1:] + [None]):
-                if b != a + 1:
-                    runs.append(str(start) if start == a else f"{start}-{a}")
-                    start = b
-            out.append(f"part{'s' if len(gaps) > 1 else ''} {', '.join(runs)} of {total} of {name}")
+            out.append(f"part{'s' if len(gaps) > 1 else ''} {number_ranges(gaps)} of {total} of {name}")
     return tuple(out)
 
 
