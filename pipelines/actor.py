@@ -1,16 +1,45 @@
-"""Who is acting: the name written to the audit trail and on packs.
+"""Who is acting: the name written to the audit trail and on packs, and free text fit to store.
 
-Plain `lgd` runs as the operating-system user; a web service would pass its signed-in user instead.
+Plain `lgd` runs as the operating-system user, taken from the process's real user id: $USER
+and $LOGNAME are the caller's to set, so they would let anyone write any name into the audit.
+A web service would pass its signed-in user instead.
 """
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
+import unicodedata
+
+from pipelines.errors import ExitCode, LgdError
+
+MAX_FREE_TEXT = 2000  # characters of a reason or note: a paragraph, not a file
 
 
 def current_actor() -> str:
-    """The operating-system login name, or "unknown" where there is none (some containers)."""
+    """The login name of the real user id, or "uid N" where the system has no name for it (some containers)."""
+    uid = os.getuid()
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
+def free_text(value: str, what: str) -> str:
+    """`value` stripped, refused if empty, too long, or holding control or bidirectional characters.
+
+    Reasons and names are stored, printed on terminals and covers: a newline would forge a
+    line of the audit, an escape sequence would rewrite a terminal, a right-to-left override
+    would reorder what a reader sees.
+    """
+    text = value.strip()
+    if not text:
+        raise LgdError(f"{what} is empty; say why in a few words", ExitCode.usage, "usage")
+    if len(text) > MAX_FREE_TEXT:
+        raise LgdError(f"{what} is {len(text)} characters long; keep it under {MAX_FREE_TEXT}", ExitCode.usage, "usage")
+    bad = sorted({f"U+{ord(c):04X}" for c in text if unicodedata.category(c) in ("Cc", "Cf")})
+    if bad:
+        raise LgdError(f"{what} holds control or formatting characters ({', '.join(bad[:4])}); "
+                       "write it as plain text on one line", ExitCode.usage, "usage")
+    return text
+

@@ -223,7 +223,16 @@ def _birth_date(raw: str, where: str, fix: str, today: date | None, formats: tup
     return born
 
 
-def _clean_name(raw: str) -> str | None:
+def _clean_name(raw: str, where: str = "", fix: str = "") -> str | None:
+    """The name with its spacing tidied; control and bidirectional characters are refused.
+
+    A name is printed on terminals, covers and NDR metadata: a newline would forge a line, a
+    right-to-left override would show another name than the one stored.
+    """
+    bad = sorted({f"U+{ord(c):04X}" for c in raw if unicodedata.category(c) in ("Cc", "Cf")})
+    if bad:
+        raise IdentityError(IdentityCode.name_not_ndr, f"the patient name in {where or 'the input'} holds control "
+                            f"or formatting characters ({', '.join(bad[:4])}); {fix or 'correct it'}")
     name = " ".join(raw.split())
     return name or None
 
@@ -298,7 +307,7 @@ def parse_ndr_filename(name: str, *, today: date | None = None) -> NdrName | Non
         )
     nhs = _nhs_number(m["nhs"], where, fix)
     born = _birth_date(m["dob"], where, fix, today, ("dmy",))
-    return NdrName(part=part, parts=parts, patient=PatientId(nhs, _clean_name(m["name"]), born))
+    return NdrName(part=part, parts=parts, patient=PatientId(nhs, _clean_name(m["name"], where, fix), born))
 
 
 # --- patient folders ---------------------------------------------------------------------------
@@ -337,7 +346,7 @@ def parse_patient_folder(name: str, *, today: date | None = None) -> PatientId |
     born = _birth_date(tail["dob"], where, fix, today, ("dmy",))
     # The name is for people to read; the NHS number and date of birth identify, so a folder
     # without a name is still accepted.
-    return PatientId(nhs, _clean_name(tail["name"]), born)
+    return PatientId(nhs, _clean_name(tail["name"], where, fix), born)
 
 
 # --- metadata.csv ------------------------------------------------------------------------------
@@ -510,6 +519,7 @@ def read_manifest(path: Path | str, *, today: date | None = None) -> Manifest:
         try:
             nhs = _nhs_number(cell(record, "NHS-NO"), f"{where} (FILEPATH {filepath!r})", fix)
             born = _parse_manifest_dob(cell(record, "DOB"), f"{where} (FILEPATH {filepath!r})", fix, today)
+            name = _clean_name(cell(record, "NAME"), f"{where} (FILEPATH {filepath!r})", fix)
         except IdentityError as exc:
             problems.append((number, exc.code, exc.message))
             continue
@@ -519,7 +529,7 @@ def read_manifest(path: Path | str, *, today: date | None = None) -> Manifest:
                 row=number,
                 filepath=filepath,
                 paths=_row_paths(filepath, folder),
-                patient=PatientId(nhs, _clean_name(cell(record, "NAME")), born),
+                patient=PatientId(nhs, name, born),
                 columns=columns,
             )
         )

@@ -393,3 +393,10 @@ def test_part_counts_are_bounded_and_missing_parts_named_as_ranges():
     assert e.value.code == IdentityCode.part_invalid and str(MAX_PARTS) in e.value.message
     assert parse_ndr_filename(f"1of{MAX_PARTS}_Lloyd_George_Record_[Jo Bloggs]_[9434765919]_[01-02-1960].pdf").parts == MAX_PARTS
     assert number_ranges([7, 1, 2, 3, 5, 8]) == "1-3, 5, 7-8"
+
+
+@pytest.mark.parametrize("name", ["Janet\nWilson", "Janet \u202eNOSLIW", "Janet\x1bWilson"])
+def test_names_with_control_or_bidi_characters_are_refused(name):
+    with pytest.raises(IdentityError) as e:
+        parse_ndr_filename(f"1of1_Lloyd_George_Record_[{name}]_[9434765919]_[01-02-1960].pdf")
+    assert "control" in e.value.message

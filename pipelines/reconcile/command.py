@@ -12,8 +12,9 @@ from typing import Any, TextIO
 from index import Catalogue
 from index.decisions import latest_reconciliation, overrides, record_override
 from index.rows import ReconciliationRow
-from pipelines.actor import current_actor
+from pipelines.actor import current_actor, free_text
 from pipelines.cli_search import add_archive_option, nhs_number_arg
+from pipelines.display import elide
 from pipelines.errors import ExitCode, LgdError
 from pipelines.identity import nhs_number_valid, normalise_nhs_number
 from pipelines.progress import for_terminal
@@ -142,7 +143,7 @@ def _print_table(result: Reconciliation, out: TextIO) -> None:
     print(f"{'source':{width}}  page  {'kind':8}  {'decision':8}  reason", file=out)
     for p in doc["pages"]:
         mark = "*" if "override" in p else " "
-        print(f"{p['source'][-width:]:{width}}  {p['page']:4}  {p['kind']:8}  {p['decision']:7}{mark}  {p['reason']}", file=out)
+        print(f"{elide(p['source'], width):{width}}  {p['page']:4}  {p['kind']:8}  {p['decision']:7}{mark}  {p['reason']}", file=out)
         for e in p["entries"]:
             if e["status"] != "covered" or p["decision"] == "omit":
                 print(f"{'':{width}}        {e['date'] or 'no date':10}  {e['status']:10}  {e['why']}", file=out)
@@ -235,11 +236,12 @@ def cmd_review(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
         if spec is not None:
             if not (args.reason or "").strip():
                 raise LgdError("say why with --reason: every override is kept in the audit trail", ExitCode.usage, "usage")
+            reason = free_text(args.reason, "--reason")
             doc_id, page, source = _page_ref(catalogue, args.patient, spec)
-            record_override(catalogue, args.patient, doc_id, page, decision, reason=args.reason, actor=current_actor())
+            record_override(catalogue, args.patient, doc_id, page, decision, reason=reason, actor=current_actor())
             message = f"{source} page {page}: " + (f"forced to {decision}" if decision else "override cleared")
             _emit(args.json, stdout, {"patient": args.patient, "source": source, "page": page,
-                                      "override": decision, "reason": args.reason, "by": current_actor()}, message)
+                                      "override": decision, "reason": reason, "by": current_actor()}, message)
             return ExitCode.ok
         if args.history:
             trail = [{"source": _source(catalogue, o.document_id), "page": o.page, "decision": o.decision,
