@@ -20,6 +20,7 @@ class ArchiveErrorCode(StrEnum):
     archive_too_new = "archive_too_new"
     archive_outdated = "archive_outdated"
     archive_io = "archive_io"
+    archive_insecure = "archive_insecure"
 
 
 class ArchiveError(Exception):

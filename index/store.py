@@ -49,6 +49,19 @@ def _safe_name(name: str, limit: int = 120) -> str:
     return cleaned[:limit]
 
 
+PRIVATE_DIR = 0o700  # the archive's folders: owner only
+
+
+def private_dir(folder: Path) -> None:
+    """Create `folder` (and missing parents) readable by its owner only; leave an existing one as it is."""
+    if folder.is_dir():
+        return
+    if not folder.parent.exists():
+        private_dir(folder.parent)
+    folder.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+    folder.chmod(PRIVATE_DIR)  # mkdir's mode is cut by the umask; chmod's is not
+
+
 class ArchiveStore:
     """The archive folder on disk. Never deletes or moves a user's input; writes are atomic.
 
@@ -99,7 +112,31 @@ class ArchiveStore:
             )
         with self._writing():
             for folder in (self.root, self.pdf_dir, self.quarantine_dir, self.tmp_dir, self.fulltext_dir):
-                folder.mkdir(parents=True, exist_ok=True)
+                private_dir(folder)
+        self.check_private()
+
+    def check_private(self) -> None:
+        """Refuse an archive folder that others could write to.
+
+        The archive holds identifiable health records, and its index stores Python pickles:
+        whoever can write into it could rewrite records or run code as every user of lgd.
+
+        Raises:
+            ArchiveError: `archive_insecure`, naming the folder and the chmod that fixes it.
+        """
+        for folder in (self.root, self.pdf_dir, self.quarantine_dir, self.tmp_dir, self.fulltext_dir):
+            try:
+                st = folder.lstat()
+            except FileNotFoundError:
+                continue
+            if stat.S_ISLNK(st.st_mode) and folder != self.root:
+                raise ArchiveError(ArchiveErrorCode.archive_insecure,
+                                   f"{folder} is a symbolic link; the archive's folders must be its own. "
+                                   "Move the linked folder into the archive.")
+            if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                raise ArchiveError(ArchiveErrorCode.archive_insecure,
+                                   f"{folder} can be written by other users; it holds patient records and code lgd "
+                                   f"loads. Make it private (chmod -R go-rwx {self.root}) and run the command again.")
 
     def path(self, relative: str) -> Path:
         """The absolute path of an archive-relative path (as in DocumentRow.pdfa_path)."""
@@ -130,8 +167,8 @@ class ArchiveStore:
         # Open the input outside _writing(): an unreadable input is the input's problem
         # (quarantine it), not a read-only archive.
         with open(src, "rb") as fsrc, self._writing():
-            self.tmp_dir.mkdir(parents=True, exist_ok=True)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.tmp_dir)
+            private_dir(target.parent)
             tmp, copied = self._copy_to_tmp(fsrc)
             try:
                 if copied != sha:
@@ -149,8 +186,7 @@ class ArchiveStore:
         tmp = Path(name)
         digest = hashlib.sha256()
         try:
-            # Patient records: owner read/write, group read, nobody else.
-            os.fchmod(fd, 0o640)
+            os.fchmod(fd, 0o600)  # patient records: owner only
             with os.fdopen(fd, "wb") as fdst:
                 while chunk := fsrc.read(CHUNK):
                     digest.update(chunk)
@@ -215,12 +251,13 @@ class ArchiveStore:
         return folder
 
     def _new_quarantine_folder(self, now: dt.datetime, source: str) -> Path:
-        self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.quarantine_dir)
         base = f"{now:%Y%m%dT%H%M%S}-{_safe_name(source)}"
         for n in range(1, 10_000):
             folder = self.quarantine_dir / (base if n == 1 else f"{base}-{n}")
             try:
-                folder.mkdir()
+                folder.mkdir(mode=PRIVATE_DIR)
+                folder.chmod(PRIVATE_DIR)
                 return folder
             except FileExistsError:
                 continue

@@ -128,7 +128,7 @@ class Ingest:
         """
         path = self.archive / ".lgd-digitise.lock"
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError as e:
             raise (from_oserror(e, self.archive) or e) from e
         try:
