@@ -163,3 +163,15 @@ def test_a_second_run_on_a_busy_archive_is_refused_clearly(inbox, tmp_path):
         first.communicate(timeout=120)
     assert first.returncode in (0, 130)
     assert_consistent(archive)
+
+
+def test_digitise_clears_only_its_own_leftovers_in_tmp(inbox, tmp_path):  # issue 11
+    archive = tmp_path / "archive"
+    assert run_lgd("digitise", inbox, "--archive", archive, "--json").returncode in (0, 1)
+    packing = archive / "tmp" / "pack-running"  # as `lgd pack` names its working folder
+    packing.mkdir()
+    (packing / "pack.pdf").write_bytes(b"in progress")
+    dead = archive / "tmp" / "job-0123abcd"  # what a killed digitise leaves
+    dead.mkdir()
+    run_lgd("digitise", inbox, "--archive", archive, "--json")
+    assert (packing / "pack.pdf").read_bytes() == b"in progress" and not dead.exists()

@@ -39,6 +39,7 @@ from pipelines.reindex import document_pages
 from pipelines.ingest.discover import InputDoc, discover
 from pipelines.progress import NullProgress, ProgressSink
 
+JOB_PREFIX = "job-"  # digitise's working folders in ARCHIVE/tmp, the only ones it may clear
 log = logging.getLogger(__name__)
 
 
@@ -142,12 +143,13 @@ class Ingest:
                 f"Another `lgd digitise` is writing to the archive {self.archive}; wait for it to "
                 "finish (or choose another --archive) and run the command again.",
             ) from e
-        for leftover in self.store.tmp_dir.iterdir():
+        # Only digitise's own leftovers: other commands (a `lgd pack` running now) work in tmp/ too.
+        for leftover in self.store.tmp_dir.glob(f"{JOB_PREFIX}*"):
             if leftover.is_dir() and not leftover.is_symlink():
                 shutil.rmtree(leftover, ignore_errors=True)
-            else:
-                with suppress(OSError):
-                    leftover.unlink()
+        for leftover in self.store.tmp_dir.glob(".lgd-*.part"):
+            with suppress(OSError):
+                leftover.unlink()
         return fd
 
     # -- preflight ---------------------------------------------------------------------
@@ -279,7 +281,7 @@ class Ingest:
     def _job(self, key: int, item: Preflighted) -> worker.Job:
         doc = item.input
         scan = ScanDoc(source=doc.source, inputs=tuple(doc.files), born=doc.patient.born)
-        return worker.Job(key, scan, self.store.root / "tmp" / f"job-{uuid.uuid4().hex}")
+        return worker.Job(key, scan, self.store.tmp_dir / f"{JOB_PREFIX}{uuid.uuid4().hex}")
 
     def _digitise_all(self, todo: list[Preflighted], report: Report) -> None:
         jobs = {k: self._job(k, item) for k, item in enumerate(todo)}
