@@ -208,6 +208,7 @@ class ArchiveStore:
         *,
         max_copy_bytes: int = MAX_QUARANTINE_COPY,
         detail: dict | None = None,
+        copy: bool = True,
     ) -> Path:
         """Copy a failed input's file(s) into a new quarantine folder with a reason.json; return the folder.
 
@@ -215,7 +216,8 @@ class ArchiveStore:
         or is larger than `max_copy_bytes`, or does not fit on the disk, is not copied; its
         path and the cause are recorded in reason.json ({source, code, reason, at, files}),
         where each file has path, name (of the copy, or null), bytes, sha256, copied, error; `detail`
-        adds keys of the caller's (the two identities of an identity conflict).
+        adds keys of the caller's (the two identities of an identity conflict). With `copy` False
+        (the input is not a scan at all) only the paths are recorded: quarantine is for scans.
 
         Raises:
             ArchiveError: the quarantine folder or reason.json cannot be written.
@@ -224,7 +226,9 @@ class ArchiveStore:
             folder = self._new_quarantine_folder(now, source)
             try:
                 records = [
-                    self._quarantine_copy(Path(f), folder, i, len(files), max_copy_bytes) for i, f in enumerate(files)
+                    self._quarantine_copy(Path(f), folder, i, len(files), max_copy_bytes) if copy else
+                    {"path": os.path.abspath(f), "name": None, "copied": False, "error": "not a scan: not copied"}
+                    for i, f in enumerate(files)
                 ]
                 info = {"source": source, "code": code, "reason": reason, "at": now.isoformat(), **(detail or {}),
                         "files": records}

@@ -290,3 +290,20 @@ def test_a_link_back_to_a_walked_folder_is_not_walked_twice(tmp_path: Path) -> N
     (tmp_path / JANE_FOLDER / "loop").symlink_to(tmp_path, target_is_directory=True)
     found = run(tmp_path)
     assert [d.source for d in found.documents] == [JANE_FOLDER] and found.rejected == ()
+
+
+def test_links_out_of_the_named_folder_are_not_followed(tmp_path):  # issue 11
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    secret = outside / "1of1_Lloyd_George_Record_[Jo Bloggs]_[9434765919]_[01-02-1960].pdf"
+    secret.write_bytes(b"%PDF-1.4 not for this batch")
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    (batch / secret.name).symlink_to(secret)
+    (batch / "sub").symlink_to(outside, target_is_directory=True)
+    inside = batch / "real"
+    inside.mkdir()
+    (batch / "alias").symlink_to(inside, target_is_directory=True)  # a link within the batch is fine
+    found = discover([batch], None)
+    assert found.documents == () and found.rejected == ()
+    assert sum("a link to outside" in w for w in found.warnings) == 2

@@ -16,6 +16,7 @@ from typing import Literal
 from natsort import natsorted, ns
 from PIL import Image
 
+from pipelines.display import printable
 from pipelines.identity import (
     FOLDER_PATTERN,
     NDR_PATTERN,
@@ -154,7 +155,7 @@ class _Walk:
     def add_given(self, given: Path) -> None:
         if given.is_dir():
             before = self._entries_found
-            self._walk_dir(given)
+            self._walk_dir(given, given.resolve())
             if self._entries_found == before:
                 self.warnings.append(f"folder {str(given)!r} holds no files to digitise")
         elif given.is_file():
@@ -179,7 +180,8 @@ class _Walk:
         else:
             self.rejected.append(Rejected(given, NOT_FOUND, f"{str(given)!r} does not exist; check the path"))
 
-    def _walk_dir(self, folder: Path) -> None:
+    def _walk_dir(self, folder: Path, root: Path) -> None:
+        """Walk `folder`, inside the named input `root`; links that lead out of `root` are not followed."""
         real = folder.resolve()
         if real in self._seen_dirs:
             return  # given twice, or a link back to a folder already walked
@@ -201,6 +203,11 @@ class _Walk:
             name = entry.name
             if name.startswith(".") or _is_litter(name) or name.lower() == _MANIFEST_NAME:
                 continue
+            if entry.is_symlink() and not entry.resolve().is_relative_to(root):
+                # A link out of the folder given (to /etc, to another patient's scans) is not an
+                # input of this batch: say so, and neither read it nor copy it anywhere.
+                self.warnings.append(f"skipped {printable(str(entry))!r}: a link to outside {printable(str(root))!r}")
+                continue
             if entry.is_dir():
                 folders.append(entry)
             elif entry.is_file():
@@ -217,7 +224,7 @@ class _Walk:
                 )
         self._add_files(_natural(files), walked=True)
         for sub in _natural(folders):
-            self._walk_dir(sub)
+            self._walk_dir(sub, root)
 
     def _add_files(self, files: list[Path], *, walked: bool) -> None:
         """Identify `files` (all in one folder when `walked`) and append their documents in order."""

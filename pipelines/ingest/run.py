@@ -36,9 +36,10 @@ from pipelines.identity import IdentityCode, Manifest, PatientId, same_person
 from pipelines.ingest import records, worker
 from pipelines.ingest.records import Outcome
 from pipelines.reindex import document_pages
-from pipelines.ingest.discover import InputDoc, discover
+from pipelines.ingest.discover import NOT_FOUND, UNREADABLE, InputDoc, discover
 from pipelines.progress import NullProgress, ProgressSink
 
+NOT_SCANS = frozenset({"not_a_scan", UNREADABLE, NOT_FOUND})  # failure codes whose input is not copied to quarantine
 JOB_PREFIX = "job-"  # digitise's working folders in ARCHIVE/tmp, the only ones it may clear
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,9 @@ class Ingest:
     def _fail(self, doc: InputDoc | None, source: str, files: Sequence[Path], code: str, reason: str, sha256: str | None = None, size: int = 0, detail: dict | None = None) -> Outcome:
         """Quarantine a copy of the input, record the failure, and say why."""
         log.warning("%s: %s", source, reason)
-        self.store.quarantine(list(files), source, code, reason, self.now(), detail=detail)
+        # What is not a scan (a text file, a device, a link to a system file) is named, never copied.
+        self.store.quarantine(list(files), source, code, reason, self.now(), detail=detail,
+                              copy=code not in NOT_SCANS)
         patient, row = records.failure(doc, source, code, reason, sha256, size)
         if code == IdentityCode.identity_conflict:
             # Nothing of the stored patient may change, not even by a failure row filed under it:
