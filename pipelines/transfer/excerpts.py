@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rapidfuzz.distance import Levenshtein
+
 from index.catalogue import Catalogue
 from index.rows import Box, EntryRow, PageRow
 from pipelines.records.model import date_text, parse_date_text
@@ -123,20 +125,10 @@ def _word_key(text: str) -> str:
     return "".join(c for c in text.casefold() if c.isalnum())
 
 
-def _one_edit(a: str, b: str) -> bool:
-    """Whether `a` and `b` differ by at most one insertion, deletion or substitution."""
-    if abs(len(a) - len(b)) > 1:
-        return False
-    if len(a) == len(b):
-        return sum(x != y for x, y in zip(a, b)) <= 1
-    short, long_ = (a, b) if len(a) < len(b) else (b, a)
-    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
-
-
 def _printed(key: str, names: Sequence[str]) -> bool:
     """A card heading or the patient's name, allowing one OCR slip in words of four letters or more."""
     for word in (*CARD_PRINT, *names):
-        if key == word or (len(word) >= 4 and _one_edit(key, word)):
+        if key == word or (len(word) >= 4 and Levenshtein.distance(key, word, score_cutoff=1) <= 1):
             return True
     return False
 
