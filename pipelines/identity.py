@@ -85,6 +85,34 @@ def _same_name(a: str, b: str) -> bool:
     return all(part in rest for part in short)
 
 
+_NHS_ON_PAPER = re.compile(r"(?<!\d)(\d{3})[ -]?(\d{3})[ -]?(\d{4})(?!\d)")
+_DOB_ON_PAPER = re.compile(r"(?i)(?:d\.?\s?o\.?\s?b\.?|born|date\s+of\s+birth)\W{0,3}(\d{1,2})[./-](\d{1,2})[./-](\d{2,4})")
+
+
+def printed_identity_disagrees(text: str, patient: PatientId) -> list[str]:
+    """What an envelope front's printed demographics, as OCR read them, say against the input's identity.
+
+    Identity never comes from OCR; this only finds disagreements for a person to review: a valid
+    NHS number other than the patient's, or a date of birth after a DOB label that is not theirs.
+    """
+    found = []
+    for m in _NHS_ON_PAPER.finditer(text):
+        digits = "".join(m.groups())
+        if digits != patient.nhs_number and nhs_number_valid(digits):
+            found.append(f"the envelope reads NHS number {digits[:3]} {digits[3:6]} {digits[6:]}")
+    for m in _DOB_ON_PAPER.finditer(text):
+        day, month, year = (int(g) for g in m.groups())
+        if year < 100:
+            year += 1900 if patient.born is None or year > patient.born.year % 100 else 2000
+        try:
+            read = date(year, month, day)
+        except ValueError:
+            continue
+        if patient.born is not None and read != patient.born:
+            found.append(f"the envelope reads date of birth {read:%d-%m-%Y}")
+    return found
+
+
 class IdentityCode(StrEnum):
     nhs_number_invalid = "nhs_number_invalid"
     name_not_ndr = "name_not_ndr"

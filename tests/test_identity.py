@@ -20,6 +20,7 @@ from pipelines.identity import (
     normalise_nhs_number,
     parse_ndr_filename,
     parse_patient_folder,
+    printed_identity_disagrees,
     read_manifest,
     same_person,
 )
@@ -400,3 +401,13 @@ def test_names_with_control_or_bidi_characters_are_refused(name):
     with pytest.raises(IdentityError) as e:
         parse_ndr_filename(f"1of1_Lloyd_George_Record_[{name}]_[9434765919]_[01-02-1960].pdf")
     assert "control" in e.value.message
+
+
+def test_an_envelope_that_reads_another_identity_is_flagged_never_used():
+    patient = PatientId("9434765919", "Jo Bloggs", date(1960, 2, 1))
+    same = "LLOYD GEORGE Jo Bloggs NHS No 943 476 5919 DOB 01/02/1960"
+    assert printed_identity_disagrees(same, patient) == []
+    other = "LLOYD GEORGE Jo Bloggs NHS No 999 000 0018 D.O.B. 02.03.1961 registered 04/05/1999"
+    found = printed_identity_disagrees(other, patient)
+    assert found == ["the envelope reads NHS number 999 000 0018", "the envelope reads date of birth 02-03-1961"]
+    assert printed_identity_disagrees("tel 0163 296 0123", patient) == []  # not a valid NHS number

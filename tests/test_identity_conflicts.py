@@ -93,3 +93,18 @@ def test_the_same_bytes_under_another_nhs_number_are_refused(first, tmp_path):
     assert "Janet" not in doc["reason"] and original.name not in doc["reason"]  # another patient's identity is not shown
     with Catalogue.open(archive, readonly=True) as cat:
         assert cat.patient("9990000018") is None
+
+
+def test_an_envelope_printed_for_another_patient_is_flagged_for_review(tmp_path):
+    sample = Path(__file__).parents[1] / "fixtures/sample/scans"
+    tif = next(sample.glob("1of1_*9993355933*.tif"))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / NDR.format(name="Jo Bloggs", nhs="9434765919", dob="01-02-1960").replace(".pdf", ".tif")).write_bytes(
+        tif.read_bytes())
+    archive = tmp_path / "archive"
+    proc = run_lgd("digitise", folder, "--archive", archive, "--json")
+    assert proc.returncode == 0 and proc.json["documents"][0]["status"] == "ok"  # identity is the file name's
+    assert any("reads NHS number 999 335 5933" in w for w in proc.json["summary"]["warnings"]), proc.json["summary"]
+    with Catalogue.open(archive, readonly=True) as cat:
+        assert cat.patient("9434765919").name == "Jo Bloggs" and cat.patient("9993355933") is None

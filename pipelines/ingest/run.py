@@ -28,11 +28,13 @@ from pathlib import Path
 
 from digitise.errors import DigitiseError
 from digitise.load import sniff
-from digitise.model import ScanDoc
+from digitise.model import PageKind, ScanDoc
 from digitise.options import DigitiseOptions
 from index import ArchiveStore, Catalogue, FullText, sha256_file
 from index.errors import ArchiveError, ArchiveErrorCode, from_oserror, full_error, readonly_error
-from pipelines.identity import IdentityCode, Manifest, PatientId, same_person
+from pipelines.actor import current_actor
+from pipelines.display import printable
+from pipelines.identity import IdentityCode, Manifest, PatientId, printed_identity_disagrees, same_person
 from pipelines.ingest import records, worker
 from pipelines.ingest.records import Outcome
 from pipelines.reindex import document_pages
@@ -114,7 +116,8 @@ class Ingest:
         except BaseException:
             os.close(self._lock)
             raise
-        self.actor = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+        self.actor = current_actor()
+        self.review: list[str] = []  # documents whose envelope reads another identity (a person checks)
 
     def close(self) -> None:
         self.catalogue.close()
@@ -245,6 +248,14 @@ class Ingest:
         self.fulltext.add_pages(records.page_docs(document_id, doc, scan))
         self.catalogue.mark_indexed(document_id)
         self.catalogue.audit(self.actor, "digitise", doc.patient.nhs_number, source=doc.source, document_id=document_id)
+        review = [w for page in scan.pages if page.kind == PageKind.envelope and page.text is not None
+                  for w in printed_identity_disagrees(page.text.text, doc.patient)]
+        if review:  # identity stays the input's; a person decides whether the scan is filed right
+            self.catalogue.audit(self.actor, "identity_review", doc.patient.nhs_number, source=doc.source,
+                                 document_id=document_id, read=review)
+            self.review.append(f"{printable(doc.source)}: {'; '.join(review)}, not the identity of its file name, "
+                               "folder or manifest; check the scan is filed under the right patient "
+                               "(lgd patient reassign moves it)")
         return records.outcome(doc, scan, str(self.archive / relpath), reason)
 
     def reindex_leftovers(self) -> None:
@@ -279,6 +290,7 @@ class Ingest:
             self._digitise_all(todo, report)
         finally:
             self.progress.stop()
+            report.warnings.extend(self.review)
         return report
 
     def _job(self, key: int, item: Preflighted) -> worker.Job:
