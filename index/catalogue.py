@@ -310,6 +310,12 @@ class Catalogue:
         return tuple(_document(r) for r in rows)
 
     @mapped
+    def document_ids_named(self, source: str) -> tuple[int, ...]:
+        """Ids of the digitised documents whose source name is exactly `source`."""
+        rows = self._conn.execute("SELECT id FROM documents WHERE source = ? AND status = 'ok' ORDER BY id", (source,))
+        return tuple(int(r[0]) for r in rows)
+
+    @mapped
     def unindexed_documents(self) -> tuple[DocumentRow, ...]:
         """Digitised documents whose pages are not yet (known to be) in the full-text index."""
         sql = f"SELECT {_DOC_COLUMNS} FROM documents WHERE status = 'ok' AND indexed = 0 ORDER BY id"

@@ -53,6 +53,12 @@ BOOST_EXACT, BOOST_SYNONYM, BOOST_FOLDED, BOOST_FUZZY = 4.0, 2.0, 1.0, 0.4
 FUZZY_MIN_LENGTH = 5  # shorter words have too many neighbours one edit away
 SPLIT_MIN_LENGTH = 8
 SNIPPET_WORDS = 24
+# Bounds on what a query may ask: Whoosh's parser and query tree recurse once per bracket and
+# per operator, and each word expands to a dozen alternatives, so a pasted page of text (or a
+# thousand brackets) would exhaust the stack or the patience of everyone else on the server.
+MAX_QUERY_CHARS = 2000
+MAX_QUERY_WORDS = 100
+MAX_QUERY_DEPTH = 20
 
 
 MAX_SEGMENTS = 8
@@ -305,16 +311,23 @@ class QueryBuilder:
                 options.append(q)
         return Or(options)
 
-    def _rewrite(self, q: Query) -> Query:
+    def _rewrite(self, q: Query, sources: Callable[[str], Iterable[int]] | None = None) -> Query:
         if isinstance(q, Term) and q.fieldname == "text":
             return self._word(q.text)
         if isinstance(q, Phrase):
             return self._phrase(list(q.words))
-        if isinstance(q, Term) and q.fieldname in ("kind", "source"):
+        if isinstance(q, Term) and q.fieldname == "kind":
             return q
+        if isinstance(q, Term) and q.fieldname == "source":
+            # Source names are not indexed (each would be a term of its own): the catalogue
+            # says which documents carry the exact name, and those documents are searched.
+            ids = sorted(set(sources(str(q.text)))) if sources is not None else []
+            if not ids:
+                return Term("document_id", "none")  # matches nothing, unlike NullQuery (which vanishes)
+            return Or([Term("document_id", str(i)) for i in ids]) if len(ids) > 1 else Term("document_id", str(ids[0]))
         if q.is_leaf():
             raise QueryError(f"'{q}' is not supported here; use words, \"phrases\", AND, OR, NOT, kind: and source:")
-        return q.apply(self._rewrite)
+        return q.apply(lambda child: self._rewrite(child, sources))
 
     def _quote_vocabulary_phrases(self, text: str) -> str:
         """Quote multi-word clinical terms ("heart attack") so they expand as one concept."""
@@ -328,28 +341,56 @@ class QueryBuilder:
                 if any(w.upper() in ("AND", "OR", "NOT") or ":" in w for w in words[start:end]):
                     continue
                 words[start:end] = ['"' + " ".join(words[start:end]) + '"']
-            parts[i] = " ".join(words)
-        return " ".join(p for p in parts if p)
+            # Keep the spacing around the part: `source:"name"` must stay joined to its field.
+            lead, trail = part[: len(part) - len(part.lstrip())], part[len(part.rstrip()):]
+            parts[i] = lead + " ".join(words) + trail if words else part
+        return "".join(parts)
 
     def has_several_words(self, text: str) -> bool:
         return len(re.findall(TOKEN, text)) > 1 and not re.search(r"\b(AND|OR|NOT)\b|\"", text)
 
-    def build(self, text: str, loose: bool = False) -> Query:
-        if text.count('"') % 2:
-            raise QueryError('the query has an unmatched " (quote); close the phrase or remove the quote')
-        depth = 0
+    @staticmethod
+    def check_size(text: str) -> None:
+        """Refuse a query too long or too deeply bracketed to search (QueryError)."""
+        if len(text) > MAX_QUERY_CHARS:
+            raise QueryError(f"the query is {len(text):,} characters long; search for at most {MAX_QUERY_CHARS:,} (a few words or phrases)")
+        words = len(re.findall(TOKEN, text))
+        if words > MAX_QUERY_WORDS:
+            raise QueryError(f"the query has {words:,} words; search for at most {MAX_QUERY_WORDS} words at a time")
+        depth = deepest = 0
         for ch in text:
             depth += {"(": 1, ")": -1}.get(ch, 0)
+            deepest = max(deepest, depth)
             if depth < 0:
                 break
         if depth != 0:
             raise QueryError("the query's brackets do not match; check each ( has its )")
+        if deepest > MAX_QUERY_DEPTH:
+            raise QueryError(f"the query nests brackets {deepest} deep; use at most {MAX_QUERY_DEPTH} levels")
+
+    def build(self, text: str, loose: bool = False, sources: Callable[[str], Iterable[int]] | None = None) -> Query:
+        """The Whoosh query for `text`; `sources(name)` gives the ids of the documents named `name` (for source:)."""
+        if text.count('"') % 2:
+            raise QueryError('the query has an unmatched " (quote); close the phrase or remove the quote')
+        self.check_size(text)
+        try:
+            return self._build(text, loose, sources)
+        except RecursionError:
+            raise QueryError(f"the query is too complex to search; use fewer words, operators and brackets") from None
+
+    def _build(self, text: str, loose: bool, sources: Callable[[str], Iterable[int]] | None) -> Query:
         # Loosely, each word stands alone (with its own synonyms and fuzzy forms), so that a
         # clinical phrase OCR half-read ("itchy cash") still finds its page.
         parsed = self._loose_parser.parse(text) if loose else self._parser.parse(self._quote_vocabulary_phrases(text))
         if parsed is None or parsed is NullQuery:
             raise QueryError("there is nothing to search for in the query; type a word or a \"phrase\"")
-        rewritten = self._rewrite(parsed).normalize()
+        if loose and isinstance(parsed, Or):
+            # kind: and source: are filters: loosely, the words are optional, never the filters.
+            fields = [c for c in parsed.subqueries if isinstance(c, Term) and c.fieldname in ("kind", "source")]
+            words = [c for c in parsed.subqueries if not (isinstance(c, Term) and c.fieldname in ("kind", "source"))]
+            if fields and words:
+                parsed = And([*fields, Or(words, scale=getattr(parsed, "scale", None))])
+        rewritten = self._rewrite(parsed, sources).normalize()
         if rewritten is NullQuery:
             raise QueryError("the query has only numbers, which are not indexed; search for words, and use --from/--to for dates")
         return rewritten
@@ -511,25 +552,32 @@ class FullText:
         date_from: dt.date | None = None,
         date_to: dt.date | None = None,
         kind: str | None = None,
+        sources: Callable[[str], Iterable[int]] | None = None,
+        dated_match: Callable[[int, int, QueryTerms], bool] | None = None,
     ) -> SearchResult:
         """Pages matching `query`, best first; filters on patient, entry dates and page kind.
 
+        `sources(name)` gives the ids of the documents with that exact source name (for
+        `source:"..."`; without it such a query matches nothing). With a date filter,
+        `dated_match(document_id, page, terms)` may further refuse a page whose matched words
+        are not in an entry of the period (the index knows only the page's dates).
+
         Raises:
-            QueryError: the query is malformed or empty (the message says how to fix it).
+            QueryError: the query is malformed, empty, too long or too deep (the message says how to fix it).
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         searcher = self._current_searcher()
         expansions: dict = {}
         lazy = nhs_number is not None
-        strict_query = _for_one_search(self._queries.build(query), expansions, lazy_unions=lazy)
-        strict = self._run(searcher, strict_query, nhs_number, kind, date_from, date_to, limit)
+        strict_query = _for_one_search(self._queries.build(query, sources=sources), expansions, lazy_unions=lazy)
+        strict = self._guarded_run(searcher, strict_query, nhs_number, kind, date_from, date_to, limit, dated_match)
         if len(strict.hits) >= limit or not self._queries.has_several_words(query):
             return strict
         # Hand-writing loses words to OCR: when too few pages hold every word, pages that
         # hold some of them follow, ranked by how much they hold, marked as partial.
-        loose_query = _for_one_search(self._queries.build(query, loose=True), expansions, lazy_unions=lazy)
-        loose = self._run(searcher, loose_query, nhs_number, kind, date_from, date_to, limit)
+        loose_query = _for_one_search(self._queries.build(query, loose=True, sources=sources), expansions, lazy_unions=lazy)
+        loose = self._guarded_run(searcher, loose_query, nhs_number, kind, date_from, date_to, limit, dated_match)
         seen = {(h.document_id, h.page) for h in strict.hits}
         extra = [dataclasses.replace(h, partial=True) for h in loose.hits if (h.document_id, h.page) not in seen]
         return SearchResult(strict.total, strict.hits + tuple(extra[: limit - len(strict.hits)]), partial=loose.total - strict.total)
@@ -565,7 +613,13 @@ class FullText:
             return None  # being replaced by a commit right now: open afresh
         return generation, toc.st_ino, toc.st_mtime_ns
 
-    def _run(self, searcher: Searcher, q: Query, nhs_number, kind, date_from, date_to, limit) -> SearchResult:
+    def _guarded_run(self, searcher: Searcher, q: Query, *args) -> SearchResult:
+        try:
+            return self._run(searcher, q, *args)
+        except RecursionError:
+            raise QueryError("the query is too complex to search; use fewer words, operators and brackets") from None
+
+    def _run(self, searcher: Searcher, q: Query, nhs_number, kind, date_from, date_to, limit, dated_match=None) -> SearchResult:
         # Filters are conjunctions, not search(filter=...): Whoosh 2.7.5 miscounts filtered
         # searches (an empty filter counts every match; with terms=True it ignores the filter).
         conditions: list[Query] = [q]
@@ -595,6 +649,8 @@ class FullText:
         for h in results:
             document_id, page, days = h["ref"]
             if dated and not any(low_day <= d <= high_day for d in days):
+                continue
+            if dated and dated_match is not None and not dated_match(document_id, page, terms):
                 continue
             total += 1
             if len(hits) < limit:
