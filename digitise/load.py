@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
+import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +32,9 @@ SIGNATURES = (
 SCAN_FORMATS = frozenset(kind for _, kind in SIGNATURES)
 DEFAULT_DPI = 300
 MIN_DPI, MAX_DPI = 100, 600
+# Below this a page is too coarse for OCR to read hand-writing: refuse rather than pretend.
+MIN_USEFUL_DPI = 150
+log = logging.getLogger(__name__)
 # Pages are first looked at in a cheap preview of about this resolution: enough to tell a
 # blank page, the skew and which way up, without decoding the full scan.
 PREVIEW_DPI = 100
@@ -208,6 +213,24 @@ def _pdf_page_facts(page: pikepdf.Page) -> _PdfPageFacts:
     return _PdfPageFacts(dpi, size, original)
 
 
+def _fitted(path: Path, number: int, fact: _PdfPageFacts, max_pixels: int) -> _PdfPageFacts:
+    """A page too large at its own resolution, rendered at the highest one that fits the pixel budget.
+
+    A PDF page is rendered, not decoded, so its size costs only what we ask for (OCRmyPDF does
+    the same); only a page that would have to go below MIN_USEFUL_DPI to fit is refused.
+    """
+    dpi = math.floor(fact.dpi * math.sqrt(max_pixels / (fact.size[0] * fact.size[1])))
+    if dpi < MIN_USEFUL_DPI:
+        raise UnreadableInput(
+            f"{path.name}: page {number} is {fact.size[0] / fact.dpi:.0f} x {fact.size[1] / fact.dpi:.0f} inches; "
+            f"it would have to be read at {dpi} dpi to stay within the {max_pixels:,} pixel limit, too coarse "
+            "to read; rescan it at its real size", Code.decompression_bomb)
+    size = (max(1, fact.size[0] * dpi // fact.dpi), max(1, fact.size[1] * dpi // fact.dpi))
+    log.warning("%s: page %d is read at %d dpi instead of %d to stay within %s pixels", path.name, number, dpi,
+                fact.dpi, f"{max_pixels:,}")
+    return _PdfPageFacts(dpi, size, None)
+
+
 def _pdf_pages(path: Path, max_pixels: int, max_pages: int) -> Iterator[SourcePage]:
     with path.open("rb") as f:
         f.seek(max(0, path.stat().st_size - 2048))
@@ -236,11 +259,7 @@ def _pdf_pages(path: Path, max_pixels: int, max_pages: int) -> Iterator[SourcePa
     try:
         for number, fact in enumerate(facts, start=1):
             if fact.size[0] * fact.size[1] > max_pixels:
-                raise UnreadableInput(
-                    f"{path.name}: page {number} would be {fact.size[0]} x {fact.size[1]} pixels at "
-                    f"{fact.dpi} dpi, over the {max_pixels:,} pixel limit",
-                    Code.decompression_bomb,
-                )
+                fact = _fitted(path, number, fact, max_pixels)
             if fact.original:
                 # The page is one JPEG: decode it directly, the preview through the JPEG
                 # decoder's own downscaling, rather than rendering the page.
