@@ -4,7 +4,8 @@
 tesserocr), so a page costs only recognition, not a process start and a model load, and a
 second look at one line of a page (`read_line`) costs only that line;
 `TesseractCliEngine` runs the `tesseract` program once per page (pytesseract), the way
-most tools do; `NullEngine` reads nothing, for image-only runs and for testing later
+most tools do; `PpOcrEngine` runs PP-OCRv6 (rapidocr, onnxruntime), which reads hand-writing far
+better than Tesseract; `NullEngine` reads nothing, for image-only runs and for testing later
 stages without OCR. Pick one by name from `ENGINES`.
 """
 
@@ -12,42 +13,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from digitise.errors import MissingDependency, OcrFailed
+from digitise.lines import DEFAULT_DPI, Look, crop_line as _crop, placed as _placed  # noqa: F401 (re-exported)
 from digitise.model import Box, PageText, Word
+from digitise.ppocr import PpOcrEngine
 
 # Tesseract's OpenMP threads fight the worker processes for the same cores; one thread
 # per worker is both faster overall and fair to the machine.
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-
-
-# A page without a resolution of its own is taken to be a scan at this many dots per inch.
-DEFAULT_DPI = 300
-
-
-@dataclass(frozen=True, slots=True)
-class Look:
-    """One way of looking at a line again: resampled by `scale`, smoothed by a Gaussian of `blur` pixels.
-
-    Tesseract's misreadings of a hand change with the pixels it is given, while what was
-    written does not: two looks that agree are better evidence than either alone.
-    """
-
-    scale: float = 1.0
-    blur: float = 0.0
-
-    def apply(self, image: Image.Image) -> Image.Image:
-        if self.scale != 1.0:
-            size = (max(1, round(image.width * self.scale)), max(1, round(image.height * self.scale)))
-            image = image.resize(size, Image.Resampling.BICUBIC)
-        if self.blur:
-            image = image.filter(ImageFilter.GaussianBlur(self.blur))
-        return image
 
 
 class OcrEngine(Protocol):
@@ -60,24 +38,6 @@ class OcrEngine(Protocol):
     def read_line(self, image: Image.Image, box: Box, look: Look = Look()) -> PageText:
         """The one line of text inside `box` of `image`, read on its own; boxes in `image`'s pixels."""
         ...
-
-
-def _crop(image: Image.Image, box: Box, look: Look) -> tuple[Image.Image, int]:
-    """The box's pixels as `look` sees them (greyscale), and their resolution."""
-    dpi = image.info.get("dpi", (DEFAULT_DPI,))[0] or DEFAULT_DPI
-    crop = look.apply(image.crop(box))
-    return (crop if crop.mode == "L" else crop.convert("L")), max(1, round(float(dpi) * look.scale))
-
-
-def _placed(words: list[Word], box: Box, scale: float) -> PageText:
-    """Words read from a crop of `box` at `scale`, moved back into the page's pixels."""
-    x, y = box[0], box[1]
-    return PageText(tuple(
-        Word(w.text, (x + round(w.box[0] / scale), y + round(w.box[1] / scale),
-                      x + round(w.box[2] / scale), y + round(w.box[3] / scale)), w.confidence, w.line, w.block)
-        for w in words
-    ))
-
 
 
 class TesseractEngine:
@@ -217,5 +177,5 @@ class NullEngine:
 
 
 ENGINES: Mapping[str, type] = MappingProxyType(
-    {e.name: e for e in (TesseractEngine, TesseractCliEngine, NullEngine)}
+    {e.name: e for e in (TesseractEngine, TesseractCliEngine, PpOcrEngine, NullEngine)}
 )

@@ -7,10 +7,20 @@ from dataclasses import dataclass, field
 
 from digitise.ocr import ENGINES
 
+# `auto` is not an engine but a routing: Tesseract reads every page, PP-OCR re-reads
+# hand-written ones (see digitise.route).
+AUTO = "auto"
+ENGINE_CHOICES = (*ENGINES, AUTO)
+
 
 @dataclass(frozen=True, slots=True)
 class DigitiseOptions:
     engine: str = "tesseract"
+    # With `auto`: keep both engines' words on hand-written pages (the more confident where
+    # they overlap) instead of PP-OCR's alone.
+    merge_engines: bool = False
+    # Re-read the date cells of cards whose dates did not read (digitise.reread).
+    reread_dates: bool = True
     languages: str = "eng"
     # Below this mean word confidence a page is re-checked for being upside down: on the
     # fixture set upright legible pages read at 66-96, upside-down ones at 24-35.
@@ -30,8 +40,8 @@ class DigitiseOptions:
     today: dt.date = field(default_factory=dt.date.today)
 
     def __post_init__(self) -> None:
-        if self.engine not in ENGINES:
-            raise ValueError(f"unknown OCR engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
+        if self.engine not in ENGINE_CHOICES:
+            raise ValueError(f"unknown OCR engine {self.engine!r}; choose one of {', '.join(ENGINE_CHOICES)}")
         if not 20 <= self.jpeg_quality <= 95:
             raise ValueError("jpeg_quality must be between 20 and 95")
         if self.duplicate_distance < 0:

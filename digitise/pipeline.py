@@ -21,7 +21,7 @@ from pathlib import Path
 from PIL import Image
 from rapidfuzz import fuzz
 
-from digitise import analyse, entries, kinds, load, pdfa, reread
+from digitise import analyse, entries, kinds, load, pdfa, reread, route
 from digitise.errors import Code, UnreadableInput
 from digitise.model import Page, PageKind, PageText, ScanDoc
 from digitise.ocr import OcrEngine
@@ -37,11 +37,16 @@ CHECK_MARGIN = 8.0
 
 @dataclass(frozen=True, slots=True)
 class StageContext:
-    """What every stage may use: a private work folder, the options and the OCR engine."""
+    """What every stage may use: a private work folder, the options and the OCR engine(s).
+
+    `hand` is the hand-writing engine of `--engine auto`: pages `engine` reads as cards,
+    envelopes or of no clear kind are read again by it (digitise.route).
+    """
 
     work: Path
     options: DigitiseOptions
     engine: OcrEngine
+    hand: OcrEngine | None = None
     on_page: Callable[[int], None] = lambda number: None
 
 
@@ -149,7 +154,12 @@ def _read_page(source: load.SourcePage, number: int, born: dt.date | None, ctx: 
         # Writing only in the margins leaves no ink to measure: take the page as upright and level.
         layout = dataclasses.replace(faint, blank=False)
     reading = read_upright(seen, source.dpi, layout, ctx.engine, opts)
-    text = reread.date_cells(reading.text, reading.image, source.dpi, ctx.engine, born, opts.today)
+    text = reading.text
+    if ctx.hand is not None and route.wants_hand(text, reading.image, source.dpi):
+        hand = ctx.hand.read(reading.image)
+        text = route.merge(text, hand) if opts.merge_engines else route.choose(text, hand)
+    if opts.reread_dates:
+        text = reread.date_cells(text, reading.image, source.dpi, ctx.engine, born, opts.today)
     kept = reading.image
     if seen is not full:  # store the scan, turned and levelled the same way, not the stretched copy
         kept = full if reading.image is seen else analyse.level(analyse.turn(full, reading.rotation), reading.skew, paper)

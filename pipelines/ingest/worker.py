@@ -1,6 +1,6 @@
 """The unit of work a digitise worker process runs: one input document through every digitise stage.
 
-Each worker loads Tesseract once (in `init`) and keeps it for every document it is given.
+Each worker loads its OCR engine(s) once (in `init`) and keeps it for every document it is given.
 Workers write only inside their job's work folder; the main process alone writes the
 archive, so a worker that dies can never leave the catalogue half-written.
 """
@@ -19,11 +19,12 @@ from digitise import pipeline
 from digitise.errors import DigitiseError
 from digitise.model import ScanDoc
 from digitise.ocr import ENGINES, OcrEngine
-from digitise.options import DigitiseOptions
+from digitise.options import AUTO, DigitiseOptions
 
 log = logging.getLogger(__name__)
 
 _engine: OcrEngine | None = None  # one per worker process, like OCRmyPDF's worker_init
+_hand: OcrEngine | None = None  # the hand-writing engine of --engine auto, likewise
 _options: DigitiseOptions | None = None
 
 # A write that fails for lack of space is the archive disk's problem, never the input's.
@@ -49,9 +50,14 @@ class Done:
 
 def init(options: DigitiseOptions) -> None:
     """Process initializer: pick the engine once, so its model is loaded once per worker."""
-    global _engine, _options
+    global _engine, _hand, _options
     _options = options
-    _engine = ENGINES[options.engine](languages=options.languages) if options.engine != "none" else ENGINES["none"]()
+    if options.engine == AUTO:  # Tesseract reads every page, PP-OCR re-reads hand-written ones
+        _engine = ENGINES["tesseract"](languages=options.languages)
+        _hand = ENGINES["ppocr"](languages=options.languages)
+    else:
+        _engine = ENGINES[options.engine](languages=options.languages) if options.engine != "none" else ENGINES["none"]()
+        _hand = None
 
 
 def init_process(options: DigitiseOptions) -> None:
@@ -93,7 +99,7 @@ def digitise(job: Job) -> Done:
     streams = sys.stdout, sys.stderr
     try:
         job.work.mkdir(parents=True, exist_ok=True)
-        ctx = pipeline.StageContext(work=job.work, options=_options, engine=_engine)
+        ctx = pipeline.StageContext(work=job.work, options=_options, engine=_engine, hand=_hand)
         return Done(job.key, pipeline.run(job.doc, ctx))
     except DigitiseError as e:
         shutil.rmtree(job.work, ignore_errors=True)
