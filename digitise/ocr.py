@@ -11,8 +11,12 @@ stages without OCR. Pick one by name from `ENGINES`.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
+import subprocess
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 from typing import Protocol
 
@@ -40,6 +44,36 @@ class OcrEngine(Protocol):
         ...
 
 
+# Where Debian, Ubuntu and Fedora put Tesseract's language data, newest first.
+TESSDATA_FOLDERS = ("/usr/share/tesseract-ocr/5/tessdata", "/usr/share/tesseract-ocr/4.00/tessdata",
+                    "/usr/share/tessdata", "/usr/local/share/tessdata")
+
+
+@functools.lru_cache(maxsize=1)
+def tessdata() -> str:
+    """The folder of Tesseract's language data: $TESSDATA_PREFIX, else where the `tesseract` program
+    says, else a known system folder.
+
+    A tesserocr wheel from PyPI bundles its own libtesseract, which looks for the data in "./";
+    asking the installed program finds the data the system's Tesseract uses.
+    """
+    if os.environ.get("TESSDATA_PREFIX"):
+        return os.environ["TESSDATA_PREFIX"]
+    try:
+        listed = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True, timeout=30).stdout
+        m = re.search(r'"([^"]+)"', listed.splitlines()[0]) if listed else None
+        if m and Path(m.group(1)).is_dir():
+            return m.group(1)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return next((f for f in TESSDATA_FOLDERS if Path(f).is_dir()), TESSDATA_FOLDERS[0])
+
+
+def languages_installed() -> frozenset[str]:
+    """The language codes whose data files are in `tessdata()`."""
+    return frozenset(p.stem for p in Path(tessdata()).glob("*.traineddata"))
+
+
 class TesseractEngine:
     """Tesseract through its C++ API (tesserocr): one loaded model per worker process."""
 
@@ -60,10 +94,10 @@ class TesseractEngine:
     def _ocr_api(self):
         if self._api is None:
             try:
-                self._api = self._tesserocr.PyTessBaseAPI(lang=self._languages, psm=self._psm)
+                self._api = self._tesserocr.PyTessBaseAPI(path=tessdata(), lang=self._languages, psm=self._psm)
             except RuntimeError as e:
                 raise MissingDependency(
-                    f"tesseract language data '{self._languages}'", "tesseract-ocr-eng", str(e)
+                    f"tesseract language data '{self._languages}' (looked in {tessdata()})", "tesseract-ocr-eng", str(e)
                 ) from e
         return self._api
 

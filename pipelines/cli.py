@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from digitise.errors import MissingDependency
+from digitise.ocr import languages_installed, tessdata
 from digitise.options import ENGINE_CHOICES, DigitiseOptions
 from index import ArchiveError
+from pipelines.display import printable
 from pipelines.errors import EXIT_CODE_HELP, ExitCode, LgdError
 from pipelines.identity import IdentityError, read_manifest
 from pipelines.ingest.run import Ingest, Report
 from pipelines.progress import for_terminal
+from pipelines.clinical import lgd_version
 from pipelines.cli_search import register as register_search
+from pipelines.patient import register as register_patient
 from pipelines.records.command import register as register_coded
-from pipelines.transfer.command import register as register_transfer
 from pipelines.reconcile.command import register as register_reconcile
+from pipelines.transfer.command import register as register_transfer
 from pipelines.transfer.pack_command import register as register_pack
 
 log = logging.getLogger("lgd")
@@ -55,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr (-vv for debug)")
+    parser.add_argument("-V", "--version", action="version", version=f"lgd {lgd_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     d = sub.add_parser(
@@ -94,6 +101,7 @@ examples:
     register_coded(sub)
     register_reconcile(sub, lambda value: _archive(value).resolve())
     register_pack(sub, lambda value: _archive(value).resolve())
+    register_patient(sub, lambda value: _archive(value).resolve())
     register_transfer(sub)
     return parser
 
@@ -165,6 +173,11 @@ def cmd_digitise(args: argparse.Namespace, stdout) -> ExitCode:
             manifest = read_manifest(args.manifest)
         except IdentityError as e:
             raise LgdError(f"--manifest {args.manifest}: {e}") from e
+    missing_languages = sorted(set(args.language.split("+")) - languages_installed())
+    if missing_languages:
+        raise LgdError(f"--language {args.language}: no Tesseract language data for {', '.join(missing_languages)} in "
+                       f"{tessdata()}; install it (e.g. apt-get install tesseract-ocr-{missing_languages[0]}) or set "
+                       "TESSDATA_PREFIX", ExitCode.usage, "usage")
     options = DigitiseOptions(engine=args.engine, languages=args.language)
     archive = _archive(args.archive).resolve()
     started = time.monotonic()
@@ -192,9 +205,37 @@ def _configure_logging(verbose: int) -> None:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING) if verbose < 2 else logging.INFO)
 
 
+def _suggest(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+    """"did you mean ...?" for a mistyped command: argparse lists every choice instead."""
+    words = [a for a in argv if not a.startswith("-")]
+    commands = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), {})
+    if not words or words[0] in commands:
+        return None
+    close = difflib.get_close_matches(words[0], list(commands), n=1)
+    hint = f"; did you mean `{close[0]}`?" if close else f"; the commands are {', '.join(commands)}"
+    return f"lgd: unknown command {printable(words[0])!r}{hint}"
+
+
+def _terminate_like_ctrl_c(signum, frame) -> None:
+    # A service manager or `kill` stops lgd with SIGTERM: finish as for Ctrl-C (keep what is
+    # stored, report, exit 130), through whatever SIGINT handler is in force right now.
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything lgd creates holds patient data: private to its user, whatever the shell's umask.
+    os.umask(0o077)
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if (message := _suggest(parser, argv)) is not None:
+        print(message, file=sys.stderr)
+        return ExitCode.usage
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     if not getattr(args, "command", None):
         parser.print_help(sys.stderr)
         return ExitCode.usage

@@ -54,8 +54,10 @@ def ok_documents(archive: Path) -> int:
         return 0
 
 
-def interrupt(inbox: Path, archive: Path, sig: signal.Signals) -> tuple[subprocess.Popen, str, str, float]:
-    """Start a batch with two workers, send `sig` to its process group once two documents are stored."""
+def interrupt(inbox: Path, archive: Path, sig: signal.Signals, group: bool = True,
+              seen: list[int] | None = None) -> tuple[subprocess.Popen, str, str, float]:
+    """Start a batch with two workers, send `sig` to its process group (or the main process alone)
+    once two documents are stored; `seen` receives the worker pids alive just before."""
     proc = subprocess.Popen(
         [*LGD, "digitise", str(inbox), "--archive", str(archive), "--jobs", "2", "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True,
@@ -66,7 +68,12 @@ def interrupt(inbox: Path, archive: Path, sig: signal.Signals) -> tuple[subproce
             assert proc.poll() is None, ("finished before it could be interrupted", proc.communicate())
             assert time.monotonic() < deadline, "no document stored in time"
             time.sleep(0.05)
-        os.killpg(proc.pid, sig)
+        if seen is not None:
+            seen.extend(children(proc.pid))
+        if group:
+            os.killpg(proc.pid, sig)
+        else:
+            os.kill(proc.pid, sig)  # as a service manager or `kill PID` does: the workers get nothing
         sent = time.monotonic()
         out, err = proc.communicate(timeout=120)
         return proc, out, err, time.monotonic() - sent
@@ -74,6 +81,19 @@ def interrupt(inbox: Path, archive: Path, sig: signal.Signals) -> tuple[subproce
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def children(pid: int) -> list[int]:
+    return [int(p) for t in Path(f"/proc/{pid}/task").iterdir()
+            for p in (t / "children").read_text().split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
 
 
 def assert_consistent(archive: Path) -> dict[str, int]:
@@ -175,3 +195,25 @@ def test_digitise_clears_only_its_own_leftovers_in_tmp(inbox, tmp_path):  # issu
     dead.mkdir()
     run_lgd("digitise", inbox, "--archive", archive, "--json")
     assert (packing / "pack.pdf").read_bytes() == b"in progress" and not dead.exists()
+
+
+def test_sigterm_to_the_main_process_stops_like_ctrl_c(inbox, tmp_path):  # issue 11
+    archive = tmp_path / "archive"
+    seen: list[int] = []
+    proc, out, err, waited = interrupt(inbox, archive, signal.SIGTERM, group=False, seen=seen)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert json.loads(out)["summary"]["interrupted"] is True and "Traceback" not in err
+    time.sleep(1)
+    assert seen and not any(alive(p) for p in seen)
+    assert_resumes(inbox, archive, assert_consistent(archive))
+
+
+def test_workers_die_with_a_killed_main_process(inbox, tmp_path):  # issue 11
+    archive = tmp_path / "archive"
+    seen: list[int] = []
+    proc, _, _, _ = interrupt(inbox, archive, signal.SIGKILL, group=False, seen=seen)
+    assert proc.returncode == -signal.SIGKILL and seen
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in seen) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p) for p in seen), "workers outlived lgd"

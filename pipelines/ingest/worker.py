@@ -7,8 +7,11 @@ archive, so a worker that dies can never leave the catalogue half-written.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -67,7 +70,28 @@ def init_process(options: DigitiseOptions) -> None:
     print a traceback and break the pool. The main process stops the batch instead.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
     init(options)
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to kill this worker when the main process dies, however it dies.
+
+    Without it a SIGKILLed `lgd digitise` leaves its workers running for ever, re-parented to
+    PID 1 with a model loaded each. PR_SET_PDEATHSIG is Linux's; elsewhere nothing is done.
+    """
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def _disk_problem(exc: BaseException, work: Path) -> tuple[str, str] | None:
