@@ -70,6 +70,14 @@ def connect(archive: Path, *, create: bool, readonly: bool, busy_timeout: float)
             "(it is created if missing).",
         )
     db = archive / CATALOGUE_NAME
+    refuse_damaged(archive)
+    if db.exists() and db.stat().st_size == 0 and readonly:
+        # An empty file is no catalogue; opened read-only SQLite would call it "outdated".
+        raise ArchiveError(
+            ArchiveErrorCode.archive_missing,
+            f"The catalogue {db} is empty. Check --archive (or LGD_ARCHIVE); digitising into a new "
+            "archive folder creates one.",
+        )
     if not db.exists():
         if not create or readonly:
             raise ArchiveError(
@@ -100,6 +108,48 @@ def connect(archive: Path, *, create: bool, readonly: bool, busy_timeout: float)
         conn.close()
         raise
     return conn
+
+
+def archive_data(archive: Path) -> str | None:
+    """The first of the archive's data folders (pdf/, keys/, fulltext/) that holds data, or None."""
+    for name, pattern in (("pdf", "*"), ("keys", "*"), ("fulltext", "*.seg")):
+        folder = archive / name
+        try:
+            if folder.is_dir() and any(p.is_file() for p in folder.rglob(pattern)):
+                return f"{name}/"
+        except OSError:
+            return f"{name}/"  # unreadable: assume it holds something rather than start afresh
+    return None
+
+
+def refuse_damaged(archive: Path) -> None:
+    """Refuse an archive whose catalogue is missing or empty (0 bytes) while its PDFs, keys or index hold data.
+
+    Such an archive lost its catalogue (a failed copy, a restore from the wrong backup);
+    creating a new, empty catalogue over it would make every record unreachable, and a
+    repair of the index would then delete every page. Never writes.
+
+    Raises:
+        ArchiveError: `archive_corrupt`, saying how to restore.
+    """
+    db = archive / CATALOGUE_NAME
+    try:
+        state = "empty (0 bytes)" if db.stat().st_size == 0 else None
+    except FileNotFoundError:
+        state = "missing"
+    except OSError:
+        return  # let the open itself report what is wrong
+    if state is None:
+        return
+    held = archive_data(archive)
+    if held is None:
+        return
+    raise ArchiveError(
+        ArchiveErrorCode.archive_corrupt,
+        f"The archive {archive} is damaged: its catalogue {db} is {state} but {archive / held} holds data. "
+        f"Restore {CATALOGUE_NAME} (and any {CATALOGUE_NAME}-wal beside it) from your latest backup; "
+        "lgd will not start an empty catalogue over existing records.",
+    )
 
 
 def _prepare(conn: sqlite3.Connection, archive: Path, busy_timeout: float, readonly: bool) -> None:

@@ -19,8 +19,11 @@ import dataclasses
 import datetime as dt
 import os
 import pickle
+import functools
 import re
+import stat
 import struct
+import zlib
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -396,6 +399,68 @@ class QueryBuilder:
         return rewritten
 
 
+# What reading a truncated or damaged segment raises inside Whoosh (its stored fields and
+# segment lists are pickles): "EOFError: Ran out of input", and the like.
+_DAMAGE = (EOFError, pickle.UnpicklingError, struct.error, zlib.error)
+
+
+def _readable(method):
+    """Turn Whoosh's errors on a damaged segment into ArchiveError('archive_corrupt') saying to rebuild."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except _DAMAGE as exc:
+            raise _corrupt(self.folder, f"{type(exc).__name__}: {exc}") from exc
+
+    return wrapper
+
+
+def check_private(folder: Path) -> None:
+    """Refuse an index folder (or a file in it) that another user owns or others could write.
+
+    Whoosh keeps its table of contents and stored fields as Python pickles, and unpickling
+    runs code: whoever can write the index could run code as every user of lgd.
+
+    Raises:
+        ArchiveError: `archive_insecure`, naming the folder and the fix.
+    """
+    me = os.geteuid()
+    try:
+        items = [folder, *folder.iterdir()] if folder.is_dir() and not folder.is_symlink() else [folder]
+        stats = [(p, p.lstat()) for p in items]
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise (from_oserror(exc, folder.parent) or exc) from exc
+    for path, st in stats:
+        if stat.S_ISLNK(st.st_mode):
+            problem = f"{path} is a symbolic link"
+        elif st.st_uid != me:
+            problem = f"{path} is owned by another user (uid {st.st_uid}, lgd runs as uid {me})"
+        elif st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            problem = f"{path} can be written by other users (mode {stat.S_IMODE(st.st_mode):o})"
+        else:
+            continue
+        raise ArchiveError(
+            ArchiveErrorCode.archive_insecure,
+            f"Refusing the full-text index: {problem}. The index holds Python pickles that lgd loads, so "
+            f"whoever can write it can run code as you. If you trust it, make it private "
+            f"(chown -R $(id -un) {folder}; chmod -R go-rwx {folder}); otherwise run `lgd index rebuild`, "
+            "which replaces it with a new one made from the catalogue.",
+        )
+
+
+def _make_private(folder: Path) -> None:
+    """Take group and other permissions off the index's files (whatever the umask made them)."""
+    with suppress(OSError):
+        for p in [folder, *folder.iterdir()]:
+            mode = stat.S_IMODE(p.lstat().st_mode)
+            if mode & 0o077 and not p.is_symlink():
+                p.chmod(mode & 0o700)
+
+
 class FullText:
     """The archive's Whoosh index. Searching needs no lock; writing takes the index's write lock."""
 
@@ -414,6 +479,7 @@ class FullText:
         folder.mkdir(parents=True, exist_ok=True)
         index.create_in(str(folder), _schema()).close()
         (folder / "LGD_SCHEMA").write_text(SCHEMA_VERSION)
+        _make_private(folder)
 
     @classmethod
     def open(cls, archive_dir: Path, *, create: bool = True, lock_timeout: float = 30.0, folder: Path | None = None) -> FullText:
@@ -427,6 +493,7 @@ class FullText:
                 lgd index, or an index of an older lgd (rebuild it); the disk is read-only or full.
         """
         folder = folder or Path(archive_dir) / FULLTEXT_DIR
+        check_private(folder)
         try:
             if index.exists_in(str(folder)):
                 version = (folder / "LGD_SCHEMA").read_text().strip() if (folder / "LGD_SCHEMA").exists() else "1"
@@ -493,11 +560,16 @@ class FullText:
         except OSError as exc:
             _abandon(writer)
             raise (from_oserror(exc, self.folder.parent) or exc) from exc
+        except _DAMAGE as exc:
+            _abandon(writer)
+            raise _corrupt(self.folder, f"{type(exc).__name__}: {exc}") from exc
         except BaseException:
             _abandon(writer)
             raise
+        _make_private(self.folder)
         return count
 
+    @_readable
     def add_pages(self, docs: Iterable[PageDoc], *, merge: bool = True) -> int:
         """Add pages in one commit, replacing every page already indexed for their documents.
 
@@ -526,23 +598,46 @@ class FullText:
 
         return self._commit(self._writer(), work, merge)
 
+    @_readable
     def delete_document(self, document_id: int) -> int:
         """Remove every page of a document; returns how many pages were removed."""
         return self._commit(self._writer(), lambda w: w.delete_by_term("document_id", str(int(document_id))))
 
+    @_readable
     def optimize(self) -> None:
         """Merge all segments into one: for after a rebuild, never on the ingest path."""
-        self._writer().commit(optimize=True)
+        writer = self._writer()
+        try:
+            writer.commit(optimize=True)
+        except BaseException:
+            _abandon(writer)
+            raise
+        _make_private(self.folder)
 
+    @_readable
     def doc_count(self) -> int:
         """Number of pages in the index."""
         return self._ix.doc_count()
 
+    @_readable
     def pages(self) -> dict[str, tuple[int, ...]]:
         """Every indexed page as "document_id:page" -> its entry dates (yyyymmdd)."""
         with self._ix.searcher() as searcher:
             return {f"{f['ref'][0]}:{f['ref'][1]}": tuple(f["ref"][2]) for f in searcher.all_stored_fields()}
 
+    @_readable
+    def page_patients(self) -> dict[str, str]:
+        """Every indexed page as "document_id:page" -> the NHS number the index files it under."""
+        out: dict[str, str] = {}
+        with self._ix.searcher() as searcher:
+            for term in list(searcher.reader().lexicon("nhs_number")):
+                nhs = term.decode() if isinstance(term, bytes) else str(term)
+                for docnum in searcher.docs_for_query(Term("nhs_number", nhs)):  # live pages only
+                    ref = searcher.stored_fields(docnum)["ref"]
+                    out[f"{ref[0]}:{ref[1]}"] = nhs
+        return out
+
+    @_readable
     def search(
         self,
         query: str,
@@ -725,6 +820,6 @@ def _abandon(writer: IndexWriter) -> None:
 def _corrupt(folder: Path, why: str) -> ArchiveError:
     return ArchiveError(
         ArchiveErrorCode.archive_corrupt,
-        f"{folder} is not a usable lgd full-text index ({why}). Move it aside and rebuild "
-        "the index from the catalogue with `lgd index rebuild`.",
+        f"{folder} is not a usable lgd full-text index ({why}): it is damaged or not lgd's. "
+        "Run `lgd index rebuild` to make a new one from the catalogue (no OCR needed).",
     )

@@ -177,6 +177,13 @@ def cmd_page(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
         page = next((p for p in catalogue.pages(doc.id) if p.number == args.page), None)
         if page is None:
             raise LgdError(f"{args.source} has {doc.page_count} pages; there is no page {args.page}", ExitCode.usage, "not_found")
+        pdf = archive / doc.pdfa_path if doc.pdfa_path else None
+        if pdf is None or not pdf.is_file():
+            raise LgdError(
+                f"the PDF/A of {args.source} is missing from the archive ({doc.pdfa_path}); restore the archive's "
+                "pdf/ folder from your latest backup (lgd index check lists every missing file)",
+                ExitCode.archive_error, "pdf_missing",
+            )
         catalogue.audit(current_actor(), "open_page", args.patient, source=args.source, page=args.page)
         entries = [e for e in catalogue.entries(document_id=doc.id) if e.page == args.page]
     finally:
@@ -225,11 +232,12 @@ def cmd_optimize(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
 
 
 def cmd_check(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
-    catalogue, fulltext = open_archive(archive)
+    # A check only looks: the catalogue is opened read-only (a repair writes only the index).
+    catalogue, fulltext = open_archive(archive, readonly=not args.repair)
     try:
         report = reindex.check(catalogue, fulltext, sample=args.sample)
         fulltext.close()
-        repaired = reindex.repair(archive, catalogue, report) if args.repair and not report.ok else 0
+        repaired = reindex.repair(archive, catalogue, report) if args.repair and not report.index_ok else 0
     finally:
         fulltext.close()
         catalogue.close()
@@ -239,8 +247,17 @@ def cmd_check(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
     else:
         print(
             f"catalogue {report.catalogue_pages} pages, index {report.index_pages}; missing {len(report.missing)}, "
-            f"extra {len(report.extra)}, mismatched {len(report.mismatched)} of {report.sampled} sampled"
+            f"extra {len(report.extra)}, mismatched {len(report.mismatched)} of {report.sampled} sampled, "
+            f"under another patient {len(report.wrong_patient)}"
             + (f"; repaired {repaired}" if repaired else ""),
             file=stdout,
         )
+        if report.missing_pdfs:
+            print(
+                f"{len(report.missing_pdfs)} PDF/A file(s) the catalogue lists are missing from the archive "
+                f"(first: {report.missing_pdfs[0]}); restore them from your latest backup (the index cannot recreate them)",
+                file=stdout,
+            )
+    if report.missing_pdfs:
+        return ExitCode.partial
     return ExitCode.ok if report.ok or args.repair else ExitCode.partial

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from index import Catalogue, DocumentRow, FullText, PageDoc
+from index import ArchiveError, Catalogue, DocumentRow, FullText, PageDoc
+from index.errors import ArchiveErrorCode
 from index.fulltext import FULLTEXT_DIR
 
 BATCH = 500  # pages per commit: bounded memory in the writer, few segments
@@ -41,6 +42,7 @@ def rebuild(archive: Path, catalogue: Catalogue, progress=None) -> int:
     untouched (the half-built one is removed on the next rebuild).
     """
     live = archive / FULLTEXT_DIR
+    _refuse_to_empty(archive, catalogue)
     fresh = archive / "tmp" / "fulltext.rebuild"
     shutil.rmtree(fresh, ignore_errors=True)
     FullText.create(fresh)
@@ -67,6 +69,30 @@ def rebuild(archive: Path, catalogue: Catalogue, progress=None) -> int:
     return count
 
 
+def _refuse_to_empty(archive: Path, catalogue: Catalogue, index_pages: int | None = None) -> None:
+    """Refuse to replace a readable, non-empty index with the pages of a catalogue that has none.
+
+    A catalogue with no documents beside an index of many pages was most likely restored
+    from the wrong backup; remaking the index from it would delete every page.
+    """
+    if catalogue.counts().pages:
+        return
+    if index_pages is None:
+        try:
+            with FullText.open(archive, create=False) as ft:
+                index_pages = ft.doc_count()
+        except ArchiveError:
+            return  # no index, or one past reading: nothing worth keeping
+    if index_pages:
+        raise ArchiveError(
+            ArchiveErrorCode.archive_corrupt,
+            f"The catalogue {archive / 'catalogue.sqlite'} holds no pages but the full-text index holds "
+            f"{index_pages}: the catalogue was probably restored from the wrong backup. Restore the right "
+            "catalogue from your latest backup; to empty the index anyway, delete "
+            f"{archive / FULLTEXT_DIR} and run `lgd index rebuild`.",
+        )
+
+
 @dataclass
 class CheckReport:
     catalogue_pages: int = 0
@@ -74,11 +100,17 @@ class CheckReport:
     missing: list[str] = field(default_factory=list)  # in the catalogue, not in the index
     extra: list[str] = field(default_factory=list)  # in the index, not in the catalogue
     mismatched: list[str] = field(default_factory=list)  # stored fields disagree
+    wrong_patient: list[str] = field(default_factory=list)  # indexed under another NHS number
+    missing_pdfs: list[str] = field(default_factory=list)  # catalogued PDF/A files not in pdf/
     sampled: int = 0
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.extra or self.mismatched)
+        return not (self.missing or self.extra or self.mismatched or self.wrong_patient or self.missing_pdfs)
+
+    @property
+    def index_ok(self) -> bool:
+        return not (self.missing or self.extra or self.mismatched or self.wrong_patient)
 
     def as_json(self) -> dict:
         return {
@@ -88,14 +120,18 @@ class CheckReport:
             "missing": self.missing[:50],
             "extra": self.extra[:50],
             "mismatched": self.mismatched[:50],
+            "wrong_patient": self.wrong_patient[:50],
+            "missing_pdfs": self.missing_pdfs[:50],
             "sampled": self.sampled,
         }
 
 
 def check(catalogue: Catalogue, fulltext: FullText, sample: int = 200, seed: int = 0) -> CheckReport:
-    """Compare the catalogue's pages with the index: counts, keys, and a sample of stored fields."""
+    """Compare the catalogue's pages with the index (counts, keys, every page's NHS number, a
+    sample of stored dates) and check that every catalogued PDF/A is in the archive."""
     expected = {f"{p.document_id}:{p.page}": p for p in catalogue_pages(catalogue)}
     indexed = fulltext.pages()
+    patients = fulltext.page_patients()
     report = CheckReport(len(expected), fulltext.doc_count())
     report.missing = sorted(set(expected) - set(indexed))
     report.extra = sorted(set(indexed) - set(expected))
@@ -105,15 +141,26 @@ def check(catalogue: Catalogue, fulltext: FullText, sample: int = 200, seed: int
         if sorted(indexed[key]) != want:
             report.mismatched.append(key)
     report.sampled = min(sample, len(keys))
+    report.wrong_patient = sorted(k for k in keys if patients.get(k) != expected[k].nhs_number)
+    archive = catalogue.archive.resolve()
+    for row in catalogue.documents(status="ok"):
+        path = (archive / row.pdfa_path).resolve() if row.pdfa_path else None
+        if path is None or not path.is_relative_to(archive) or not path.is_file():
+            report.missing_pdfs.append(row.pdfa_path or row.source)
     return report
 
 
 def repair(archive: Path, catalogue: Catalogue, report: CheckReport) -> int:
-    """Fix what `check` found by re-adding the affected documents from the catalogue (no OCR)."""
-    if len(report.missing) + len(report.mismatched) + len(report.extra) > report.catalogue_pages // 2:
+    """Fix what `check` found in the index by re-adding the affected documents from the catalogue (no OCR).
+
+    Missing PDF files cannot be repaired from the catalogue: they are restored from a backup.
+    """
+    _refuse_to_empty(archive, catalogue, report.index_pages)
+    wrong = (*report.missing, *report.mismatched, *report.extra, *report.wrong_patient)
+    if len(wrong) > report.catalogue_pages // 2:
         rebuild(archive, catalogue)
-        return len(report.missing) + len(report.mismatched) + len(report.extra)
-    affected = {int(k.split(":")[0]) for k in (*report.missing, *report.mismatched, *report.extra)}
+        return len(wrong)
+    affected = {int(k.split(":")[0]) for k in wrong}
     with FullText.open(archive) as ft:
         for document_id in sorted(affected):
             row = catalogue.document(document_id)
@@ -122,4 +169,4 @@ def repair(archive: Path, catalogue: Catalogue, report: CheckReport) -> int:
                 ft.add_pages(pages)  # replaces whatever the index held for the document
             else:
                 ft.delete_document(document_id)
-    return len(report.missing) + len(report.mismatched) + len(report.extra)
+    return len(wrong)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from index import ArchiveError, Catalogue, FullText
+from index.db import refuse_damaged
 from index.fulltext import QueryError, snippet
 from pipelines.errors import ExitCode, LgdError
 
@@ -55,18 +56,20 @@ class Found:
         )
 
 
-def open_catalogue(archive: Path) -> Catalogue:
+def open_catalogue(archive: Path, *, readonly: bool = False) -> Catalogue:
+    """The archive's catalogue, never created here; `readonly` for commands that only look."""
+    refuse_damaged(archive)
     if not (archive / "catalogue.sqlite").exists():
         raise LgdError(
             f"there is no archive at {archive}; digitise scans into it first (lgd digitise PATH --archive {archive})",
             ExitCode.archive_error,
             "archive_missing",
         )
-    return Catalogue.open(archive, create=False)
+    return Catalogue.open(archive, create=False, readonly=readonly)
 
 
-def open_archive(archive: Path) -> tuple[Catalogue, FullText]:
-    catalogue = open_catalogue(archive)
+def open_archive(archive: Path, *, readonly: bool = False) -> tuple[Catalogue, FullText]:
+    catalogue = open_catalogue(archive, readonly=readonly)
     try:
         return catalogue, FullText.open(archive, create=False)
     except ArchiveError:

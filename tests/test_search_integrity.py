@@ -59,6 +59,7 @@ def make_archive(root: Path) -> Path:
     root.mkdir(mode=0o700, parents=True)
     for sub in ("pdf", "tmp", "quarantine"):
         (root / sub).mkdir(mode=0o700)
+    Catalogue.open(root).close()  # as lgd digitise does, before any PDF is stored
     return root
 
 
