@@ -34,11 +34,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 # Reinstall only when the project's dependency list changed since the last install.
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   echo "setup: installing Python dependencies into .venv" >&2
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   # tesserocr is built against Debian's libtesseract so lgd and the tesseract program
   # are the same engine and read the same language data.
-  .venv/bin/python -m pip install -q --no-binary tesserocr -e '.[test]'
+  # constraints.txt pins every package to the version the tests last passed with.
+  .venv/bin/python -m pip install -q --no-binary tesserocr -c constraints.txt -e '.[test]'
   touch "$stamp"
 fi
