@@ -18,7 +18,7 @@ from digitise.errors import MissingDependency
 from digitise.ocr import languages_installed, tessdata
 from digitise.options import ENGINE_CHOICES, DigitiseOptions
 from index import ArchiveError
-from pipelines.display import printable
+from pipelines.display import elide, printable
 from pipelines.errors import EXIT_CODE_HELP, ExitCode, LgdError
 from pipelines.identity import IdentityError, read_manifest
 from pipelines.ingest.run import Ingest, Report
@@ -147,11 +147,11 @@ def _print_table(report: Report, summary: dict, out) -> None:
     width = min(60, max([len(o.source) for o in report.outcomes] + [6]))
     print(f"{'status':8} {'pages':>5} {'blank':>5} {'dup':>4} {'unread':>6} {'entries':>7}  source", file=out)
     for o in report.outcomes:
-        print(f"{o.status:8} {o.pages:5} {len(o.blank_pages):5} {len(o.duplicate_pages):4} {len(o.unreadable_pages):6} {o.entries:7}  {o.source[:width]}", file=out)
+        print(f"{o.status:8} {o.pages:5} {len(o.blank_pages):5} {len(o.duplicate_pages):4} {len(o.unreadable_pages):6} {o.entries:7}  {elide(o.source, width)}", file=out)
         if o.reason:
-            print(f"{'':8} {'':>5} {o.reason}", file=out)
+            print(f"{'':8} {'':>5} {printable(o.reason)}", file=out)
     for w in report.warnings:
-        print(f"warning: {w}", file=out)
+        print(f"warning: {printable(w)}", file=out)
     print(
         f"\n{summary['documents']} documents: {summary['ok']} digitised, {summary['skipped']} skipped, "
         f"{summary['failed']} failed; {summary['pages']} pages ({summary['blank_pages']} blank, "
