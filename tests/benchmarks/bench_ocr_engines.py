@@ -1,0 +1,150 @@
+"""Benchmark: Tesseract against PP-OCRv6 (and `auto` routing) on generated pages, in one run.
+
+    .venv/bin/python tests/benchmarks/bench_ocr_engines.py --patients 20 --out /tmp/bench-ocr
+
+Generates a batch (fixtures.generate), then for each engine runs `lgd digitise --jobs 1
+--engine E` in a child process and scores the archive against the truth
+(fixtures.evaluate): word recall and CER of legible cards per hand, entry-date recall and
+precision, unreadable pages flagged, CPU seconds per page and peak RSS of the child. On the
+same page images (the batch's folders of PNG/JPEG pages) it times bare `tesseract` (one
+process per page, as most tools run it) and bare rapidocr (one process, model loaded once),
+and `ocrmypdf --output-type pdfa` (its default -O1) on the batch's PDFs. Ratios are against
+Tesseract measured in the same run. CER is computed on the page's tokens sorted (reading
+order differs between engines: PP-OCR reads the date column and the notes as separate
+lines), so it counts misread characters, not order. Writes OUT/result.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rapidfuzz.distance import Levenshtein
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from fixtures.evaluate import _tokens, score_archive  # noqa: E402
+from index import Catalogue  # noqa: E402
+
+PY = str(ROOT / ".venv/bin/python")
+LGD = str(ROOT / ".venv/bin/lgd")
+ENGINES = ("tesseract", "ppocr", "auto")
+
+
+def child(cmd: list[str], **kw) -> tuple[float, int]:
+    """CPU seconds (user+sys) and peak RSS (MB) of one child process run to the end."""
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) not in (0, 2):  # lgd exits 2 when some inputs were refused
+        raise SystemExit(f"{cmd[:3]} failed ({status}) after {time.monotonic() - started:.0f}s")
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024
+
+
+def words_by_page(archive: Path, truth: Path) -> dict:
+    """Per hand: (truth words, words read exactly, characters, character edits) on legible cards."""
+    docs = {}
+    for path in truth.glob("*.json"):
+        if path.name != "index.json":
+            for doc in json.loads(path.read_text())["documents"]:
+                docs[doc["source"]] = doc
+    per: dict[str, list[int]] = {}
+    with Catalogue.open(archive, create=False, readonly=True) as catalogue:
+        for row in catalogue.documents(status="ok"):
+            want_doc = docs.get(row.source)
+            if want_doc is None:
+                continue
+            for page, want in zip(catalogue.pages(row.id), want_doc["pages"], strict=False):
+                if want["kind"] != "card" or want["blank"] or not want.get("legible", True) or want["duplicate_of"]:
+                    continue
+                written = _tokens(f"{e['date_text']} {e['text']}" for e in want["entries"])
+                read = _tokens(w[0] for w in page.words)
+                truth_text = " ".join(sorted(written.elements()))
+                # only the read tokens nearest the written ones: the printed heading is not in the truth
+                read_text = " ".join(sorted((read - _tokens(["date clinical notes"])).elements()))
+                row_ = per.setdefault(want["font"], [0, 0, 0, 0])
+                row_[0] += sum(written.values())
+                row_[1] += sum((written & read).values())
+                row_[2] += len(truth_text)
+                row_[3] += Levenshtein.distance(truth_text, read_text)
+    return {hand: {"words": w, "word_recall": round(r / w, 3) if w else None,
+                   "cer": round(e / c, 3) if c else None} for hand, (w, r, c, e) in sorted(per.items())}
+
+
+def page_images(scans: Path) -> list[Path]:
+    return sorted(p for p in scans.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+
+
+BARE_RAPIDOCR = """
+import sys
+from PIL import Image
+import numpy as np
+from digitise.ppocr import PpOcrEngine
+engine = PpOcrEngine()
+for path in sys.argv[1:]:
+    engine.read(Image.open(path))
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--patients", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--out", type=Path, default=Path("/tmp/bench-ocr"))
+    parser.add_argument("--skip-ocrmypdf", action="store_true")
+    args = parser.parse_args(argv)
+    out: Path = args.out
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    subprocess.run([PY, "-m", "fixtures.generate", "--out", str(out / "batch"), "--patients", str(args.patients),
+                    "--seed", str(args.seed)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    scans, truth = out / "batch" / "scans", out / "batch" / "truth"
+    result: dict = {"patients": args.patients, "engines": {}}
+    for engine in ENGINES:
+        archive = out / f"archive-{engine}"
+        cpu, rss = child([LGD, "digitise", str(scans), "--engine", engine, "--jobs", "1", "--archive", str(archive)], cwd=ROOT)
+        score = score_archive(archive, truth)
+        pages = max(1, score.pages)
+        result["engines"][engine] = {
+            **score.as_dict(), "cpu_s_per_page": round(cpu / pages, 3), "peak_rss_mb": rss,
+            "per_hand": words_by_page(archive, truth),
+        }
+        print(engine, json.dumps(result["engines"][engine]), file=sys.stderr)
+    images = page_images(scans)
+    cpu = sum(child(["tesseract", str(p), "-", "--psm", "3"])[0] for p in images)
+    result["bare_tesseract_cpu_s_per_page"] = round(cpu / max(1, len(images)), 3)
+    cpu, rss = child([PY, "-c", BARE_RAPIDOCR, *map(str, images)], cwd=ROOT)
+    result["bare_rapidocr_cpu_s_per_page"] = round(cpu / max(1, len(images)), 3)
+    result["bare_rapidocr_peak_rss_mb"] = rss
+    result["bare_images"] = len(images)
+    if not args.skip_ocrmypdf:
+        pdfs = sorted(scans.glob("*.pdf"))
+        total_pages = 0
+        cpu = 0.0
+        for pdf in pdfs:
+            c, _ = child([sys.executable, "-m", "ocrmypdf", "--output-type", "pdfa", "--jobs", "1", "-q",
+                          str(pdf), str(out / "ocrmypdf.pdf")], cwd=ROOT)
+            cpu += c
+            import pypdf
+            total_pages += len(pypdf.PdfReader(pdf).pages)
+        result["ocrmypdf_pdfa_cpu_s_per_page"] = round(cpu / max(1, total_pages), 3)
+        result["ocrmypdf_pages"] = total_pages
+    base = result["engines"]["tesseract"]["cpu_s_per_page"]
+    for name, row in result["engines"].items():
+        row["cpu_vs_tesseract"] = round(row["cpu_s_per_page"] / base, 2) if base else None
+        if "ocrmypdf_pdfa_cpu_s_per_page" in result:
+            row["speedup_vs_ocrmypdf"] = round(result["ocrmypdf_pdfa_cpu_s_per_page"] / row["cpu_s_per_page"], 2)
+    (out / "result.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
