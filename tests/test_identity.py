@@ -20,10 +20,9 @@ from pipelines.identity import (
     normalise_nhs_number,
     parse_ndr_filename,
     parse_patient_folder,
-    printed_identity_disagrees,
     read_manifest,
-    same_person,
 )
+from pipelines.identity_match import printed_identity_disagrees, same_person
 
 TODAY = date(2026, 6, 1)
 # Hand-checked: 9434765919 is the NHS Digital example; 999 numbers are never issued to patients.

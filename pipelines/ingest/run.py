@@ -34,7 +34,8 @@ from index import ArchiveStore, Catalogue, FullText, sha256_file
 from index.errors import ArchiveError, ArchiveErrorCode, from_oserror, full_error, readonly_error
 from pipelines.actor import current_actor
 from pipelines.display import printable
-from pipelines.identity import IdentityCode, Manifest, PatientId, printed_identity_disagrees, same_person
+from pipelines.identity import IdentityCode, Manifest, PatientId
+from pipelines.identity_match import printed_identity_disagrees, same_person
 from pipelines.ingest import records, worker
 from pipelines.ingest.records import Outcome
 from pipelines.reindex import document_pages
