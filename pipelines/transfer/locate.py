@@ -20,6 +20,10 @@ _ISO_VOLUME = re.compile(r"(.*?)(\d{3})\.iso", re.IGNORECASE)
 _DIR_VOLUME = re.compile(r"lgd-pack-(\d{3})")
 _SPLIT = re.compile(r"(.+\.7z)\.(\d{3})")
 _SUMS_LINE = re.compile(r"([0-9a-f]{64})  (\S+)")
+# The only names lgd writes for an archive volume: anything else read from a medium (a path,
+# "..", another file) is refused before it is joined to a folder, opened or linked.
+PART_NAME = re.compile(r"lgd-pack\.7z(?:\.(\d{3}))?")
+MAX_SUMS_BYTES = 64 * 1024  # a SHA256SUMS.TXT lists at most 999 volumes: about 80 bytes a line
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,14 +177,36 @@ def _consecutive(name_of) -> list[Path]:
 
 
 def _read_sums(path: Path) -> dict[str, str]:
-    return _read_sums_bytes(path.read_bytes(), str(path))
+    with open(path, "rb") as f:  # bounded: /dev/zero or a huge file is refused, not read whole
+        return _read_sums_bytes(f.read(MAX_SUMS_BYTES + 1), str(path))
 
 
 def _read_sums_bytes(data: bytes, where: str) -> dict[str, str]:
-    sums = {}
+    """The volumes SHA256SUMS.TXT lists, {name: sha256}, each name checked to be one lgd writes.
+
+    Raises:
+        PackError: unsafe_name (a line that is not `<sha256>  lgd-pack.7z[.NNN]`, or volumes that are
+            not 1..n of one set), archive_corrupt (no lines at all).
+    """
+    if len(data) > MAX_SUMS_BYTES:
+        raise _unsafe(f"{SUMS} in {where} is {len(data)} bytes, far more than lgd writes")
+    sums: dict[str, str] = {}
     for line in data.decode("ascii", errors="replace").splitlines():
-        if m := _SUMS_LINE.fullmatch(line.strip()):
-            sums[m[2]] = m[1]
+        if not line.strip():
+            continue
+        m = _SUMS_LINE.fullmatch(line.strip())
+        if m is None or not PART_NAME.fullmatch(m[2]) or m[2] in sums:
+            shown = line.strip()[:80].encode("ascii", "backslashreplace").decode()
+            raise _unsafe(f"{SUMS} in {where} has the line {shown!r}, which names no volume lgd writes")
+        sums[m[2]] = m[1]
     if not sums:
         raise PackError(PackCode.archive_corrupt, f"{SUMS} in {where} lists no files; the copy is damaged")
+    names = list(sums)
+    if names != [ARCHIVE_NAME] and names != [f"{ARCHIVE_NAME}.{i:03d}" for i in range(1, len(names) + 1)]:
+        raise _unsafe(f"{SUMS} in {where} lists {', '.join(names[:4])}, which are not the volumes of one lgd pack")
     return sums
+
+
+def _unsafe(message: str) -> PackError:
+    return PackError(PackCode.unsafe_name, f"{message}. The pack was altered after it was written; nothing was opened. "
+                     "Do not use it; ask the sender for a new copy")

@@ -15,11 +15,17 @@ class PackCode(StrEnum):
     # What was given as the pack.
     not_a_pack = "not_a_pack"
     volume_missing = "volume_missing"
+    # What the medium holds besides the archive (read before anything is opened or created).
+    unsafe_name = "unsafe_name"  # a name that is not one lgd writes: a path, a traversal, an unknown file
+    media_unexpected = "media_unexpected"  # a file, folder or link on the medium that lgd did not write
+    media_changed = "media_changed"  # README.TXT is not the text lgd wrote, or SHA256SUMS.TXT is missing
+    volume_foreign = "volume_foreign"  # a volume or disc of another pack beside this one's
     # Opening the encrypted archive.
     not_encrypted = "not_encrypted"
     wrong_passphrase = "wrong_passphrase"
     archive_corrupt = "archive_corrupt"
     archive_truncated = "archive_truncated"
+    archive_too_large = "archive_too_large"  # the archive would expand beyond its signed sizes (a bomb)
     # The signed manifest.
     manifest_missing = "manifest_missing"
     manifest_invalid = "manifest_invalid"
@@ -34,6 +40,7 @@ class PackCode(StrEnum):
     out_not_empty = "out_not_empty"
     media_too_small = "media_too_small"
     signing_key_unusable = "signing_key_unusable"
+    out_unusable = "out_unusable"  # --out is read-only, full, a link, inside the archive, or not a folder
 
 
 class PackError(LgdError):
