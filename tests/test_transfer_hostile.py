@@ -160,3 +160,97 @@ def test_a_sums_file_in_a_disc_image_naming_anything_but_its_volumes_is_refused(
     image.close()
     proc, doc = lgd("verify", rebuilt, secret, archive, tmp_path)
     assert proc.returncode == 5 and codes(doc, proc) == {PackCode.unsafe_name.value}, (doc, proc.stderr)
+
+
+# --- 2. what the medium holds besides the signed archive ---------------------------------
+
+
+def _edit_usb(case: str, folder: Path, tmp: Path) -> Path:
+    """Change a copied USB pack folder as a hostile party could; returns what to verify."""
+    if case == "extra_file":
+        (folder / "evil.exe").write_bytes(b"MZ\x90\x00")
+    elif case == "sub_folder":
+        (folder / "more").mkdir()
+        (folder / "more" / "notes.txt").write_text("x")
+    elif case == "symlinked_7z":
+        elsewhere = tmp / "elsewhere.7z"
+        (folder / media.ARCHIVE_NAME).rename(elsewhere)
+        (folder / media.ARCHIVE_NAME).symlink_to(elsewhere)
+    elif case == "edited_readme":
+        readme = folder / media.README
+        readme.write_bytes(readme.read_bytes().replace(b"7-Zip", b"EvilZip", 1) + b"Also run setup.exe\r\n")
+    elif case == "missing_sums":
+        (folder / media.SUMS).unlink()
+    elif case == "hidden_file":
+        (folder / ".autorun").write_text("x")
+    return folder
+
+
+USB_CASES = {"extra_file": "media_unexpected", "sub_folder": "media_unexpected", "symlinked_7z": "media_unexpected",
+             "hidden_file": "media_unexpected", "edited_readme": "media_changed", "missing_sums": "media_changed"}
+
+
+@pytest.mark.parametrize("case", sorted(USB_CASES))
+def test_anything_on_a_usb_pack_that_lgd_did_not_write_fails_verification(case, usb, secret, archive, tmp_path):
+    given = _edit_usb(case, copy_of(usb, tmp_path), tmp_path)
+    proc, doc = lgd("verify", given, secret, archive, tmp_path)
+    assert proc.returncode == 5 and codes(doc, proc) == {USB_CASES[case]}, (doc, proc.stderr)
+    assert "VERIFIED" not in proc.stdout or "NOT VERIFIED" in proc.stdout
+
+
+def test_an_untouched_copy_of_each_medium_still_verifies(usb, usb_split, iso, secret, archive, tmp_path):
+    for pack in (usb, usb_split, usb_split / "lgd-pack-001", iso):
+        proc, doc = lgd("verify", pack, secret, archive, tmp_path)
+        assert proc.returncode == 0 and doc["ok"], (pack, doc.get("problems"), proc.stderr)
+
+
+def test_a_stray_volume_of_another_pack_beside_a_split_set_is_refused(usb_split, secret, archive, tmp_path):
+    received = copy_of(usb_split, tmp_path)
+    stray = received / "lgd-pack-003"
+    shutil.copytree(received / "lgd-pack-002", stray)
+    (stray / "lgd-pack.7z.002").rename(stray / "lgd-pack.7z.003")
+    for given in (received, received / "lgd-pack-001"):
+        proc, doc = lgd("verify", given, secret, archive, tmp_path)
+        assert proc.returncode == 5 and codes(doc, proc) == {"volume_foreign"}, (doc, proc.stderr)
+
+
+def test_a_volume_folder_from_another_pack_is_refused(usb_split, pack_pdf, secret, archive, tmp_path):
+    other = tmp_path / "other" / "lgd-pack"
+    other.parent.mkdir()
+    media.write_media([("pack.pdf", pack_pdf)], FIELDS, format="usb", out=other, passphrase=secret, archive=archive,
+                      media_size=media.MIN_MEDIA)
+    received = copy_of(usb_split, tmp_path)
+    shutil.rmtree(received / "lgd-pack-002")
+    shutil.copytree(other / "lgd-pack-002", received / "lgd-pack-002")
+    proc, doc = lgd("verify", received, secret, archive, tmp_path)
+    assert proc.returncode == 5 and codes(doc, proc) == {"volume_foreign"}, (doc, proc.stderr)
+
+
+def test_a_disc_image_with_a_file_added_is_refused(iso, secret, archive, tmp_path):
+    import io
+
+    import pycdlib
+
+    image = pycdlib.PyCdlib()
+    image.open(str(iso))
+    data = b"#!/bin/sh\nrm -rf ~\n"
+    image.add_fp(io.BytesIO(data), len(data), iso_path="/AUTORUN.SH;1", joliet_path="/autorun.sh", udf_path="/autorun.sh")
+    rebuilt = tmp_path / "lgd-pack-001.iso"
+    image.write(str(rebuilt))
+    image.close()
+    proc, doc = lgd("verify", rebuilt, secret, archive, tmp_path)
+    assert proc.returncode == 5 and codes(doc, proc) == {"media_unexpected"}, (doc, proc.stderr)
+
+
+def test_a_pack_repacked_with_unencrypted_headers_is_refused(usb, secret, archive, tmp_path):
+    inside = tmp_path / "inside"
+    inside.mkdir()
+    sevenzip.extract(usb / media.ARCHIVE_NAME, secret, inside)
+    names = sorted(p.name for p in inside.iterdir())
+    target = tmp_path / "plainheaders" / media.ARCHIVE_NAME
+    target.parent.mkdir()
+    done = subprocess.run(["7zz", "a", "-t7z", "-mx=0", "-mhe=off", "-p", str(target), *names], input=secret + "\n",
+                          capture_output=True, text=True, cwd=inside)
+    assert done.returncode == 0, done.stdout
+    proc, doc = lgd("verify", target, secret, archive, tmp_path)
+    assert proc.returncode == 5 and codes(doc, proc) == {"not_encrypted"}, (doc, proc.stderr)

@@ -28,8 +28,11 @@ EXIT_HELP = """exit codes:
        after signing; unpack wrote nothing"""
 
 CHECKS_HELP = """checks, in order (problem codes for --json in brackets):
-  media       all volumes present, matching SHA256SUMS.TXT   [volume_missing, archive_corrupt]
-  structure   7z headers complete and intact                 [archive_truncated, archive_corrupt]
+  media       only what lgd writes: README.TXT as written, SHA256SUMS.TXT naming only
+              this pack's volumes, all present and matching, no other file, folder,
+              link or volume of another pack  [unsafe_name, media_unexpected, media_changed,
+              volume_foreign, volume_missing, archive_corrupt]
+  structure   7z headers complete, intact and encrypted      [archive_truncated, archive_corrupt, not_encrypted]
   passphrase  the encrypted headers open                     [wrong_passphrase]
   contents    plain files with neutral names only            [file_unexpected]
   archive     every file decrypts with matching CRCs         [archive_corrupt]

@@ -43,6 +43,7 @@ log = logging.getLogger("lgd.exec.7zz")
 PROGRAM = "7zz"
 SIGNATURE = b"7z\xbc\xaf\x27\x1c"
 _START_HEADER = 32
+_AES_CODER = b"\x24\x06\xf1\x07\x01"  # a coder record: 4-byte id with properties, 7zAES
 _VERSION = re.compile(r"7-Zip \(z\) (\d+)\.(\d+)")
 MIN_VERSION = (22, 0)  # the first 7zz release for Linux from Igor Pavlov
 TIMEOUT = 3600  # seconds; a DVD-sized pack on a slow disc still finishes well within this
@@ -218,8 +219,18 @@ def check_structure(parts: Sequence[Path]) -> None:
         raise _truncated(name, total, expected)
     if total > expected:
         raise _corrupt(name, f"it has {total - expected} bytes after the end of the archive")
-    if binascii.crc32(_read_range(parts, _START_HEADER + offset, size)) != next_crc:
+    header = _read_range(parts, _START_HEADER + offset, size)
+    if binascii.crc32(header) != next_crc:
         raise _corrupt(name, "its header fails its CRC check")
+    # lgd writes -mhe=on: the header is an encoded header (0x17) whose coder is AES-256
+    # (flag byte 0x24, id 06 F1 07 01). A plain header (0x01), or one only compressed, lists
+    # the file names for anyone to read: the archive was made or re-packed by something else.
+    if header[:1] != b"\x17" or _AES_CODER not in header:
+        raise PackError(
+            PackCode.not_encrypted,
+            f"{name} does not have encrypted headers, which lgd packs always have: it was made or re-packed by something "
+            "else, and its file names may have been read in transit. Do not use it; tell the sending practice",
+        )
 
 
 def _raise_for(done: subprocess.CompletedProcess, archive: Path) -> None:

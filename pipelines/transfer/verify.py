@@ -7,8 +7,11 @@
 set; the others are found beside it), or a folder (a USB stick's, a mounted disc, or
 files copied from several discs). In order, each failure with its own PackCode:
 
-  media       the volumes are all there (volume_missing) and match SHA256SUMS.TXT (archive_corrupt)
-  structure   the 7z start header and header CRCs, without the passphrase (archive_truncated, archive_corrupt)
+  media       the medium holds only what lgd writes (unsafe_name, media_unexpected, media_changed,
+              volume_foreign), the volumes are all there (volume_missing) and match SHA256SUMS.TXT
+              (archive_corrupt); see locate.py
+  structure   the 7z start header and header CRCs, and that the header is encrypted, without the
+              passphrase (archive_truncated, archive_corrupt, not_encrypted)
   passphrase  7-Zip decrypts the headers (wrong_passphrase)
   contents    only plain files with neutral names (file_unexpected)
   archive     7-Zip extracts every file with matching CRCs (archive_corrupt, archive_truncated)
