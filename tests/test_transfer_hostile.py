@@ -254,3 +254,48 @@ def test_a_pack_repacked_with_unencrypted_headers_is_refused(usb, secret, archiv
     assert done.returncode == 0, done.stdout
     proc, doc = lgd("verify", target, secret, archive, tmp_path)
     assert proc.returncode == 5 and codes(doc, proc) == {"not_encrypted"}, (doc, proc.stderr)
+
+
+# --- 3. sizes before decompression -----------------------------------------------------
+
+
+def _bomb(tmp: Path, secret: str, archive: Path, bomb_bytes: int, signed_bytes: int | None) -> Path:
+    """A pack whose pack.pdf is `bomb_bytes` of zeros, compressed (lgd stores, never compresses);
+    its manifest, signed with the archive's own key, says `signed_bytes` (None: the truth)."""
+    from pipelines.transfer import signing
+
+    src = tmp / "bombsrc"
+    src.mkdir()
+    with open(src / "pack.pdf", "wb") as f:
+        f.truncate(bomb_bytes)  # sparse: costs no disk here
+    size = bomb_bytes if signed_bytes is None else signed_bytes
+    entry = signing.FileEntry("pack.pdf", size, "0" * 64)
+    manifest, signature = signing.build_manifest(FIELDS, [entry], signing.load_or_create_key(archive))
+    (src / "manifest.json").write_bytes(manifest)
+    (src / "manifest.sig").write_bytes(signature)
+    target = tmp / "bomb" / media.ARCHIVE_NAME
+    target.parent.mkdir()
+    done = subprocess.run(["7zz", "a", "-t7z", "-mx=1", "-mhe=on", "-p", str(target), "pack.pdf", "manifest.json",
+                           "manifest.sig"], input=secret + "\n", capture_output=True, text=True, cwd=src)
+    assert done.returncode == 0, done.stdout
+    assert target.stat().st_size < bomb_bytes // 100
+    return target
+
+
+@pytest.mark.parametrize("signed", [870_000, None], ids=["manifest_says_small", "manifest_says_large"])
+def test_a_small_pack_that_expands_hugely_is_refused_before_extraction(signed, secret, archive, tmp_path):
+    bomb = _bomb(tmp_path, secret, archive, 256 * 2**20, signed)
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    # RLIMIT_FSIZE in the child: any file lgd (or 7zz) writes over 8 MiB kills it, so a test that
+    # passes wrote no more than that however the budget is reached.
+    proc = subprocess.run(
+        [".venv/bin/python", "-c",
+         "import resource, sys, runpy; resource.setrlimit(resource.RLIMIT_FSIZE, (8 << 20, 8 << 20)); "
+         "sys.argv = ['lgd', *sys.argv[1:]]; runpy.run_module('pipelines.cli', run_name='__main__')",
+         "verify", str(bomb), "--passphrase-file", str(passfile(tmp_path, secret)), "--archive", str(archive), "--json"],
+        capture_output=True, text=True, cwd=Path(__file__).parents[1], env={**os.environ, "TMPDIR": str(scratch)}, timeout=120)
+    assert proc.returncode == 5, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert {p["code"] for p in doc["problems"]} == {"archive_too_large"}, doc["problems"]
+    assert list(scratch.iterdir()) == []

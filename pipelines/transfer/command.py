@@ -35,7 +35,10 @@ CHECKS_HELP = """checks, in order (problem codes for --json in brackets):
   structure   7z headers complete, intact and encrypted      [archive_truncated, archive_corrupt, not_encrypted]
   passphrase  the encrypted headers open                     [wrong_passphrase]
   contents    plain files with neutral names only            [file_unexpected]
-  archive     every file decrypts with matching CRCs         [archive_corrupt]
+  sizes       the listed sizes fit the archive (lgd stores, never compresses)
+              and the free disk, before anything is extracted  [archive_too_large]
+  archive     the signed manifest first, its sizes against the listing, then every
+              file with a byte budget and matching CRCs        [archive_corrupt, archive_too_large]
   signature   manifest.json validly signed                   [manifest_missing, manifest_invalid, signature_invalid]
   signer      by a trusted key                               [untrusted_signer]
   files       sizes and SHA-256 as signed, none missing/extra [file_mismatch, file_missing, file_unexpected]

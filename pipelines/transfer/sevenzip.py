@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import functools
 import logging
 import os
 import re
+import resource
 import shutil
+import signal
 import struct
 import subprocess
 import tempfile
@@ -78,7 +81,7 @@ def version() -> tuple[int, int]:
     raise MissingDependency("7-Zip (the 7zz program)", "7zip", "`7zz i` printed no version banner")
 
 
-def _run(args: list[str], passphrase: str | None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _run(args: list[str], passphrase: str | None, cwd: Path | None = None, max_file_bytes: int | None = None) -> subprocess.CompletedProcess:
     path = shutil.which(PROGRAM)
     if path is None:
         raise MissingDependency("7-Zip (the 7zz program)", "7zip", "7zz not found on PATH")
@@ -95,11 +98,19 @@ def _run(args: list[str], passphrase: str | None, cwd: Path | None = None) -> su
         text=True,
         cwd=cwd,
         timeout=TIMEOUT,
+        preexec_fn=functools.partial(_child_setup, max_file_bytes),
     )
     for line in done.stdout.splitlines():
         if line.strip() and "password" not in line.lower():
             log.debug("%s", line)
     return done
+
+
+def _child_setup(max_file_bytes: int | None) -> None:
+    """In the 7zz child before exec: a byte budget per written file (RLIMIT_FSIZE; over it the
+    kernel stops the write with SIGXFSZ), so a hostile archive cannot fill the disk."""
+    if max_file_bytes is not None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
 
 
 def create(out: Path, files: Sequence[tuple[str, Path]], passphrase: str, *, stage_in: Path | None = None) -> float:
@@ -187,9 +198,18 @@ def test(archive: Path, passphrase: str) -> None:
     _raise_for(_run(["t", str(archive)], passphrase), archive)
 
 
-def extract(archive: Path, passphrase: str, dest: Path) -> None:
-    """Extract `archive` into the existing folder `dest`. Raises PackError as `test` does."""
-    _raise_for(_run(["x", f"-o{dest}", "-y", str(archive)], passphrase), archive)
+def extract(archive: Path, passphrase: str, dest: Path, names: Sequence[str] = (), max_file_bytes: int | None = None) -> None:
+    """Extract `archive` (only `names`, when given) into the existing folder `dest`.
+
+    With `max_file_bytes`, 7zz may write no file larger than that: one that would be is
+    stopped by the kernel and reported as archive_too_large. Raises PackError as `test` does.
+    """
+    done = _run(["x", f"-o{dest}", "-y", str(archive), *(["--", *names] if names else [])], passphrase,
+                max_file_bytes=max_file_bytes)
+    if max_file_bytes is not None and done.returncode == -signal.SIGXFSZ:
+        raise PackError(PackCode.archive_too_large, f"{Path(archive).name} expands to a file over {max_file_bytes:,} bytes, "
+                        "more than its listing says: it is built to fill the disk. It was stopped; do not use it")
+    _raise_for(done, archive)
 
 
 def check_structure(parts: Sequence[Path]) -> None:

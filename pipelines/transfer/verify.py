@@ -28,6 +28,7 @@ builds that folder beside out_dir and renames it into place only when all checks
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -45,6 +46,10 @@ from .problems import PackCode, PackError
 from .signing import RESERVED, SAFE_NAME, TrustedKeys, archive_public_key, check_manifest, normalise_fingerprint, read_public_key
 
 MAX_ENTRIES = 16  # a pack holds a handful of files; thousands would be a hostile archive
+MAX_MANIFEST = 1 << 20  # manifest.json and manifest.sig are a few kB each
+# lgd stores (7z -mx=0): the files inside come to the archive's size less its overhead. Anything
+# that expands beyond that is compressed, so not lgd's, and may be a decompression bomb.
+EXPANSION_SLACK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,11 +194,22 @@ def _verify_into(path: Path, passphrase: str, trusted: TrustedKeys, work: Path) 
         stage = "contents"
         _check_entries(entries)
         run.passed(stage, f"{len(entries)} plain files: {', '.join(sorted(e.name for e in entries))}")
+        stage = "sizes"
+        packed = sum(p.stat().st_size for p in parts)
+        _check_sizes(entries, packed, work)
+        run.passed(stage, f"{sum(e.size for e in entries):,} bytes listed in a {packed:,}-byte archive: no expansion")
         stage = "archive"
         payload = work / "payload"
         payload.mkdir()
-        sevenzip.extract(parts[0], passphrase, payload)
-        run.passed(stage, "every file decrypted with matching CRCs")
+        # The signed manifest first (small, bounded), then its sizes against the listing, then the rest
+        # with a byte budget: nothing larger than the listing and the manifest agree on is ever written.
+        budget = {e.name: e.size for e in entries}
+        sevenzip.extract(parts[0], passphrase, payload, names=sorted(RESERVED & set(budget)), max_file_bytes=MAX_MANIFEST + 1)
+        _check_signed_sizes(payload, budget)
+        rest = sorted(set(budget) - RESERVED)
+        if rest:
+            sevenzip.extract(parts[0], passphrase, payload, names=rest, max_file_bytes=max(budget[n] for n in rest) + 1)
+        run.passed(stage, "every file decrypted with matching CRCs, within the sizes listed and signed")
         stage = "signature"
         _check_payload(payload, trusted, run)
     except PackError as e:
@@ -218,6 +234,43 @@ def _check_entries(entries) -> None:
                 PackCode.file_unexpected,
                 f"the archive holds {e.name!r}, which is not a plain file with a neutral name as lgd writes; "
                 "it was not extracted. Do not use this pack",
+            )
+
+
+def _check_sizes(entries, packed: int, work: Path) -> None:
+    """Refuse, from the 7z listing alone, an archive that would expand beyond its own size or the free disk."""
+    total = sum(e.size for e in entries)
+    big = [e.name for e in entries if e.name in RESERVED and e.size > MAX_MANIFEST]
+    if total > packed + EXPANSION_SLACK or big:
+        raise PackError(
+            PackCode.archive_too_large,
+            f"the archive ({packed:,} bytes) lists {total:,} bytes of files{' and an oversized ' + big[0] if big else ''}: "
+            "lgd stores pack files uncompressed, so this was made by something else and may be built to fill the disk. "
+            "Nothing was extracted; do not use it",
+        )
+    free = shutil.disk_usage(work).free
+    if total > free:
+        raise LgdError(f"{work.parent} has {free:,} bytes free and the pack holds {total:,}; free some space (or set TMPDIR "
+                       "to a larger disk) and run again", ExitCode.archive_error, PackCode.out_unusable.value)
+
+
+def _check_signed_sizes(payload: Path, budget: dict[str, int]) -> None:
+    """The signed manifest's file sizes must be the listing's before anything else is extracted.
+
+    The signature itself is checked later (with the trust decision); a manifest that does not
+    parse is left for that check to report.
+    """
+    try:
+        files = json.loads((payload / "manifest.json").read_bytes()).get("files") or []
+        signed = {f["name"]: int(f["size"]) for f in files if isinstance(f, dict)}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return
+    for name, size in budget.items():
+        if name in signed and signed[name] != size:
+            raise PackError(
+                PackCode.archive_too_large if size > signed[name] else PackCode.file_mismatch,
+                f"the archive lists {name} as {size:,} bytes, its signed manifest says {signed[name]:,}: it was changed "
+                "after signing. It was not extracted; do not use this pack",
             )
 
 
