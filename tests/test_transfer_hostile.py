@@ -299,3 +299,44 @@ def test_a_small_pack_that_expands_hugely_is_refused_before_extraction(signed, s
     doc = json.loads(proc.stdout)
     assert {p["code"] for p in doc["problems"]} == {"archive_too_large"}, doc["problems"]
     assert list(scratch.iterdir()) == []
+
+
+# --- 4. passphrase and key files, and 7zz outliving lgd ---------------------------------
+
+
+@pytest.mark.parametrize("flag,source", [("--passphrase-file", "huge"), ("--passphrase-file", "/dev/zero"),
+                                         ("--public-key", "/dev/zero"), ("--public-key", "huge")])
+def test_oversized_passphrase_and_key_files_are_refused_at_once_naming_the_bound(flag, source, usb, secret, archive, tmp_path):
+    huge = tmp_path / "huge"
+    huge.write_bytes(b"a" * 1_000_000)
+    given = huge if source == "huge" else Path(source)
+    pass_arg = given if flag == "--passphrase-file" else passfile(tmp_path, secret)
+    extra = ("--public-key", given) if flag == "--public-key" else ()
+    proc = run_lgd("verify", usb, "--passphrase-file", pass_arg, "--archive", archive, *extra, check_json=False, timeout=30)
+    assert proc.returncode == 2, proc.stderr
+    assert "bytes" in proc.stderr and "internal error" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_7zz_dies_with_the_process_that_started_it(tmp_path):
+    """The child set-up lgd gives 7zz, applied to `sleep`: kill -9 its parent and it must go too."""
+    script = ("import functools, subprocess, sys, time; from pipelines.transfer import sevenzip; "
+              "p = subprocess.Popen(['sleep', '60'], preexec_fn=functools.partial(sevenzip._child_setup, None)); "
+              "print(p.pid, flush=True); time.sleep(60)")
+    parent = subprocess.Popen([".venv/bin/python", "-c", script], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).parents[1])
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    import time
+    for _ in range(50):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        with open(f"/proc/{child}/stat") as f:
+            if f.read().split(") ")[1].startswith("Z"):  # killed, not yet reaped by init
+                break
+        time.sleep(0.1)
+    else:
+        os.kill(child, 9)
+        pytest.fail("sleep outlived the process that started it")

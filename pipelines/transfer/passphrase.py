@@ -23,6 +23,10 @@ from .problems import PackCode, PackError
 WORDS = 8
 WORDLIST = "eff_large_wordlist.txt"
 MIN_FILE_PASSPHRASE = 20
+# 7-Zip's key derivation hashes the passphrase 2^19 times: a long one takes minutes. 8 words are
+# under 80 characters; 256 leaves room for any passphrase a person types or reads out.
+MAX_PASSPHRASE = 256
+MAX_PASSPHRASE_FILE = 1024  # bytes read from --passphrase-file at most (/dev/zero must not fill memory)
 # A user's passphrase must be typeable on any keyboard and decode identically in 7-Zip on
 # Windows, macOS and Linux whatever the locale: printable ASCII only.
 _PRINTABLE = frozenset(chr(c) for c in range(0x20, 0x7F))
@@ -69,6 +73,11 @@ def check(secret: str, where: str) -> Passphrase:
             f"the passphrase in {where} has {len(secret)} characters; lgd needs at least {MIN_FILE_PASSPHRASE}. "
             "Use the passphrase that came with the pack, or let lgd generate one"
         )
+    if len(secret) > MAX_PASSPHRASE:
+        raise _unusable(
+            f"the passphrase in {where} has {len(secret)} characters; lgd accepts at most {MAX_PASSPHRASE}. "
+            "Use the passphrase that came with the pack, or let lgd generate one"
+        )
     if not set(secret) <= _PRINTABLE:
         raise _unusable(
             f"the passphrase in {where} has characters other than printable ASCII (letters, digits, spaces, "
@@ -84,9 +93,13 @@ def read_file(path: Path) -> Passphrase:
         PackError: the file cannot be read, or holds an empty, short or multi-line passphrase.
     """
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_PASSPHRASE_FILE + 1)
     except OSError as e:
         raise _unusable(f"cannot read --passphrase-file {path}: {e.strerror or e}") from e
+    if len(raw) > MAX_PASSPHRASE_FILE:
+        raise _unusable(f"--passphrase-file {path} holds more than {MAX_PASSPHRASE_FILE} bytes; a passphrase file holds "
+                        f"one line of at most {MAX_PASSPHRASE} characters")
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import ctypes
+import ctypes.util
 import functools
 import logging
 import os
@@ -46,6 +48,7 @@ log = logging.getLogger("lgd.exec.7zz")
 PROGRAM = "7zz"
 SIGNATURE = b"7z\xbc\xaf\x27\x1c"
 _START_HEADER = 32
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _AES_CODER = b"\x24\x06\xf1\x07\x01"  # a coder record: 4-byte id with properties, 7zAES
 _VERSION = re.compile(r"7-Zip \(z\) (\d+)\.(\d+)")
 MIN_VERSION = (22, 0)  # the first 7zz release for Linux from Igor Pavlov
@@ -98,7 +101,7 @@ def _run(args: list[str], passphrase: str | None, cwd: Path | None = None, max_f
         text=True,
         cwd=cwd,
         timeout=TIMEOUT,
-        preexec_fn=functools.partial(_child_setup, max_file_bytes),
+        preexec_fn=functools.partial(_child_setup, max_file_bytes, os.getpid()),
     )
     for line in done.stdout.splitlines():
         if line.strip() and "password" not in line.lower():
@@ -106,9 +109,22 @@ def _run(args: list[str], passphrase: str | None, cwd: Path | None = None, max_f
     return done
 
 
-def _child_setup(max_file_bytes: int | None) -> None:
-    """In the 7zz child before exec: a byte budget per written file (RLIMIT_FSIZE; over it the
-    kernel stops the write with SIGXFSZ), so a hostile archive cannot fill the disk."""
+def _child_setup(max_file_bytes: int | None, parent: int | None = None) -> None:
+    """In the 7zz child before exec: die with lgd, and a byte budget per written file.
+
+    PR_SET_PDEATHSIG (Linux; as pipelines/ingest/worker.py does for its workers) has the kernel
+    SIGKILL 7zz when lgd dies, however it dies: a killed `lgd verify` must not leave 7zz deriving
+    keys at 100% CPU under PID 1. RLIMIT_FSIZE stops any write past `max_file_bytes` with SIGXFSZ,
+    so a hostile archive cannot fill the disk.
+    """
+    parent = os.getppid() if parent is None else parent
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # lgd died before the request took effect
+        os._exit(1)
     if max_file_bytes is not None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
 

@@ -48,6 +48,7 @@ _SHA = re.compile(r"[0-9a-f]{64}")
 # Names inside a pack are ours and neutral; anything else is refused rather than trusted.
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 RESERVED = frozenset({"manifest.json", "manifest.sig"})
+MAX_KEY_FILE = 4096  # bytes read from a key file at most; an Ed25519 PEM is under 200
 REQUIRED_FIELDS = ("patient", "created", "coded", "counts")
 
 
@@ -106,9 +107,13 @@ def raw_public(key: Ed25519PublicKey) -> bytes:
 def read_public_key(path: Path) -> bytes:
     """The raw Ed25519 public key in a PEM file (pack-signing.pub), or ValueError saying what is wrong."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_KEY_FILE + 1)
     except OSError as e:
         raise ValueError(f"cannot read --public-key {path}: {e.strerror or e}") from e
+    if len(data) > MAX_KEY_FILE:
+        raise ValueError(f"--public-key {path} holds more than {MAX_KEY_FILE} bytes; an Ed25519 public key file "
+                         "(pack-signing.pub) is about 113 bytes")
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError as e:
@@ -181,8 +186,12 @@ def _create_key(private: Path) -> None:
 
 
 def _load_private(private: Path) -> Ed25519PrivateKey:
+    with open(private, "rb") as f:
+        data = f.read(MAX_KEY_FILE + 1)
     try:
-        key = serialization.load_pem_private_key(private.read_bytes(), password=None)
+        if len(data) > MAX_KEY_FILE:
+            raise ValueError(f"it holds more than {MAX_KEY_FILE} bytes")
+        key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as e:
         raise PackError(
             PackCode.signing_key_unusable,
