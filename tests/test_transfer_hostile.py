@@ -340,3 +340,67 @@ def test_7zz_dies_with_the_process_that_started_it(tmp_path):
     else:
         os.kill(child, 9)
         pytest.fail("sleep outlived the process that started it")
+
+
+# --- 5. destinations: read-only, full, a link, inside the archive ------------------------
+
+
+def _write_in_child(tmp: Path, code: str, limit: int | None) -> subprocess.CompletedProcess:
+    """Run `code` in a child Python. A full disc is simulated with RLIMIT_FSIZE (no tmpfs or loop
+    device here): with SIGXFSZ ignored, any write past `limit` bytes fails with EFBIG, in lgd and in
+    the 7zz it starts (which inherits the limit and is stopped by SIGXFSZ, as 7zz resets signals)."""
+    prelude = "import resource, signal\n"
+    if limit is not None:
+        prelude += (f"signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+                    f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n")
+    prelude += ("from pipelines.errors import LgdError\n"
+                "try:\n" + "".join(f"    {line}\n" for line in code.splitlines()) +
+                "except LgdError as e:\n    print(int(e.exit_code), e.code, str(e).count(chr(10)), str(e))\n")
+    return subprocess.run([".venv/bin/python", "-c", prelude], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[1], timeout=60)
+
+
+def test_a_full_disc_leaves_no_partial_pack_and_exits_4(pack_pdf, secret, archive, tmp_path):
+    out = tmp_path / "full"
+    code = (f"from pipelines.transfer import media\nfrom pathlib import Path\n"
+            f"media.write_media([('pack.pdf', Path({str(pack_pdf)!r}))], {FIELDS!r}, format='7z', out=Path({str(out)!r}), "
+            f"passphrase={secret!r}, archive=Path({str(archive)!r}))")
+    proc = _write_in_child(tmp_path, code, 600_000)
+    assert proc.stdout.startswith("4 out_unusable 0 "), (proc.stdout, proc.stderr[-2000:])
+    assert list(out.iterdir()) == [], "no partial archive or work folder is left"
+
+
+def test_a_full_disc_leaves_no_plaintext_print_part(pack_pdf, tmp_path):
+    out = tmp_path / "print"
+    out.mkdir()
+    code = (f"from pipelines.transfer import pack, destination\nfrom pathlib import Path\n"
+            f"with destination.writing(Path({str(out)!r})):\n"
+            f"    pack._place(Path({str(pack_pdf)!r}), Path({str(out)!r}) / pack.PRINT_NAME)")
+    proc = _write_in_child(tmp_path, code, 300_000)
+    assert proc.stdout.startswith("4 out_unusable 0 "), (proc.stdout, proc.stderr[-2000:])
+    assert list(out.iterdir()) == [], "no .print-pack.pdf.part (a plaintext record) is left behind"
+
+
+@pytest.mark.parametrize("case", ["read_only", "symlink", "a_file", "inside_archive"])
+def test_an_unusable_destination_is_refused_first_with_exit_4(case, pack_pdf, secret, archive, tmp_path):
+    from pipelines.errors import LgdError
+    from tests.conftest import unwritable
+
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out
+    if case == "symlink":
+        target = tmp_path / "link"
+        target.symlink_to(out)
+    elif case == "a_file":
+        target = tmp_path / "file"
+        target.write_text("x")
+    elif case == "inside_archive":
+        archive.mkdir(parents=True, exist_ok=True)
+        target = archive / "packs"
+    guard = unwritable(out) if case == "read_only" else __import__("contextlib").nullcontext()
+    with guard, pytest.raises(LgdError) as e:
+        media.write_media([("pack.pdf", pack_pdf)], FIELDS, format="7z", out=target, passphrase=secret, archive=archive)
+    assert int(e.value.exit_code) == 4 and e.value.code == "out_unusable", str(e.value)
+    assert "\n" not in str(e.value)
+    assert list(out.iterdir()) == [] and not (archive / "packs").exists()

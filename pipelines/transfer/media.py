@@ -47,6 +47,7 @@ from pipelines.errors import ExitCode
 
 from . import passphrase as passphrases
 from . import sevenzip
+from .destination import check_destination, writing
 from .problems import PackCode, PackError
 from .readme import readme_text
 from .signing import FileEntry, build_manifest, fingerprint, load_or_create_key, raw_public
@@ -124,7 +125,15 @@ def write_media(
         media_size = CD_R
     if media_size is not None and media_size < MIN_MEDIA:
         raise PackError(PackCode.media_too_small, f"a volume needs at least {MIN_MEDIA} bytes", ExitCode.usage)
+    need = sum(Path(src).stat().st_size for _, src in pack_files) + RESERVE[format]
+    check_destination(out, need, archive)  # a read-only, full, linked or odd --out: exit 4 before any work
     _refuse_existing(out, format)
+    with writing(out):
+        return _write_media(pack_files, manifest_fields, format, out, passphrase, archive, media_size)
+
+
+def _write_media(pack_files, manifest_fields, format: Format, out: Path, passphrase: str, archive: Path,
+                 media_size: int | None) -> MediaResult:
     key = load_or_create_key(archive)
     entries = [FileEntry(name, Path(src).stat().st_size, sha256_file(Path(src))) for name, src in pack_files]
     manifest, signature = build_manifest(manifest_fields, entries, key)

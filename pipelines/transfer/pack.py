@@ -33,6 +33,7 @@ from pipelines.reconcile import ensure_reconciled
 from pipelines.actor import current_actor
 from pipelines.records.model import record_from_json
 
+from .destination import check_destination, writing
 from .document import PackDocument, build_pack_pdf
 from .electronic import EVENTS_PER_PRINTED_PAGE
 from .excerpts import GRANULARITIES, select_excerpts
@@ -136,12 +137,22 @@ def _electronic_estimate_pages(plan: PackPlan) -> int:
 
 
 def _place(source: Path, target: Path) -> None:
-    """Copy into `target`'s folder under a temporary name, then rename: whole file or none."""
+    """Copy into `target`'s folder under a temporary name, then rename: whole file or none.
+
+    The partial copy is private (0600) from its first byte and removed on every failure (a full
+    disc, a pulled stick, an interrupt): a patient record is never left half-written beside --out.
+    """
     part = target.with_name(f".{target.name}.part")
-    shutil.copyfile(source, part)
-    with part.open("rb") as f:
-        os.fsync(f.fileno())
-    os.replace(part, target)
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as dst, open(source, "rb") as src:
+            shutil.copyfileobj(src, dst, 1 << 20)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(part, target)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
 
 
 def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOptions, *,
@@ -161,6 +172,7 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
             "missing_parts", f"NHS number {nhs_number}: {'; '.join(plan.missing_parts)} were never digitised, so a "
             "pack would be incomplete. Digitise the missing parts, or give --allow-missing-parts to pack what there is "
             "(the cover sheet then says what is missing)", ExitCode.partial)
+    check_destination(out, 0, archive)  # writable, a real folder, not inside the archive: before any work
     coded = _coded(catalogue, nhs_number)
     duplex = options.format == "print"
     staging = archive / "tmp"
@@ -191,13 +203,17 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
             target = out / PRINT_NAME
             if target.exists():
                 raise PackBuildError("out_not_empty", f"{target} exists; choose another --out", ExitCode.usage)
-            out.mkdir(parents=True, exist_ok=True)
-            _place(document.path, target)
+            check_destination(out, document.bytes, archive)
+            with writing(out):
+                out.mkdir(parents=True, exist_ok=True)
+                _place(document.path, target)
             summary = print_summary(plan, document)
             outputs, digests, pack_sheets = (target,), {PRINT_NAME: document.sha256}, summary.pack_sheets
             extra = {"print_line": summary.line}
         else:
-            bundle = write_ndr(plan, document, out, ods_code=options.ods_code, when=options.when, user=current_actor())
+            check_destination(out, document.bytes, archive)
+            with writing(out):
+                bundle = write_ndr(plan, document, out, ods_code=options.ods_code, when=options.when, user=current_actor())
             outputs = (*(f.path for f in bundle.files), bundle.metadata)
             digests = {str(f.path.relative_to(out)): f.sha256 for f in bundle.files}
             pack_sheets = 0

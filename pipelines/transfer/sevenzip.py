@@ -24,6 +24,7 @@ import binascii
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import functools
 import logging
 import os
@@ -153,6 +154,10 @@ def create(out: Path, files: Sequence[tuple[str, Path]], passphrase: str, *, sta
         started = time.perf_counter()
         done = _run(["a", "-t7z", "-mx=0", "-mhe=on", "-p", "-y", str(target), "--", *[n for n, _ in files]], passphrase, cwd=stage)
         seconds = time.perf_counter() - started
+        if done.returncode == -signal.SIGXFSZ or re.search(r"No space left|Disk quota", done.stdout + done.stderr):
+            raise OSError(errno.ENOSPC, "no space left on the device", str(out.parent))
+        if re.search(r"Read-only file system", done.stdout + done.stderr):
+            raise OSError(errno.EROFS, "read-only file system", str(out.parent))
         if done.returncode != 0 or not target.is_file():
             raise RuntimeError(f"7zz could not create the archive (exit {done.returncode}): {_tail(done)}")
         _fsync(target)
