@@ -309,6 +309,7 @@ def test_a_small_pack_that_expands_hugely_is_refused_before_extraction(signed, s
 def test_oversized_passphrase_and_key_files_are_refused_at_once_naming_the_bound(flag, source, usb, secret, archive, tmp_path):
     huge = tmp_path / "huge"
     huge.write_bytes(b"a" * 1_000_000)
+    huge.chmod(0o600)  # a private file: the one line on stderr is about its size
     given = huge if source == "huge" else Path(source)
     pass_arg = given if flag == "--passphrase-file" else passfile(tmp_path, secret)
     extra = ("--public-key", given) if flag == "--public-key" else ()
@@ -404,3 +405,22 @@ def test_an_unusable_destination_is_refused_first_with_exit_4(case, pack_pdf, se
     assert int(e.value.exit_code) == 4 and e.value.code == "out_unusable", str(e.value)
     assert "\n" not in str(e.value)
     assert list(out.iterdir()) == [] and not (archive / "packs").exists()
+
+
+def test_patient_bearing_outputs_are_private_and_an_open_passphrase_file_is_warned_about(tmp_path):  # issue 12
+    from pipelines.transfer.passphrase import read_file
+    import logging
+    secret = tmp_path / "phrase.txt"
+    secret.write_text("correct horse battery staple orbit lantern\n")
+    secret.chmod(0o644)
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("pipelines.transfer.passphrase").addHandler(handler)
+    try:
+        read_file(secret)
+        secret.chmod(0o600)
+        read_file(secret)
+    finally:
+        logging.getLogger("pipelines.transfer.passphrase").removeHandler(handler)
+    assert len(records) == 1 and "chmod 600" in records[0].getMessage()

@@ -249,6 +249,8 @@ def test_usb_folder_is_written_whole_and_verifies(pack_pdf, archive, secret, tmp
     assert sorted(p.name for p in out.parent.iterdir()) == ["lgd-pack"], "no temporary folder is left beside it"
     assert set(result.sha256) == {"README.TXT", "SHA256SUMS.TXT", "lgd-pack.7z"}
     assert verify(out, secret, trusted_keys(archive)).ok
+    # Patient-bearing, even encrypted: owner only (issue 12).
+    assert out.stat().st_mode & 0o777 == 0o700 and all(p.stat().st_mode & 0o777 == 0o600 for p in out.iterdir())
     with pytest.raises(PackError) as e:
         write(pack_pdf, secret, archive, out, "usb")
     assert e.value.code == PackCode.out_not_empty

@@ -364,6 +364,6 @@ def save_pack_pdfa(pdf: pikepdf.Pdf, out: Path, when: dt.date) -> str:
             f"{e.report.summary()}; this is a bug in lgd, please report it with the findings",
             ExitCode.internal,
         ) from e
-    os.chmod(out, 0o640)  # a patient record: owner and group only, as the archive stores them
+    os.chmod(out, 0o600)  # a patient record: owner only, as the archive stores them
     return report.summary().splitlines()[0]
 

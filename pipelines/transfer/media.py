@@ -199,7 +199,7 @@ def _move_into(parts: Sequence[Path], out: Path) -> tuple[Path, ...]:
     moved = []
     for part in parts:
         target = out / part.name
-        part.chmod(0o640)
+        part.chmod(0o600)  # encrypted, but still a patient record: owner only
         os.replace(part, target)  # same file system: the work folder is inside `out`
         moved.append(target)
     fsync_dir(out)
@@ -248,11 +248,11 @@ def _write_usb(out: Path, parts: Sequence[Path], sums: dict[str, str], set_id: s
             (folder / SUMS).write_bytes(_sums_text(sums))
             os.replace(part, folder / part.name)
         for path in build.rglob("*"):
-            path.chmod(0o755 if path.is_dir() else 0o644)
+            path.chmod(0o700 if path.is_dir() else 0o600)  # patient-bearing: owner only
             if path.is_file():
                 with open(path, "rb") as f:
                     os.fsync(f.fileno())
-        build.chmod(0o755)
+        build.chmod(0o700)
         os.rename(build, out)  # replaces `out` only if it is an empty folder (checked before)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)

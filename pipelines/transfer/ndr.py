@@ -264,7 +264,7 @@ def write_ndr(
             _fsync(patient_dir / f.path.name)
         _fsync(patient_dir)
         _fsync(tmp)
-        os.chmod(tmp, 0o750)
+        os.chmod(tmp, 0o700)  # patient records: owner only
         os.replace(tmp, out)  # replaces an empty `out` folder; refuses a non-empty one
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -9,8 +9,11 @@ media, the manifest, the catalogue, a log, or a command line.
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import secrets
+import stat
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -20,6 +23,7 @@ from pipelines.errors import ExitCode
 
 from .problems import PackCode, PackError
 
+log = logging.getLogger(__name__)
 WORDS = 8
 WORDLIST = "eff_large_wordlist.txt"
 MIN_FILE_PASSPHRASE = 20
@@ -94,6 +98,12 @@ def read_file(path: Path) -> Passphrase:
     """
     try:
         with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if stat.S_ISREG(mode) and mode & 0o077:
+                # The secret that opens the records should be as private as they are; warned, not
+                # refused, because a receiving practice may have been sent it on shared storage.
+                log.warning("--passphrase-file %s can be read by other users; make it private (chmod 600 %s) "
+                            "or delete it once the pack is opened", path, path)
             raw = f.read(MAX_PASSPHRASE_FILE + 1)
     except OSError as e:
         raise _unusable(f"cannot read --passphrase-file {path}: {e.strerror or e}") from e

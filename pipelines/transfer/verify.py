@@ -160,8 +160,8 @@ def unpack(path: Path, passphrase: str, out_dir: Path, trusted: TrustedKeys) -> 
         if not run.problems and run.manifest is not None:
             payload = work / "payload"
             for item in payload.iterdir():
-                item.chmod(0o640)
-            payload.chmod(0o750)
+                item.chmod(0o600)  # decrypted patient records: owner only
+            payload.chmod(0o700)
             os.rename(payload, out_dir)  # replaces `out_dir` only if it is (still) an empty folder
             placed = out_dir
             run.passed("unpacked", f"{len(list(out_dir.iterdir()))} files in {out_dir}")
