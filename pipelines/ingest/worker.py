@@ -7,11 +7,8 @@ archive, so a worker that dies can never leave the catalogue half-written.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import logging
-import os
 import shutil
 import signal
 import sys
@@ -23,6 +20,7 @@ from digitise.errors import DigitiseError
 from digitise.model import ScanDoc
 from digitise.ocr import ENGINES, OcrEngine
 from digitise.options import AUTO, DigitiseOptions
+from pipelines.children import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -71,27 +69,10 @@ def init_process(options: DigitiseOptions) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent()
+    die_with_parent()  # a SIGKILLed lgd must not leave its workers running under PID 1
     init(options)
 
 
-def _die_with_parent() -> None:
-    """Ask the kernel to kill this worker when the main process dies, however it dies.
-
-    Without it a SIGKILLed `lgd digitise` leaves its workers running for ever, re-parented to
-    PID 1 with a model loaded each. PR_SET_PDEATHSIG is Linux's; elsewhere nothing is done.
-    """
-    parent = os.getppid()
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def _disk_problem(exc: BaseException, work: Path) -> tuple[str, str] | None:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import binascii
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import functools
 import logging
@@ -41,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digitise.errors import MissingDependency
+from pipelines.children import die_with_parent
 from pipelines.errors import ExitCode
 
 from .problems import PackCode, PackError
@@ -49,7 +48,6 @@ log = logging.getLogger("lgd.exec.7zz")
 PROGRAM = "7zz"
 SIGNATURE = b"7z\xbc\xaf\x27\x1c"
 _START_HEADER = 32
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _AES_CODER = b"\x24\x06\xf1\x07\x01"  # a coder record: 4-byte id with properties, 7zAES
 _VERSION = re.compile(r"7-Zip \(z\) (\d+)\.(\d+)")
 MIN_VERSION = (22, 0)  # the first 7zz release for Linux from Igor Pavlov
@@ -118,14 +116,7 @@ def _child_setup(max_file_bytes: int | None, parent: int | None = None) -> None:
     keys at 100% CPU under PID 1. RLIMIT_FSIZE stops any write past `max_file_bytes` with SIGXFSZ,
     so a hostile archive cannot fill the disk.
     """
-    parent = os.getppid() if parent is None else parent
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:  # lgd died before the request took effect
-        os._exit(1)
+    die_with_parent(parent)
     if max_file_bytes is not None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
 
