@@ -61,11 +61,11 @@ def tessdata() -> str:
         return os.environ["TESSDATA_PREFIX"]
     try:
         listed = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True, timeout=30).stdout
-        m = re.search(r'"([^"]+)"', listed.splitlines()[0]) if listed else None
-        if m and Path(m.group(1)).is_dir():
-            return m.group(1)
     except (OSError, subprocess.SubprocessError):
-        pass
+        listed = ""  # no tesseract program: the known folders below
+    m = re.search(r'"([^"]+)"', listed.splitlines()[0]) if listed else None
+    if m and Path(m.group(1)).is_dir():
+        return m.group(1)
     return next((f for f in TESSDATA_FOLDERS if Path(f).is_dir()), TESSDATA_FOLDERS[0])
 
 

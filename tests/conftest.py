@@ -88,3 +88,22 @@ def digitised(sample_batch, tmp_path_factory) -> Digitised:
     archive = tmp_path_factory.mktemp("archive") / "lgd-archive"
     proc = run_lgd("digitise", sample_batch.scans, "--archive", archive, "--jobs", "2", "--json")
     return Digitised(sample_batch, archive, proc.json, proc.returncode)
+
+
+@pytest.fixture(scope="session")
+def pack_pdf(tmp_path_factory) -> Path:
+    """A real PDF/A-2b of two pages (~1.2 MB: one page of noise, which does not compress), made by lgd's own code."""
+    import numpy as np
+    from PIL import Image
+
+    from digitise import pdfa
+
+    folder = tmp_path_factory.mktemp("pdfa")
+    Image.new("L", (620, 880), 255).save(folder / "p1.png", dpi=(150, 150))
+    noise = np.random.default_rng(5).integers(0, 256, (1100, 1100), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "p2.png", dpi=(150, 150))
+    pdfa.images_to_pdf([folder / "p1.png", folder / "p2.png"], folder / "image.pdf")
+    (folder / "words").mkdir()
+    pdfa.make_pdfa(folder / "image.pdf", folder / "words", folder / "pack.pdf", "synthetic", "eng", [])
+    assert pdfa.validate(folder / "pack.pdf").passed
+    return folder / "pack.pdf"

@@ -15,11 +15,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from digitise import pdfa
 from pipelines.transfer import media, passphrase, sevenzip
 from pipelines.transfer.problems import PackCode
 from tests.conftest import run_lgd
@@ -32,19 +29,6 @@ FIELDS = {
     "coded": {"format": "gp2gp", "sha256": "ab" * 32},
     "counts": {"pages": 2, "included": 2, "omitted": 0},
 }
-
-
-@pytest.fixture(scope="module")
-def pack_pdf(tmp_path_factory) -> Path:
-    """A PDF/A-2b of two pages, one of noise (~1.2 MB, so a 1 MiB medium splits it in two)."""
-    folder = tmp_path_factory.mktemp("pdfa")
-    Image.new("L", (300, 400), 255).save(folder / "p1.png", dpi=(150, 150))
-    noise = np.random.default_rng(7).integers(0, 256, (1100, 1100), dtype=np.uint8)
-    Image.fromarray(noise).save(folder / "p2.png", dpi=(150, 150))
-    pdfa.images_to_pdf([folder / "p1.png", folder / "p2.png"], folder / "image.pdf")
-    (folder / "words").mkdir()
-    pdfa.make_pdfa(folder / "image.pdf", folder / "words", folder / "pack.pdf", "synthetic", "eng", [])
-    return folder / "pack.pdf"
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from PIL import Image
 
 from digitise import pdfa
 from pipelines.transfer import media, passphrase, sevenzip, signing
@@ -30,20 +28,6 @@ FIELDS = {
     "coded": {"format": "gp2gp", "sha256": "ab" * 32},
     "counts": {"pages": 2, "included": 2, "omitted": 0},
 }
-
-
-@pytest.fixture(scope="module")
-def pack_pdf(tmp_path_factory) -> Path:
-    """A real PDF/A-2b of two pages (~1.2 MB: one page of noise, which does not compress), made by lgd's own code."""
-    folder = tmp_path_factory.mktemp("pdfa")
-    Image.new("L", (620, 880), 255).save(folder / "p1.png", dpi=(150, 150))
-    noise = np.random.default_rng(5).integers(0, 256, (1100, 1100), dtype=np.uint8)
-    Image.fromarray(noise).save(folder / "p2.png", dpi=(150, 150))
-    pdfa.images_to_pdf([folder / "p1.png", folder / "p2.png"], folder / "image.pdf")
-    (folder / "words").mkdir()
-    pdfa.make_pdfa(folder / "image.pdf", folder / "words", folder / "pack.pdf", "synthetic", "eng", [])
-    assert pdfa.validate(folder / "pack.pdf").passed
-    return folder / "pack.pdf"
 
 
 @pytest.fixture(scope="module")
