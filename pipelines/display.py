@@ -31,3 +31,14 @@ def elide(name: str, width: int) -> str:
         return _ELLIPSIS + name[-(width - 1):]
     middle = name[len(keep_head):len(name) - len(keep_tail)]
     return keep_head + middle[:room] + _ELLIPSIS + keep_tail
+
+
+# Bidirectional controls: embeddings, overrides and isolates, the implicit marks and the Arabic
+# letter mark. In a name they can make the text read in another order than it is stored (the
+# "Trojan Source" trick), so a cover sheet, a footer or metadata.csv never carries them.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def without_bidi(text: str) -> str:
+    """`text` with every bidirectional control character removed (the letters themselves are kept)."""
+    return "".join(c for c in text if c not in BIDI_CONTROLS)

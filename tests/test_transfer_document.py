@@ -203,7 +203,7 @@ def test_the_index_lists_every_omitted_page_with_its_reason_and_covering_entries
         assert f"{source}, page {page}" in index
     assert "all 1 entries covered" in index and "Lower respiratory tract infection" in index
     assert "SNOMED CT 50417007" in index and "score 0.91" in index and "matched by synonym" in index
-    assert "Omitted by clinician override: dr.test" in index and "duplicate of a letter" in index
+    assert "left out by dr.test's decision on" in index and "duplicate of a letter" in index
     assert "mentions a family history" in index  # the override that forced a page in is listed too
 
 

@@ -90,7 +90,7 @@ def test_print_and_ndr_packs(packed, tmp_path):
     metadata = tmp_path / "ndr" / "metadata.csv"
     rows = list(csv.DictReader(metadata.open()))
     assert list(rows[0]) == ["FILEPATH", "PAGE COUNT", "GP-PRACTICE-CODE", "NHS-NO", "SECTION", "SUB-SECTION",
-                             "SCAN-DATE", "SCAN-ID", "USER-ID", "UPLOAD"]
+                             "SCAN-DATE", "SCAN-ID", "USER-ID", "UPLOAD", "PATIENT-NAME"]
     assert all(r["NHS-NO"] == patients[0] and "_Lloyd_George_Record_[" in r["FILEPATH"] for r in rows)
 
 

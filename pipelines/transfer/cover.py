@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .electronic import EVENTS_PER_PRINTED_PAGE, ElectronicSummary
 from .excerpts import NOT_SHORTER, entry_date
 from .plan import PackPlan, PlannedPage
+from .reasons import omission, summary
 from .render import MARGIN, Sheet, day_text, nhs_spaced, system_name
 
 if TYPE_CHECKING:  # only its type: the image work behind it is needed by entry granularity only
@@ -73,8 +74,10 @@ def render_cover(
     sheet.heading("Lloyd George record: transfer pack", 17)
     sheet.para(
         "The paper-only part of this patient's digitised Lloyd George record. Each page was compared with "
-        "the coded electronic record; a page is left out only when every entry on it was found there. "
-        "Every omitted page is listed, with the coded entries that cover it, in the index that follows.",
+        "the coded electronic record; a page is left out only when it is blank, when it is a rescan of a page "
+        "that is sent, when every entry on it was found in the coded record, or when a named clinician decided "
+        "so. Every omitted page is listed in the index that follows, with its reason and the coded entries "
+        "that cover it.",
         size=9.5,
     )
     sheet.ln(4)
@@ -100,7 +103,8 @@ def render_cover(
         ("Pages in the full digitised record", f"{plan.full_record_pages} (in {len(plan.documents)} document(s))"),
         ("Pages included in this pack", str(len(plan.included)) if not reduced else
          f"{len(plan.included)} ({whole_pages} whole, {len(reduced)} as excerpts of their uncovered entries)"),
-        ("Pages omitted", f"{len(plan.omitted)} (listed in the index that follows)"),
+        ("Pages omitted", f"{len(plan.omitted)}: {summary(plan.omitted)} (listed in the index that follows)"
+         if plan.omitted else "0"),
         ("Clinician overrides applied", str(len(plan.overridden))),
     ]
     if plan.undecided:
@@ -212,8 +216,8 @@ def render_omitted_index(sheet: Sheet, plan: PackPlan) -> range:
         sheet.para("No page was omitted: this pack holds every page of the digitised record.")
     else:
         sheet.para(
-            f"{len(plan.omitted)} page(s) were left out because everything on them is in the coded record sent "
-            "electronically. They remain in the sending practice's digitised archive and can be requested.",
+            f"{len(plan.omitted)} page(s) were left out: {summary(plan.omitted)}. Each is listed below with its "
+            "reason. They remain in the sending practice's digitised archive and can be requested.",
             size=9,
         )
     for page in plan.omitted:
@@ -238,10 +242,8 @@ def _omitted_page(sheet: Sheet, page: PlannedPage) -> None:
         sheet.add_page()
     sheet.ln(4)
     sheet.heading(f"{page.source}, page {page.page}", 10.5)
-    sheet.para(f"Reason: {page.reason or 'none given'}", size=8.5)
-    if page.override is not None and page.override.decision is not None:
-        o = page.override
-        sheet.para(f"Omitted by clinician override: {o.actor}, {day_text(o.at.date())}: {o.reason}", size=8.5, style="B")
+    why = omission(page)
+    sheet.para(f"Reason: {why.text}", size=8.5, style="B" if why.kind == "clinician" else "")
     if not page.entries:
         sheet.para("No dated entries were read on this page.", size=8.5)
     for entry in page.entries:

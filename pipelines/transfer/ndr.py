@@ -6,7 +6,9 @@ Layout of the folder written (the NDR bulk-upload shape, as in NHS England's own
     out/{NHS number}/{i}of{n}_Lloyd_George_Record_[{Name}]_[{NHS number}]_[{DD-MM-YYYY}].pdf
 
 Each file is a validated PDF/A-2b holding consecutive pages of the pack (part 1 starts with the
-cover), kept under `max_bytes`. The folder is written beside `out` under a temporary name and
+cover), kept under `max_bytes`. `[Name]` is cut down to the first given name and the family name
+when the whole name would not fit a file name (`short_name`); metadata.csv keeps the full name in
+PATIENT-NAME, after the NDR's own columns (the NDR reads the columns it knows by name). The folder is written beside `out` under a temporary name and
 renamed into place, so `out` is either absent or complete.
 """
 
@@ -27,15 +29,25 @@ import pikepdf
 
 from index.store import sha256_file
 from pipelines.actor import current_actor
+from pipelines.display import without_bidi
 
 from .document import PackDocument, PackSection, save_pack_pdfa
 from .plan import PackBuildError, PackPlan
 from .render import nhs_spaced
 
-COLUMNS = (
+NDR_COLUMNS = (
     "FILEPATH", "PAGE COUNT", "GP-PRACTICE-CODE", "NHS-NO", "SECTION", "SUB-SECTION",
     "SCAN-DATE", "SCAN-ID", "USER-ID", "UPLOAD",
 )
+# The full name, which a file name may carry only in part (see `short_name`).
+COLUMNS = (*NDR_COLUMNS, "PATIENT-NAME")
+# `[Name]` at most: room for a long first given name and family name together. The whole file
+# name then stays under about 140 characters and 220 bytes: inside the 255 bytes a file name may
+# take (ext4, APFS, NTFS) and leaving room for folders under Windows' 260-character path limit.
+MAX_NAME_CHARS = 80
+MAX_NAME_BYTES = 160  # UTF-8: letters outside Latin take 2 to 4 bytes each
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
 SECTION = "LG"
 # 100 MB. NHS England's NDR web uploader has refused files over 5 GB, so any smaller limit is
 # accepted there; 100 MB keeps a part quick to upload, scan for viruses and open on an ordinary
@@ -79,9 +91,55 @@ def ndr_name_part(name: str) -> str:
     return " ".join("".join(ch if ch.isalpha() else " " for ch in name).split())
 
 
+def _fits(name: str) -> bool:
+    return len(name) <= MAX_NAME_CHARS and len(name.encode("utf-8")) <= MAX_NAME_BYTES
+
+
+def _cut(word: str, fits) -> str:
+    while word and not fits(word):
+        word = word[:-1]
+    return word
+
+
+def short_name(name: str) -> str:
+    """`[Name]` for a file name: the whole name when it fits, else the first given name and the family name.
+
+    The NDR checks `[Name]` against the patient's demographics (PDS): it must start with the first
+    given name and end with the family name, so middle names are dropped first, from the last one
+    back. Only when those two alone are too long is a name cut, the first given name before the
+    family name (`write_ndr` then warns: the NDR may refuse the match).
+    """
+    words = ndr_name_part(name).split()
+    whole = " ".join(words)
+    if _fits(whole) or len(words) < 2:
+        return _cut(whole, _fits)
+    first, middle, family = words[0], words[1:-1], words[-1]
+    kept: list[str] = []
+    for word in middle:  # keep leading middle names while they fit
+        if not _fits(" ".join([first, *kept, word, family])):
+            break
+        kept.append(word)
+    shorter = " ".join([first, *kept, family])
+    if _fits(shorter):
+        return shorter
+    family = _cut(family, lambda w: _fits("X " + w))
+    first = _cut(first, lambda w: _fits(w + " " + family))
+    return f"{first} {family}"
+
+
 def ndr_file_name(i: int, n: int, name: str, nhs_number: str, born: dt.date) -> str:
-    """`{i}of{n}_Lloyd_George_Record_[Name]_[NHS]_[DD-MM-YYYY].pdf` (the date is the date of birth)."""
-    return f"{i}of{n}_Lloyd_George_Record_[{ndr_name_part(name)}]_[{nhs_number}]_[{born:%d-%m-%Y}].pdf"
+    """`{i}of{n}_Lloyd_George_Record_[Name]_[NHS]_[DD-MM-YYYY].pdf` (the date is the date of birth; see `short_name`)."""
+    return f"{i}of{n}_Lloyd_George_Record_[{short_name(name)}]_[{nhs_number}]_[{born:%d-%m-%Y}].pdf"
+
+
+def safe_cell(value: str) -> str:
+    """`value` as a spreadsheet will show it, never run it: a leading formula character gets a quote before it."""
+    return "'" + value if value.startswith(FORMULA_LEAD) else value
+
+
+def full_name(name: str) -> str:
+    """The name for PATIENT-NAME: bidirectional and other control characters removed, spaces single."""
+    return " ".join("".join(c if c.isprintable() else " " for c in without_bidi(name)).split())
 
 
 def _stream_bytes(obj: pikepdf.Object, seen: set[tuple[int, int]]) -> int:
@@ -180,11 +238,15 @@ def _fsync(path: Path) -> None:
 
 
 def write_metadata_csv(rows: Iterable[dict[str, str]], path: Path) -> None:
-    """Write NDR bulk-upload rows with exactly `COLUMNS`, in that order (one metadata.csv may hold many patients)."""
+    """Write NDR bulk-upload rows with exactly `COLUMNS`, in that order (one metadata.csv may hold many patients).
+
+    Every cell goes through `safe_cell`: USER-ID and PATIENT-NAME are free text, and a practice
+    opens metadata.csv in a spreadsheet to check it before the upload.
+    """
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n", extrasaction="raise")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: safe_cell(v) for k, v in row.items()} for row in rows)
         f.flush()
         os.fsync(f.fileno())
 
@@ -242,7 +304,7 @@ def write_ndr(
     try:
         patient_dir = tmp / plan.nhs_number
         patient_dir.mkdir()
-        title = f"Lloyd George record transfer pack: {plan.name} NHS {nhs_spaced(plan.nhs_number)}"
+        title = f"Lloyd George record transfer pack: {full_name(plan.name)} NHS {nhs_spaced(plan.nhs_number)}"
         parts = _write_parts(pack, patient_dir, when, max_bytes, title)
         files, rows = [], []
         for i, (path, start, stop) in enumerate(parts, start=1):
@@ -256,8 +318,8 @@ def write_ndr(
             rows.append({
                 "FILEPATH": filepath, "PAGE COUNT": str(stop - start), "GP-PRACTICE-CODE": ods,
                 "NHS-NO": plan.nhs_number, "SECTION": SECTION, "SUB-SECTION": "",
-                "SCAN-DATE": _dmy(plan.digitised_on), "SCAN-ID": sid, "USER-ID": user or current_actor(),
-                "UPLOAD": _dmy(when),
+                "SCAN-DATE": _dmy(plan.digitised_on), "SCAN-ID": sid, "USER-ID": full_name(user or current_actor()),
+                "UPLOAD": _dmy(when), "PATIENT-NAME": full_name(plan.name),
             })
         write_metadata_csv(rows, tmp / "metadata.csv")
         for f in files:  # durable before the rename makes the folder visible as complete
@@ -269,8 +331,18 @@ def write_ndr(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    warnings = () if ods else (
-        "GP-PRACTICE-CODE is empty: the NDR bulk upload refuses rows without it; give the practice's ODS code",
-    )
-    return NdrBundle(out, tuple(files), out / "metadata.csv", tuple(rows), warnings)
+    return NdrBundle(out, tuple(files), out / "metadata.csv", tuple(rows), _warnings(plan.name, ods))
 
+
+def _warnings(name: str, ods: str) -> tuple[str, ...]:
+    warnings = [] if ods else [
+        "GP-PRACTICE-CODE is empty: the NDR bulk upload refuses rows without it; give the practice's ODS code"]
+    shown, whole = short_name(name).split(), ndr_name_part(name).split()
+    if shown != whole:
+        cut = (shown[0], shown[-1]) != (whole[0], whole[-1])
+        what = ("cut short, so the NDR may not match it with the patient's demographics" if cut else
+                "the first given name and the family name, which the NDR checks")
+        warnings.append(
+            f"the patient's name ({len(' '.join(whole))} characters) is too long for a file name: the NDR file names "
+            f"carry [{' '.join(shown)}], {what}; the full name is in metadata.csv, column PATIENT-NAME")
+    return tuple(warnings)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pikepdf
 from fpdf import FPDF
 
+from pipelines.display import without_bidi
 from pipelines.errors import ExitCode
 
 from .plan import PackBuildError
@@ -30,6 +31,9 @@ MARGIN = 42.0  # 15 mm: inside every printer's unprintable edge
 FOOTER_ROOM = 14.0  # points kept free above the bottom margin for the footer overlay
 # fpdf2 stamps its creation time into the file; the pack's pages must not vary between builds.
 FIXED_TIME = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+# Shown in place of a character the font cannot draw (DejaVu Sans has it): a visible gap, where
+# fpdf2 on its own would drop the character and print a different name without a trace.
+REPLACEMENT = "\ufffd"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -77,6 +81,19 @@ class Sheet(FPDF):
             self.add_font(FAMILY, style, str(path))
         self.set_margins(MARGIN, MARGIN, MARGIN)
         self.set_auto_page_break(True, MARGIN + FOOTER_ROOM)
+
+    def normalize_text(self, text: str) -> str:
+        """Every string fpdf2 draws or measures passes here: bidi controls go, undrawable characters show a mark.
+
+        Names, sources and reasons come from outside lgd. A right-to-left override would make a
+        name read in another order than it is stored; a character DejaVu Sans lacks (CJK, say)
+        would vanish. Newlines stay: multi_cell breaks lines on them.
+        """
+        cmap = getattr(self.current_font, "cmap", None)
+        text = without_bidi(super().normalize_text(text)).replace("\t", " ").replace("\r", "")
+        if not cmap:
+            return text
+        return "".join(c if c == "\n" or (ord(c) in cmap and c.isprintable()) else REPLACEMENT for c in text)
 
     def begin(self) -> int:
         """Start a section on a new page; returns its first page's 0-based index."""
