@@ -29,6 +29,7 @@ from pikepdf.pdfa import PdfaError, prepare
 from pikepdf.pdfa import save as save_pdfa
 
 from index.store import ArchiveStore, sha256_file
+from pipelines.display import without_bidi
 from pipelines.errors import ExitCode
 from pipelines.records.model import CodedRecord
 
@@ -196,7 +197,7 @@ def build_pack_pdf(
         layout = _assemble(pdf, plan, parts, padding, generated, marks, reduced)
         _outline(pdf, layout.sections)
         pdf.Root.Lang = pikepdf.String("en-GB")
-        pdf.docinfo["/Title"] = f"Lloyd George record transfer pack: {plan.name or ''} NHS {nhs_spaced(plan.nhs_number)}"
+        pdf.docinfo["/Title"] = f"Lloyd George record transfer pack: {without_bidi(plan.name or '')} NHS {nhs_spaced(plan.nhs_number)}"
         pdf.docinfo["/Creator"] = "lgd"
         verdict = save_pack_pdfa(pdf, Path(out), when)
     excerpted = None
