@@ -37,6 +37,7 @@ _TYPES_FOR = {
 # Plans are intentions and narrative events free text, so neither states a fact; a
 # medication event states a drug, not the condition it treats.
 _ANY_BUT_ALLERGY = frozenset({"problem", "observation", "procedure", "referral", "encounter", "other", "immunisation"})
+_VOUCHING_TYPES = _ANY_BUT_ALLERGY | {"allergy", "medication"}
 # A letter is typed days or weeks after the visit it reports, and coded when it arrives.
 LETTER_RECEIPT_DAYS = 42
 # A slip carries sample, received and reported dates a few days apart and OCR may miss one; a
@@ -139,6 +140,7 @@ class CodedIndex:
 
     def __init__(self, events: tuple[CodedEvent, ...], reader: Reader) -> None:
         self.by_concept: dict[int, list[_Indexed]] = defaultdict(list)
+        self.usable: list[_Indexed] = []  # every event that may cover, named concepts or not (vouching)
         self.excluded = 0
         self.conflicting = 0
         cues = (reader.lexicon.lists.cues - CODED_NOT_CUES) | CODED_EXCLUSIONS
@@ -157,6 +159,7 @@ class CodedIndex:
                 continue
             forms = frozenset(w.strip(EDGE).casefold() for t in terms + [event.text] for w in t.split())
             values = tuple(v for m in _VALUE.finditer(event.text or "") for v in _NUM.findall(m.group(1)))
+            self.usable.append(_Indexed(event, "term", forms, values))
             for concept in by_code:
                 self.by_concept[concept].append(_Indexed(event, "code", forms, values))
             for concept in by_term - by_code:
@@ -256,6 +259,45 @@ def _best(m: Mention, entry: PaperEntry, reading: Reading, index: CodedIndex, le
     return best
 
 
+def _vouched_sentences(left: list[tuple[int, Role]], entry: PaperEntry, reading: Reading, reader: Reader,
+                       index: CodedIndex, letter: bool) -> tuple[set[int], list[Evidence]]:
+    """Sentences whose leftover words one coded term of a fitting date says, whole ("Vitiligo." against "Vitiligo").
+
+    Terms outside the vocabulary (most of SNOMED) name no concept, so their paper words would
+    stay unaccounted for ever. A sentence's leftover words are vouched for only all together and
+    only by one event that also says the sentence's narrative words: "breast lump" is not vouched
+    for by a "Breast pain" and a "Lump in groin" of the same day. A cue (no, ?, FH) is never vouched for, and events whose terms say absent,
+    doubtful or someone else's are not in the index at all (H25, H48).
+    """
+    by_sentence: dict[int, list[int]] = defaultdict(list)
+    for i, role in left:
+        by_sentence[reading.tokens[i].sentence].append(i)
+    vouched: set[int] = set()
+    found: list[Evidence] = []
+    function_words = reader.lexicon.lists.function_words
+    for sentence, indices in by_sentence.items():
+        # Its narrative words too: "Lyme" is a place in the dictionary, "Lyme disease" is not "Coeliac disease".
+        said_by_sentence = indices + [i for i, t in enumerate(reading.tokens) if t.sentence == sentence
+                                      and reading.roles[i] is Role.narrative and t.word not in function_words]
+        words = {reading.tokens[i].word for i in said_by_sentence}
+        if any(reading.roles[i] is Role.cue for i in indices) or not any(w.isalpha() and len(w) >= 3 for w in words):
+            continue
+        when = [(entry.date, entry.precision, letter)] if entry.date else []
+        written = reading.narrative_date(sentence) if letter else reading.sentence_dates(sentence)
+        when += [(d, p, False) for d, p in written]
+        for item in index.usable:
+            if item.event.type not in _VOUCHING_TYPES or not words <= item.forms:
+                continue
+            fits = [f for d, p, receipt in when if (f := _date_fits(d, p, item.event, receipt)) is not None]
+            if fits:
+                label, weight = max(fits, key=lambda f: f[1])
+                said_here = " ".join(reading.tokens[i].raw.strip(EDGE) for i in indices)
+                found.append(Evidence(said_here, said_here, item.event, "coded term says the sentence", label, weight))
+                vouched.update(indices)
+                break
+    return vouched, found
+
+
 def _reaction(m: Mention, evidence: list[Evidence], index: CodedIndex) -> Evidence | None:
     """A reaction ("allergic to penicillin - rash") is covered only if the coded allergy itself records it."""
     for e in evidence:
@@ -295,8 +337,11 @@ def assess(entry: PaperEntry, reader: Reader, index: CodedIndex, *, min_confiden
     # A word the covering coded term also says ("# R wrist" against "Fracture of wrist") is vouched for.
     said = {w for e in evidence for t in (e.event.display, e.event.text) for w in
             (x.strip(EDGE).casefold() for x in t.split())}
-    unaccounted = tuple((reading.tokens[i].raw.strip(EDGE), role.value) for i, role in reading.unaccounted()
-                        if not (role in (Role.loaded, Role.medical) and reading.tokens[i].word in said))
+    left = [(i, role) for i, role in reading.unaccounted()
+            if not (role in (Role.loaded, Role.medical) and reading.tokens[i].word in said)]
+    vouched, by_term = _vouched_sentences(left, entry, reading, reader, index, letter)
+    evidence += by_term
+    unaccounted = tuple((reading.tokens[i].raw.strip(EDGE), role.value) for i, role in left if i not in vouched)
     common = dict(evidence=tuple(evidence), unaccounted=unaccounted, min_confidence=min_confidence)
     trusted = entry.confidence >= min_confidence
     if entry.date is None:
