@@ -16,9 +16,6 @@ ENGINE_CHOICES = (*ENGINES, AUTO)
 @dataclass(frozen=True, slots=True)
 class DigitiseOptions:
     engine: str = "tesseract"
-    # With `auto`: keep both engines' words on hand-written pages (the more confident where
-    # they overlap) instead of PP-OCR's alone.
-    merge_engines: bool = False
     # Re-read the date cells of cards whose dates did not read (digitise.reread).
     reread_dates: bool = True
     languages: str = "eng"

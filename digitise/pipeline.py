@@ -157,7 +157,7 @@ def _read_page(source: load.SourcePage, number: int, born: dt.date | None, ctx: 
     text = reading.text
     if ctx.hand is not None and route.wants_hand(text, reading.image, source.dpi):
         hand = ctx.hand.read(reading.image)
-        text = route.merge(text, hand) if opts.merge_engines else route.choose(text, hand)
+        text = route.choose(text, hand)
     if opts.reread_dates:
         text = reread.date_cells(text, reading.image, source.dpi, ctx.engine, born, opts.today)
     kept = reading.image

@@ -111,13 +111,14 @@ def test_a_page_neither_engine_reads_stays_unreadable(ppocr: PpOcrEngine, tesser
     assert is_unreadable(chosen, PageKind.card)
 
 
-def test_merge_keeps_one_token_per_place() -> None:
-    from digitise.model import Word
-
-    first = PageText((Word("Coush", (10, 10, 100, 40), 40.0, 0), Word("3/7", (500, 10, 560, 40), 90.0, 0)), "tesseract")
-    hand = PageText((Word("Cough", (12, 8, 98, 42), 97.0, 0),), "ppocr")
-    merged = route.merge(first, hand)
-    assert [w.text for w in merged.words] == ["Cough", "3/7"]
+def test_auto_keeps_tesseract_on_a_card_of_typed_entries(tesseract: TesseractEngine) -> None:
+    # Printed entries on a card: Tesseract reads them as confidently as print (>= 85), so
+    # the page is not read a second time, and its better reading of print is kept.
+    card = page(CARD, CARD_LINES, TYPED, 44)
+    first = tesseract.read(card)
+    assert route._written_confidence(first) >= route.PRINT_CONFIDENCE
+    assert not route.wants_hand(first, card, DPI)
+    assert {"salbutamol", "wheeze", "12/03/1987"} <= {w.text.strip(".,") for w in first.words}
 
 
 def test_options_accept_auto_and_ppocr() -> None:
