@@ -216,3 +216,17 @@ def packs(catalogue: Catalogue, nhs_number: str) -> tuple[PackRow, ...]:
     return tuple(
         PackRow(i, n, r, f, dt.datetime.fromisoformat(c), a, s, json.loads(d)) for i, n, r, f, c, a, s, d in rows
     )
+
+
+@mapped
+def pack_signers(catalogue: Catalogue) -> tuple[tuple[str, str | None, int, dt.datetime], ...]:
+    """Every key that signed a recorded pack: (fingerprint, public key in base64 or None, packs, last signed), oldest first.
+
+    Read from each pack's `detail` (fingerprint since packs were signed; the public key since it
+    was recorded too), so no migration is needed; print and NDR packs are not signed and not listed.
+    """
+    rows = catalogue._conn.execute(
+        "SELECT json_extract(detail, '$.fingerprint') AS fp, max(json_extract(detail, '$.signer_public_key')),"
+        " count(*), max(created) FROM packs WHERE fp IS NOT NULL GROUP BY fp ORDER BY min(id)"
+    )
+    return tuple((fp, key, int(n), dt.datetime.fromisoformat(last)) for fp, key, n, last in rows)

@@ -29,6 +29,7 @@ from pipelines.patient import register as register_patient
 from pipelines.records.command import register as register_coded
 from pipelines.reconcile.command import register as register_reconcile
 from pipelines.transfer.command import register as register_transfer
+from pipelines.transfer.key_command import register as register_key
 from pipelines.transfer.pack_command import register as register_pack
 
 log = logging.getLogger("lgd")
@@ -103,6 +104,7 @@ examples:
     register_pack(sub, lambda value: _archive(value).resolve())
     register_patient(sub, lambda value: _archive(value).resolve())
     register_transfer(sub)
+    register_key(sub, lambda value: _archive(value).resolve())
     return parser
 
 

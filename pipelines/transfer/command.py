@@ -45,9 +45,9 @@ CHECKS_HELP = """checks, in order (problem codes for --json in brackets):
   pdfa        each PDF is valid PDF/A-2b                     [pdfa_invalid]
 
 trust: the pack names the key that signed it, so lgd also needs to know the key is the
-sending practice's: the archive's own key (packs you made), --public-key (their
-pack-signing.pub) or --fingerprint (read to you with the passphrase, never taken from the
-pack or its disc)."""
+sending practice's: the archive's own keys (packs you made, with the current key or one
+retired by `lgd key rotate`), --public-key (their pack-signing.pub) or --fingerprint (read to
+you with the passphrase, never taken from the pack or its disc). The signer line says which.""" 
 
 
 def _para(text: str) -> str:

@@ -16,6 +16,7 @@ The plaintext pack is staged in the archive's own tmp/ folder, never on the targ
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import os
 import shutil
@@ -37,10 +38,12 @@ from .destination import check_destination, writing
 from .document import PackDocument, build_pack_pdf
 from .electronic import EVENTS_PER_PRINTED_PAGE
 from .excerpts import GRANULARITIES, select_excerpts
+from .keys import require_known_key
 from .media import write_media
 from .ndr import write_ndr
 from .plan import PackBuildError, PackPlan, plan_pack
 from .printing import print_summary, sheets
+from .signing import archive_public_key
 
 FORMATS = ("7z", "iso", "usb", "print", "ndr")
 MEDIA_FORMATS = ("7z", "iso", "usb")
@@ -173,6 +176,8 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
             "pack would be incomplete. Digitise the missing parts, or give --allow-missing-parts to pack what there is "
             "(the cover sheet then says what is missing)", ExitCode.partial)
     check_destination(out, 0, archive)  # writable, a real folder, not inside the archive: before any work
+    if options.format in MEDIA_FORMATS:
+        require_known_key(catalogue)  # never a silent new key while packs signed by the old one are recorded
     coded = _coded(catalogue, nhs_number)
     duplex = options.format == "print"
     staging = archive / "tmp"
@@ -223,6 +228,8 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
         detail = {"outputs": [str(p) for p in outputs], "sha256": digests,
                   "pages_included": len(plan.included), "pages_omitted": len(plan.omitted),
                   "with_electronic": options.with_electronic, "fingerprint": extra.get("fingerprint")}
+        if extra.get("fingerprint"):  # the key itself too, so a rotation can keep it even if keys/ is lost
+            detail["signer_public_key"] = base64.b64encode(archive_public_key(archive) or b"").decode("ascii")
         if document.excerpts is not None:  # which entries of which cards went as excerpts, for the audit
             detail["granularity"] = "entry"
             detail["excerpts"] = {k: v for k, v in document.excerpts.to_json().items() if k != "whole"}

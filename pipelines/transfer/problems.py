@@ -40,6 +40,7 @@ class PackCode(StrEnum):
     out_not_empty = "out_not_empty"
     media_too_small = "media_too_small"
     signing_key_unusable = "signing_key_unusable"
+    signing_key_changed = "signing_key_changed"  # packs signed by a key the archive no longer holds or has retired
     out_unusable = "out_unusable"  # --out is read-only, full, a link, inside the archive, or not a folder
 
 

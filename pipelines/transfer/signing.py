@@ -153,9 +153,9 @@ def load_or_create_key(archive: Path) -> Ed25519PrivateKey:
         private.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not private.exists():
             _create_key(private)
-        key = _load_private(private)
+        key = load_private(private)
         if not public.exists():
-            _write_atomic(public, _public_pem(key), 0o644)
+            write_atomic(public, public_pem(key), 0o644)
     except OSError as e:
         raise PackError(
             PackCode.signing_key_unusable,
@@ -168,9 +168,20 @@ def load_or_create_key(archive: Path) -> Ed25519PrivateKey:
     return key
 
 
-def _create_key(private: Path) -> None:
+def new_private_pem() -> bytes:
+    """A new Ed25519 private key as unencrypted PKCS#8 PEM (the file itself is kept 0600)."""
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def public_pem_of(public_key: bytes) -> bytes:
+    """SubjectPublicKeyInfo PEM of a raw 32-byte Ed25519 public key."""
+    return Ed25519PublicKey.from_public_bytes(public_key).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _create_key(private: Path) -> None:
+    pem = new_private_pem()
     fd, name = tempfile.mkstemp(dir=private.parent, prefix=".key-", suffix=".part")  # mkstemp: mode 0600
     try:
         with os.fdopen(fd, "wb") as f:
@@ -185,7 +196,7 @@ def _create_key(private: Path) -> None:
         os.unlink(name)
 
 
-def _load_private(private: Path) -> Ed25519PrivateKey:
+def load_private(private: Path) -> Ed25519PrivateKey:
     with open(private, "rb") as f:
         data = f.read(MAX_KEY_FILE + 1)
     try:
@@ -204,11 +215,11 @@ def _load_private(private: Path) -> Ed25519PrivateKey:
     return key
 
 
-def _public_pem(key: Ed25519PrivateKey) -> bytes:
+def public_pem(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _write_atomic(target: Path, data: bytes, mode: int) -> None:
+def write_atomic(target: Path, data: bytes, mode: int) -> None:
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=".lgd-", suffix=".part")
     try:
         os.fchmod(fd, mode)

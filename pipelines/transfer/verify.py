@@ -16,7 +16,8 @@ files copied from several discs). In order, each failure with its own PackCode:
   contents    only plain files with neutral names (file_unexpected)
   archive     7-Zip extracts every file with matching CRCs (archive_corrupt, archive_truncated)
   signature   manifest.json is signed by the key it names (manifest_missing, manifest_invalid, signature_invalid)
-  signer      that key is trusted: the archive's own, --public-key or --fingerprint (untrusted_signer)
+  signer      that key is trusted: the archive's own (current or retired), --public-key or --fingerprint
+              (untrusted_signer)
   files       each listed file has its size and SHA-256, none is missing or extra
               (file_mismatch, file_missing, file_unexpected)
   pdfa        each PDF passes pikepdf's PDF/A-2b validation (pdfa_invalid)
@@ -41,6 +42,7 @@ from index.store import sha256_file
 from pipelines.errors import ExitCode, LgdError
 
 from . import sevenzip
+from .keys import retired_keys
 from .locate import locate
 from .problems import PackCode, PackError
 from .signing import RESERVED, SAFE_NAME, TrustedKeys, archive_public_key, check_manifest, normalise_fingerprint, read_public_key
@@ -72,6 +74,7 @@ class Verification:
     problems: tuple[Problem, ...]
     manifest: dict[str, Any] | None
     out: Path | None = None  # where unpack put the files; None when nothing was written
+    signer: dict[str, Any] | None = None  # the key that signed the manifest and where trust in it comes from
 
     @property
     def ok(self) -> bool:
@@ -88,6 +91,8 @@ class Verification:
         }
         if self.out is not None:
             document["out"] = str(self.out)
+        if self.signer is not None:
+            document["signer"] = self.signer
         return document
 
 
@@ -98,6 +103,7 @@ class _Run:
     checks: list[Check] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     manifest: dict[str, Any] | None = None
+    signer: dict[str, Any] | None = None
 
     def passed(self, name: str, detail: str) -> None:
         self.checks.append(Check(name, True, detail))
@@ -118,6 +124,9 @@ def trusted_keys(archive: Path | None, public_key: Path | None = None, fingerpri
     try:
         if archive is not None and (own := archive_public_key(archive)) is not None:
             keys.append((own, f"the archive's own key ({archive})"))
+        for old in retired_keys(archive) if archive is not None else ():  # packs signed before `lgd key rotate`
+            when = f", retired {old.retired}" if old.retired else ""
+            keys.append((old.public_key, f"a retired key of the archive{when} ({old.path})"))
         if public_key is not None:
             keys.append((read_public_key(public_key), f"--public-key {public_key}"))
         if fingerprint is not None:
@@ -136,7 +145,7 @@ def verify(path: Path, passphrase: str, trusted: TrustedKeys) -> Verification:
         run = _verify_into(path, passphrase, trusted, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return Verification(path, tuple(run.checks), tuple(run.problems), run.manifest)
+    return Verification(path, tuple(run.checks), tuple(run.problems), run.manifest, signer=run.signer)
 
 
 def unpack(path: Path, passphrase: str, out_dir: Path, trusted: TrustedKeys) -> Verification:
@@ -167,7 +176,7 @@ def unpack(path: Path, passphrase: str, out_dir: Path, trusted: TrustedKeys) -> 
             run.passed("unpacked", f"{len(list(out_dir.iterdir()))} files in {out_dir}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return Verification(path, tuple(run.checks), tuple(run.problems), run.manifest, placed)
+    return Verification(path, tuple(run.checks), tuple(run.problems), run.manifest, placed, run.signer)
 
 
 def _existing(path: Path) -> Path:
@@ -285,6 +294,7 @@ def _check_payload(payload: Path, trusted: TrustedKeys, run: _Run) -> None:
             raise PackError(PackCode.manifest_missing, f"the pack has no {p.name}, so its contents cannot be checked; do not use it")
     signed = check_manifest(manifest_path.read_bytes(), sig_path.read_bytes(), trusted)
     run.manifest = signed.manifest
+    run.signer = {"fingerprint": signed.fingerprint, "trusted_by": signed.trusted_by}
     run.passed("signature", f"manifest.json carries a valid Ed25519 signature by key {signed.fingerprint}")
     if signed.trusted_by is None:
         run.failed(
