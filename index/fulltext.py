@@ -43,15 +43,20 @@ from whoosh.reading import IndexReader, SegmentReader
 from whoosh.searching import Searcher
 from whoosh.writing import MERGE_SMALL, IndexWriter
 
+# The one exception to index/ knowing nothing of pipelines/: search and reconcile must compare
+# words alike, so the vocabulary and OCR folding live once, in pipelines/clinical (two pure
+# modules that import nothing of the archive).
+from pipelines.clinical.text import fold
+from pipelines.clinical.vocabulary import Vocabulary
+
 from .errors import ArchiveError, ArchiveErrorCode, from_oserror
-from .vocabulary import Vocabulary
+
 
 FULLTEXT_DIR = "fulltext"
 SCHEMA_VERSION = "3"
 # Words as GP notes write them: "#" (fracture), "C/O", "3/52", "250mg", "o'clock".
 TOKEN = r"#|\w+(?:[./']\w+)*"
 # The confusions Tesseract makes most on these scans, folded to one letter on both sides.
-OCR_FOLDS = (("rn", "m"), ("0", "o"), ("1", "l"), ("i", "l"), ("|", "l"), ("5", "s"))
 BOOST_EXACT, BOOST_SYNONYM, BOOST_FOLDED, BOOST_FUZZY = 4.0, 2.0, 1.0, 0.4
 FUZZY_MIN_LENGTH = 5  # shorter words have too many neighbours one edit away
 SPLIT_MIN_LENGTH = 8
@@ -89,13 +94,6 @@ def _codec() -> W3Codec:
     # Larger, better-compressed posting blocks: 14% smaller than Whoosh's defaults on
     # card-sized pages, which the index-size target (under 2x the raw text) needs.
     return W3Codec(blocklimit=512, compression=9)
-
-
-def fold(word: str) -> str:
-    folded = word.lower()
-    for a, b in OCR_FOLDS:
-        folded = folded.replace(a, b)
-    return folded
 
 
 class _FoldFilter(Filter):

@@ -21,8 +21,8 @@ def installed(tmp_path_factory) -> Path:
                    check=True, capture_output=True, timeout=300)
     (wheel,) = out.glob("lgd-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for data in ("pipelines/clinical/lexicon.toml", "index/vocabulary/synonyms.tsv", "index/vocabulary/drugs.tsv",
-                 "index/vocabulary/codes.tsv", "index/vocabulary/ambiguous.tsv"):
+    for data in ("pipelines/clinical/lexicon.toml", "pipelines/clinical/vocabulary/synonyms.tsv", "pipelines/clinical/vocabulary/drugs.tsv",
+                 "pipelines/clinical/vocabulary/codes.tsv", "pipelines/clinical/vocabulary/ambiguous.tsv"):
         assert data in names, f"{data} is missing from the wheel"
     target = out / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", target, wheel],

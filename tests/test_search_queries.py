@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.search_queries import STYLES, Query, build_queries, misspell, recall_at_k, styled_texts
-from index.vocabulary import Vocabulary, words_of
+from pipelines.clinical.vocabulary import Vocabulary, words_of
 
 SAMPLE_TRUTH = Path(__file__).resolve().parent.parent / "fixtures" / "sample" / "truth"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fixtures import vocab as fv
-from index.vocabulary import DEFAULT_FOLDER, Vocabulary, VocabularyError, words_of
+from pipelines.clinical.vocabulary import DEFAULT_FOLDER, Vocabulary, VocabularyError, words_of
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The code table (index/vocabulary/codes.tsv): it loads, names only real concepts, passes the
+"""The code table (pipelines/clinical/vocabulary/codes.tsv): it loads, names only real concepts, passes the
 Verhoeff check, agrees with the terms of the public reference records, and maps no code whose
 term says the fact is not the patient's present one; concepts_of_code normalises Read codes."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from index.vocabulary import (
+from pipelines.clinical.vocabulary import (
     CTV3_URI, DEFAULT_FOLDER, MAX_PHRASE_WORDS, READ_V2_URI, SNOMED_URI, Vocabulary, VocabularyError,
     normalise_code, verhoeff_ok, words_of,
 )

@@ -12,10 +12,9 @@ import hashlib
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from index.vocabulary import AMBIGUOUS_FILE, CONCEPT_FILES, DEFAULT_FOLDER, Vocabulary
-
 from .lexicon import default_lexicon
 from .reading import Reader
+from .vocabulary import AMBIGUOUS_FILE, CONCEPT_FILES, DEFAULT_FOLDER, Vocabulary
 
 
 @functools.lru_cache(maxsize=1)

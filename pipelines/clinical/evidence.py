@@ -1,6 +1,6 @@
 """Evidence: which coded events cover which facts of a paper entry, and the entry's status with its reason.
 
-A coded event is recognised by its code first (index/vocabulary/codes.tsv) and its display
+A coded event is recognised by its code first (pipelines/clinical/vocabulary/codes.tsv) and its display
 text second; an event whose code and display name different concepts, or whose terms say
 the fact is absent, doubtful or someone else's, covers nothing. A fact is covered by an event
 of the same concept, a compatible type (an allergen only by a coded allergy), a compatible
@@ -17,10 +17,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
 
-from index.vocabulary import MAX_PHRASE_WORDS, normalise
-from pipelines.records.model import CodedEvent, date_text
-
-from .reading import EDGE, Mention, Reader, Reading, Role
+from .coded import CodedFact, date_text
+from .reading import Mention, Reader, Reading, Role
+from .text import EDGE, normalise
+from .vocabulary import MAX_PHRASE_WORDS
 
 # Coded events that mark content which did not travel electronically: never coverage.
 NOT_COVERAGE = frozenset({"degraded", "absent_attachment", "not_given", "uncertain"})
@@ -81,7 +81,7 @@ class Evidence:
 
     fact: str
     written: str
-    event: CodedEvent
+    event: CodedFact
     how: str  # code | term | synonym, "+ocr" when the paper word was read through an OCR confusion
     date_match: str
     score: float
@@ -129,7 +129,7 @@ class EntryFinding:
 
 @dataclass(frozen=True, slots=True)
 class _Indexed:
-    event: CodedEvent
+    event: CodedFact
     how: str  # code | term
     forms: frozenset[str]  # words of the event's terms, to vouch for qualifiers the code also says
     values: tuple[str, ...]
@@ -138,7 +138,7 @@ class _Indexed:
 class CodedIndex:
     """A coded record's usable events, by the concepts their codes and terms name."""
 
-    def __init__(self, events: tuple[CodedEvent, ...], reader: Reader) -> None:
+    def __init__(self, events: tuple[CodedFact, ...], reader: Reader) -> None:
         self.by_concept: dict[int, list[_Indexed]] = defaultdict(list)
         self.usable: list[_Indexed] = []  # every event that may cover, named concepts or not (vouching)
         self.excluded = 0
@@ -166,7 +166,7 @@ class CodedIndex:
                 self.by_concept[concept].append(_Indexed(event, "term", forms, values))
 
     @staticmethod
-    def _by_code(event: CodedEvent, reader: Reader) -> set[int]:
+    def _by_code(event: CodedFact, reader: Reader) -> set[int]:
         found: set[int] = set()
         for system, code in [(event.system, event.code), *((c.system, c.code) for c in event.translations)]:
             found |= {reader.position[id(c)] for c in reader.vocabulary.concepts_of_code(system, code)}
@@ -201,7 +201,7 @@ def concepts_named(text: str, reader: Reader) -> set[int]:
     return found
 
 
-def _date_fits(paper: dt.date, precision: str, event: CodedEvent, receipt: bool) -> tuple[str, float] | None:
+def _date_fits(paper: dt.date, precision: str, event: CodedFact, receipt: bool) -> tuple[str, float] | None:
     coded, cp = event.date, event.precision
     if coded is None:
         return None

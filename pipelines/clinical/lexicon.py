@@ -173,7 +173,7 @@ class Lexicon:  # not slotted: folded_units is cached on the instance
     @functools.cached_property
     def folded_units(self) -> frozenset[str]:
         """Units as OCR confuses their letters ("umol/1" for umol/l)."""
-        from index.fulltext import fold
+        from pipelines.clinical.text import fold
         return frozenset(fold(u) for u in self.lists.units)
 
     def drug_like(self, word: str) -> bool:

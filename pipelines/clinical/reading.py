@@ -26,13 +26,12 @@ from enum import StrEnum
 from typing import Literal
 
 from digitise.dates import find_dates
-from index.fulltext import fold
-from index.vocabulary import MAX_PHRASE_WORDS, Concept, Vocabulary, normalise
 
 from .lexicon import Lexicon
+from .text import EDGE, fold, normalise
+from .vocabulary import MAX_PHRASE_WORDS, Concept, Vocabulary
 
 Kind = Literal["condition", "medication", "allergy", "immunisation", "procedure", "observation"]
-EDGE = "\"'.,;:!?()[]{}\u2018\u2019\u201c\u201d\u2014\u2013*"
 INCIDENTAL_SECTIONS = frozenset({"Recording shorthand", "Dosing and preparations"})
 # Concepts of those sections that are clinical facts all the same.
 FACT_CONCEPTS = frozenset({"no known drug allergies", "did not attend"})

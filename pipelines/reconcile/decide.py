@@ -24,10 +24,10 @@ from typing import Any, Literal
 from rapidfuzz import fuzz
 
 from digitise.analyse import phash_distance
-from index.fulltext import fold
+from pipelines.clinical.coded import date_text
 from pipelines.clinical.evidence import CodedIndex, EntryFinding, EntryStatus, PaperEntry, assess
-from pipelines.clinical.reading import EDGE, UNACCOUNTED, Reader, Role
-from pipelines.records.model import date_text
+from pipelines.clinical.reading import UNACCOUNTED, Reader, Role
+from pipelines.clinical.text import EDGE, fold
 
 from .settings import Settings
 

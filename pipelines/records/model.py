@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from typing import Any
 
-Precision = Literal["day", "month", "year"]
+from pipelines.clinical.coded import Precision, date_text  # one partial-date model for paper and coded
+
 
 EVENT_TYPES = frozenset(
     {
@@ -99,14 +100,6 @@ class CodedRecord:
 
 
 # --- JSON ------------------------------------------------------------------------------------
-
-
-def date_text(value: date | None, precision: Precision | None) -> str | None:
-    """ISO text cut to the precision: '2009', '2009-03' or '2009-03-15' (never a padded 2009-01-01)."""
-    if value is None or precision is None:
-        return None
-    iso = value.isoformat()
-    return {"year": iso[:4], "month": iso[:7], "day": iso}[precision]
 
 
 def parse_date_text(text: str | None) -> tuple[date | None, Precision | None]:

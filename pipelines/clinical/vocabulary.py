@@ -1,6 +1,6 @@
 """Clinical search vocabulary: synonyms, GP shorthand and drug names, kept as data files.
 
-The data lives in index/vocabulary/ (README.md there explains the format and how to extend
+The data lives in pipelines/clinical/vocabulary/ (README.md there explains the format and how to extend
 it): one concept per line of synonyms.tsv or drugs.tsv, its equivalent forms separated by
 tabs, preferred term first; ambiguous.tsv lists abbreviations that are never expanded.
 Forms match case-insensitively as whole words or phrases of up to MAX_PHRASE_WORDS words;
@@ -16,6 +16,8 @@ import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from .text import EDGE, normalise, words_of
 
 DEFAULT_FOLDER = Path(__file__).with_name("vocabulary")
 CONCEPT_FILES = ("synonyms.tsv", "drugs.tsv")
@@ -35,8 +37,6 @@ NOT_THE_FACT = re.compile(
     r"contraindication|denies|transfer-degraded)(?![\w-])", re.IGNORECASE)
 _READ_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.]{4}")
 MAX_PHRASE_WORDS = 4
-# Punctuation that surrounds words in running text without being part of a form.
-_EDGE = "\"'.,;:!?()[]{}\u2018\u2019\u201c\u201d"
 # Everyday words that must never be a form: matching is case-insensitive, so "ON" (omni
 # nocte) or "AS" (aortic stenosis) would fire on ordinary prose and on query operators.
 STOP_FORMS = frozenset(
@@ -48,15 +48,6 @@ _SECTION = re.compile(r"#\s*---\s*(.+?)\s*-{3,}\s*$")
 
 class VocabularyError(ValueError):
     """The vocabulary data is malformed; the message names the file and line."""
-
-
-def words_of(text: str) -> list[str]:
-    """Lower-cased words of `text` as the vocabulary compares them (edge punctuation dropped)."""
-    return [w for w in (word.strip(_EDGE).casefold() for word in text.split()) if w]
-
-
-def normalise(text: str) -> str:
-    return " ".join(words_of(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +107,7 @@ def normalise_code(system: str, code: str) -> str:
 
 def _word_is_abbreviation(word: str) -> bool:
     """Shorthand by its look: #, C/O, T2DM, HTN, ACEi, tds, Rx, Hb, -ve (not single letters)."""
-    w = word.strip(_EDGE)
+    w = word.strip(EDGE)
     letters = [c for c in w if c.isalpha()]
     if not letters:
         return bool(w) and not w.replace(".", "").isdigit()
@@ -182,7 +173,7 @@ class Vocabulary:
 
     @classmethod
     def load(cls, folder: str | Path | None = None) -> Vocabulary:
-        """The vocabulary in `folder` (default index/vocabulary), validated; cached per folder."""
+        """The vocabulary in `folder` (default pipelines/clinical/vocabulary), validated; cached per folder."""
         return _load(Path(folder or DEFAULT_FOLDER).resolve())
 
     # --- lookups -------------------------------------------------------------------------
@@ -195,7 +186,7 @@ class Vocabulary:
             return self._index[key]
         # Plurals: "knees", "fractures", and acronyms written "MIs", "UTIs".
         last = words[-1]
-        bare = original_last.strip(_EDGE)
+        bare = original_last.strip(EDGE)
         acronym_plural = len(bare) >= 3 and bare.endswith("s") and bare[:-1].isupper()
         if last.endswith("s") and (len(last) >= 5 or acronym_plural):
             singular = " ".join([*words[:-1], last[:-1]])
