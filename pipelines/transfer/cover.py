@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .electronic import EVENTS_PER_PRINTED_PAGE, ElectronicSummary
 from .excerpts import NOT_SHORTER, entry_date
 from .plan import PackPlan, PlannedPage
+from .printing import WholeRecord
 from .reasons import omission, summary
 from .render import MARGIN, Sheet, day_text, nhs_spaced, system_name
 
@@ -62,6 +63,7 @@ def render_cover(
     when: dt.date,
     electronic: ElectronicSummary | None,
     excerpts: CutExcerpts | None = None,
+    whole: WholeRecord | None = None,
 ) -> range:
     """Draw the cover sheet (patient, sender, date, the coded record checked against, counts, warnings).
 
@@ -71,15 +73,18 @@ def render_cover(
     reduced = excerpts.keys if excerpts is not None else frozenset()
     whole_pages = len(plan.included) - len(reduced)
     first = sheet.begin()
-    sheet.heading("Lloyd George record: transfer pack", 17)
-    sheet.para(
-        "The paper-only part of this patient's digitised Lloyd George record. Each page was compared with "
-        "the coded electronic record; a page is left out only when it is blank, when it is a rescan of a page "
-        "that is sent, when every entry on it was found in the coded record, or when a named clinician decided "
-        "so. Every omitted page is listed in the index that follows, with its reason and the coded entries "
-        "that cover it.",
-        size=9.5,
-    )
+    sheet.heading("Lloyd George record: transfer pack" if whole is None else "Lloyd George record: printed in full", 17)
+    if whole is not None:
+        sheet.para(_whole_text(whole), size=9.5)
+    else:
+        sheet.para(
+            "The paper-only part of this patient's digitised Lloyd George record. Each page was compared with "
+            "the coded electronic record; a page is left out only when it is blank, when it is a rescan of a page "
+            "that is sent, when every entry on it was found in the coded record, or when a named clinician "
+            "decided so. Every omitted page is listed in the index that follows, with its reason and the coded "
+            "entries that cover it.",
+            size=9.5,
+        )
     sheet.ln(4)
     sheet.pairs([
         ("Patient", plan.name or "not recorded"),
@@ -117,7 +122,8 @@ def render_cover(
     sheet.heading("Contents", 11.5)
     sheet.para(
         "Record pages keep their original order. A strip added at the foot of each one gives the patient, "
-        f"'page i of {whole_pages}' (record pages only: this cover, the index{', the excerpts' if reduced else ''} "
+        f"'page i of {whole_pages}' (record pages only: this cover{'' if whole else ', the index'}"
+        f"{', the excerpts' if reduced else ''} "
         "and the coded record are numbered separately in their own footers), and the source file and page it "
         "was scanned as.",
         size=8.5,
@@ -140,6 +146,16 @@ def render_cover(
     if excerpts is not None and reduced:
         _granularity(sheet, excerpts)
     return sheet.pages_from(first)
+
+
+def _whole_text(whole: WholeRecord) -> str:
+    return (
+        "Every page of this patient's digitised Lloyd George record, in original order: nothing is left out. "
+        f"Comparing the record with the coded electronic record found {whole.omittable} page(s) that could have been "
+        f"left out, but a pack of only the other pages (with its cover, index of omitted pages and blank backs) "
+        f"would take {whole.pack_sheets} sheet(s) of paper double-sided, and printing every page takes no more. "
+        "The record pages start on the back of this sheet."
+    )
 
 
 def _granularity_row(excerpts: CutExcerpts) -> str:

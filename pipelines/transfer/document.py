@@ -37,7 +37,7 @@ from .cover import COVER_TITLE, INDEX_TITLE, render_cover, render_omitted_index
 from .electronic import SECTION_TITLE, ElectronicSummary, render_electronic
 from .excerpts import EXCERPTS_TITLE, NOT_SHORTER, Excerpted, EntrySelection
 from .plan import PackBuildError, PackPlan, PlannedDocument
-from .printing import recto_padding
+from .printing import WholeRecord, recto_padding
 from .render import A4, Sheet, nhs_spaced, to_pikepdf
 from .stamp import BAND, Blank, Footer, Mark, apply_mark, patient_text, record_stamp, render_marks, shown_size, shown_width
 
@@ -140,6 +140,7 @@ def build_pack_pdf(
     when: dt.date,
     duplex: bool = False,
     excerpts: EntrySelection | None = None,
+    whole: WholeRecord | None = None,
 ) -> PackDocument:
     """Write the pack of `plan` to `out` as a validated PDF/A-2b and describe it.
 
@@ -155,6 +156,9 @@ def build_pack_pdf(
         excerpts: entry granularity (`excerpts.select_excerpts`): its candidate cards that pass the
             image checks are sent as excerpts of their uncovered entries, after the record pages;
             None (page granularity) sends every included page whole.
+        whole: print the whole record (`plan` from `whole_plan`) because the pack would not be shorter:
+            the cover says so, there is no index of omitted pages and no blank page between sections
+            (the record starts on the back of the cover: the point is the fewest sheets).
 
     Returns:
         The pack: its path, SHA-256, size, page count, sections, record pages and validation verdict.
@@ -182,7 +186,10 @@ def build_pack_pdf(
         sources = _open_sources(plan, archive, stack)
         electronic = tuple(drawn) if summary is not None else None
         about = dict(practice=practice, when=when, electronic=summary)
-        if excerpts is None:
+        if whole is not None:
+            cut = None
+            parts = _parts(plan, sources, tuple(render_cover(sheet, plan, whole=whole, **about)), (), None, (), electronic)
+        elif excerpts is None:
             cut = None
             cover = render_cover(sheet, plan, **about)
             index = render_omitted_index(sheet, plan)
@@ -190,7 +197,7 @@ def build_pack_pdf(
         else:
             cut, parts = _entry_parts(sheet, plan, excerpts, sources, electronic, duplex, about)
         reduced = cut.keys if cut is not None else frozenset()
-        padding = recto_padding([len(p.pages) for p in parts]) if duplex else (0,) * len(parts)
+        padding = recto_padding([len(p.pages) for p in parts]) if duplex and whole is None else (0,) * len(parts)
         marks = render_marks(sheet, _marks(plan, parts, padding))
         generated = stack.enter_context(to_pikepdf(sheet))
         pdf = stack.enter_context(pikepdf.Pdf.new())

@@ -42,7 +42,9 @@ from .keys import require_known_key
 from .media import write_media
 from .ndr import write_ndr
 from .plan import PackBuildError, PackPlan, plan_pack
-from .printing import print_summary, sheets
+from .printing import (
+    PrintChoice, WholeRecord, choose_print, print_summary, sheets, whole_plan, whole_record_may_be_shorter,
+)
 from .signing import archive_public_key
 
 FORMATS = ("7z", "iso", "usb", "print", "ndr")
@@ -62,6 +64,7 @@ class PackOptions:
     when: dt.date = field(default_factory=dt.date.today)
     granularity: str = "page"  # page: included pages whole; entry: cards may go as excerpts (excerpts.py)
     allow_missing_parts: bool = False  # pack a record some of whose parts were never digitised (the cover says so)
+    keep_minimal: bool = False  # print: the minimal pack even when the whole record takes no more sheets
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -88,6 +91,7 @@ class PackResult:
     media_bytes: int = 0
     seconds_encrypting: float = 0.0
     print_line: str | None = None
+    print_choice: PrintChoice | None = None
     warnings: tuple[str, ...] = ()
     granularity: str = "page"
 
@@ -124,6 +128,8 @@ class PackResult:
             out["seconds_encrypting"] = round(self.seconds_encrypting, 3)
         if self.print_line:
             out["print"] = self.print_line
+        if self.print_choice is not None:
+            out["print_choice"] = self.print_choice.to_json()
         if self.warnings:
             out["warnings"] = list(self.warnings)
         return out
@@ -156,6 +162,25 @@ def _place(source: Path, target: Path) -> None:
     except BaseException:
         part.unlink(missing_ok=True)
         raise
+
+
+def _cheapest_print(plan: PackPlan, pack: PackDocument, archive: Path, work: Path, options: PackOptions,
+                    coded) -> tuple[PackDocument, PrintChoice]:
+    """The print run to make: the minimal pack, or the whole record when that takes no more sheets.
+
+    A short record can print on fewer sheets whole than as a pack (the pack adds a cover, an index
+    of omitted pages and blank backs so that sections start on a front page); then the whole record
+    is the cheaper and the safer output (nothing left out), unless --keep-minimal asks for the pack.
+    """
+    minimal = sheets(pack.pages, True)
+    paper = plan.full_record_sheets(True)
+    if options.keep_minimal or not whole_record_may_be_shorter(minimal, paper):
+        return pack, choose_print(minimal, paper, None)
+    whole = build_pack_pdf(whole_plan(plan), archive, work / "whole.pdf", coded=coded, with_electronic=options.with_electronic,
+                           practice=options.practice, when=options.when, duplex=True,
+                           whole=WholeRecord(minimal, len(plan.omitted)))
+    choice = choose_print(minimal, paper, sheets(whole.pages, True))
+    return (whole if choice.printed == "whole_record" else pack), choice
 
 
 def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOptions, *,
@@ -208,13 +233,16 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
             target = out / PRINT_NAME
             if target.exists():
                 raise PackBuildError("out_not_empty", f"{target} exists; choose another --out", ExitCode.usage)
+            document, choice = _cheapest_print(plan, document, archive, work, options, coded)
+            if choice.printed == "whole_record":  # what is sent is what the result and the catalogue say
+                plan = whole_plan(plan)
             check_destination(out, document.bytes, archive)
             with writing(out):
                 out.mkdir(parents=True, exist_ok=True)
                 _place(document.path, target)
             summary = print_summary(plan, document)
             outputs, digests, pack_sheets = (target,), {PRINT_NAME: document.sha256}, summary.pack_sheets
-            extra = {"print_line": summary.line}
+            extra = {"print_line": summary.line, "print_choice": choice}
         else:
             check_destination(out, document.bytes, archive)
             with writing(out):
@@ -230,6 +258,8 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
                   "with_electronic": options.with_electronic, "fingerprint": extra.get("fingerprint")}
         if extra.get("fingerprint"):  # the key itself too, so a rotation can keep it even if keys/ is lost
             detail["signer_public_key"] = base64.b64encode(archive_public_key(archive) or b"").decode("ascii")
+        if extra.get("print_choice") is not None:
+            detail["print_choice"] = extra["print_choice"].to_json()
         if document.excerpts is not None:  # which entries of which cards went as excerpts, for the audit
             detail["granularity"] = "entry"
             detail["excerpts"] = {k: v for k, v in document.excerpts.to_json().items() if k != "whole"}

@@ -33,7 +33,10 @@ LAYOUT_HELP = """what --out holds (a folder; names carry no patient data where t
   iso    OUT/lgd-pack-001.iso (-002, ... split to fit --media): ISO 9660 + Joliet + UDF,
          each holding README.TXT, SHA256SUMS.TXT and the encrypted archive (or its part)
   usb    OUT/ itself laid out like a disc: README.TXT, SHA256SUMS.TXT, lgd-pack.7z
-  print  OUT/print-pack.pdf, laid out for double-sided printing, and a line of sheets saved
+  print  OUT/print-pack.pdf, laid out for double-sided printing, and a line of sheets saved;
+         when a pack of the paper-only pages would take no fewer sheets than the whole record
+         (a short record: the cover, the index and blank backs cost sheets too), the whole
+         record is printed instead, behind a cover that says why (--keep-minimal: the pack)
   ndr    OUT/metadata.csv and OUT/{NHS}/{i}of{n}_Lloyd_George_Record_[Name]_[NHS]_[DOB].pdf
          for a National Document Repository bulk upload
 with --batch, each patient's pack goes into OUT/pack-001/, OUT/pack-002/, ... in list order.
@@ -93,6 +96,9 @@ examples:
                    "where it is safe (see below) (default: %(default)s)")
     p.add_argument("--allow-missing-parts", action="store_true", help="pack a record some of whose parts (1of3, "
                    "2of3, ...) were never digitised; the cover sheet and --json say which. Without it lgd refuses")
+    p.add_argument("--keep-minimal", action="store_true", help="print: print the minimal pack even when the whole "
+                   "record takes no more sheets (by default lgd then prints the whole record, nothing left out, and "
+                   "says why on its cover)")
     p.add_argument("--practice", metavar="NAME", help="the sending practice, for the cover sheet")
     p.add_argument("--ods", metavar="CODE", help="the practice's ODS code (NDR metadata GP-PRACTICE-CODE)")
     add_archive_option(p)
@@ -114,8 +120,10 @@ def _options(args: argparse.Namespace) -> PackOptions:
     if args.granularity == "entry" and args.format == "ndr":
         raise LgdError("--granularity entry applies to print and media packs: the NDR holds scanned record pages, "
                        "so an ndr pack sends them whole", ExitCode.usage, "usage")
+    if args.keep_minimal and args.format != "print":
+        raise LgdError(f"--keep-minimal applies to print packs, not {args.format}", ExitCode.usage, "usage")
     return PackOptions(args.format, args.with_electronic, size, args.practice, args.ods, granularity=args.granularity,
-                       allow_missing_parts=args.allow_missing_parts)
+                       allow_missing_parts=args.allow_missing_parts, keep_minimal=args.keep_minimal)
 
 
 class _Secrets:
@@ -193,6 +201,8 @@ def _emit_one(result: PackResult, as_json: bool, stdout: TextIO) -> None:
         x = doc["excerpts"]
         print(f"entry granularity: {x['pages_reduced']} card(s) sent as {x['crops']} excerpt(s) on "
               f"{x['excerpt_pages']} page(s); the full pages are available on request", file=stdout)
+    if result.print_choice is not None:
+        print(result.print_choice.line, file=stdout)
     if result.print_line:
         print(result.print_line, file=stdout)
     print(f"sheets: printing everything (paper record + coded record, double-sided) takes about "

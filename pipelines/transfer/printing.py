@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from .plan import PackPlan
@@ -93,3 +93,57 @@ def print_summary(plan: PackPlan, pack: PackDocument) -> PrintSummary:
         electronic_pages=electronic.pages if electronic else 0,
         gp_print_pages=electronic.estimated_gp_print_pages if electronic else 0,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class WholeRecord:
+    """Why a print run holds the whole record: the pack of paper-only pages would not be shorter.
+
+    Handed to the cover, which says so; `omittable` is how many pages reconciliation would have left out.
+    """
+
+    pack_sheets: int
+    omittable: int
+
+
+@dataclass(frozen=True, slots=True)
+class PrintChoice:
+    """Which print run `lgd pack --format print` made, and the sheets of each candidate (double-sided)."""
+
+    printed: str  # "minimal_pack" or "whole_record"
+    minimal_pack_sheets: int
+    paper_record_sheets: int  # every digitised page printed bare, no cover: the floor of any print run
+    whole_record_sheets: int | None = None  # the whole record with its cover; None when not built
+
+    def to_json(self) -> dict[str, int | str | None]:
+        return {"printed": self.printed, "sheets_minimal_pack": self.minimal_pack_sheets,
+                "sheets_whole_record": self.whole_record_sheets, "sheets_paper_record": self.paper_record_sheets}
+
+    @property
+    def line(self) -> str:
+        if self.printed == "whole_record":
+            return (f"printed the whole record ({self.whole_record_sheets} sheets with its cover): a pack of only the "
+                    f"paper-only pages would take {self.minimal_pack_sheets} sheets, no fewer (the bare paper record: "
+                    f"{self.paper_record_sheets}); give --keep-minimal to print that pack instead")
+        if self.whole_record_sheets is None:
+            return (f"printed the minimal pack: {self.minimal_pack_sheets} sheets against "
+                    f"{self.paper_record_sheets} for the bare paper record")
+        return (f"printed the minimal pack ({self.minimal_pack_sheets} sheets); the whole record with its cover would "
+                f"take {self.whole_record_sheets}")
+
+
+def whole_record_may_be_shorter(pack_sheets: int, paper_record_sheets: int) -> bool:
+    """Pure: whether to build the whole-record print at all. It can only win when the pack is no shorter than
+    the bare paper record (the whole record with its cover takes at least that many sheets)."""
+    return pack_sheets >= paper_record_sheets
+
+
+def choose_print(pack_sheets: int, paper_record_sheets: int, whole_sheets: int | None) -> PrintChoice:
+    """Pure: the whole record when it takes no more sheets than the pack (same paper, nothing left out), else the pack."""
+    printed = "whole_record" if whole_sheets is not None and whole_sheets <= pack_sheets else "minimal_pack"
+    return PrintChoice(printed, pack_sheets, paper_record_sheets, whole_sheets)
+
+
+def whole_plan(plan: PackPlan) -> PackPlan:
+    """Pure: `plan` with every page included, for printing the whole record."""
+    return replace(plan, pages=tuple(replace(p, decision="include") for p in plan.pages))
