@@ -338,3 +338,18 @@ def test_a_panel_name_adds_nothing_only_beside_a_covered_row():  # H43
     assert decide(slip("Request: FBC, U&E"), [HB]).decision == "include"  # no row: the panel is all there is
     assert decide(slip("Request: FBC, U&E", "Haemoglobin"), [HB]).decision == "include"  # a row with no value
     assert decide(slip("Request: FBC", "Haemoglobin 135 g/L", "Sample haemolysed"), [HB]).decision == "include"
+
+
+def test_a_recorded_reaction_covers_only_itself_and_never_puts_the_allergy_at_odds_with_its_code():  # H16
+    reader = default_reader()
+    pen = [c for c in reader.vocabulary.codes if c.system.endswith("sct") and "penicillin" in c.term.casefold()
+           and "allerg" in c.term.casefold()][0]
+    coded = CodedEvent(D(1990, 3, 14), "day", pen.system, pen.code, "Pen allergy (local term)", "allergy",
+                       text="reaction: Vomiting")
+    index = CodedIndex((coded,), reader)
+    assert index.conflicting == 0  # the reaction is not what the event states
+    vomiting = assess(entry("Allergic to penicillin - vomiting"), reader, index, min_confidence=60.0)
+    rash = assess(entry("Allergic to penicillin - rash"), reader, index, min_confidence=60.0)
+    assert vomiting.status == "covered" and rash.status == "paper-only"
+    # The reaction does not make the allergy stand for a symptom of that day.
+    assert assess(entry("D&V 2/7. Vomiting"), reader, index, min_confidence=60.0).status != "covered"

@@ -367,3 +367,11 @@ def test_stu3_and_r4_versions_of_one_allergy_are_told_apart():
     # same clinical content either way: year-only onset, ended allergy
     assert [(e.code, e.date, e.precision, e.flags) for e in stu3.events] == [(e.code, e.date, e.precision, e.flags) for e in r4.events]
     assert stu3.events[0].precision == "year" and "inactive" in stu3.events[0].flags
+
+
+@needs_reference
+def test_an_allergys_recorded_reaction_is_read_with_it():
+    """GP Connect's reaction.manifestation (coded Vomiting, described as Emesis) travels with the allergy."""
+    record = read_record(REFERENCE / "gpconnect-stu3/spec-examples/allergies_response1.json")
+    reactions = [e.text for e in record.events if e.type == "allergy" and "reaction:" in e.text]
+    assert reactions and any("reaction: Vomiting" in t and "reaction: Emesis" in t for t in reactions)

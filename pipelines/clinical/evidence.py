@@ -44,6 +44,8 @@ LETTER_RECEIPT_DAYS = 42
 # result row, which must also match analyte and value, may be coded up to this many days away.
 RESULT_DAYS = 7
 _VALUE = re.compile(r"value:\s*([^;]+)", re.I)
+# What a coded allergy records the patient had ("reaction: Vomiting", from FHIR reaction.manifestation).
+_REACTION = re.compile(r"reaction:\s*([^;]+)", re.I)
 _NUM = re.compile(r"\d+(?:\.\d+)?")
 
 
@@ -133,6 +135,7 @@ class _Indexed:
     how: str  # code | term
     forms: frozenset[str]  # words of the event's terms, to vouch for qualifiers the code also says
     values: tuple[str, ...]
+    reactions: frozenset[int] = frozenset()  # concepts a coded allergy records as its reaction
 
 
 class CodedIndex:
@@ -154,16 +157,19 @@ class CodedIndex:
             by_term: set[int] = set()
             for term in terms + [_without_value(event.text)]:
                 by_term |= concepts_named(term, reader)
+            # A reaction is not what the event states (an allergy to penicillin, not a rash), so it
+            # is neither matched as the event's concept nor a reason to call code and words at odds.
+            reactions = frozenset().union(*(concepts_named(r, reader) for r in _REACTION.findall(event.text or "")))
             if by_code and by_term and not by_code & by_term:
                 self.conflicting += 1  # the code and the words disagree: trust neither
                 continue
             forms = frozenset(w.strip(EDGE).casefold() for t in terms + [event.text] for w in t.split())
             values = tuple(v for m in _VALUE.finditer(event.text or "") for v in _NUM.findall(m.group(1)))
-            self.usable.append(_Indexed(event, "term", forms, values))
+            self.usable.append(_Indexed(event, "term", forms, values, reactions))
             for concept in by_code:
-                self.by_concept[concept].append(_Indexed(event, "code", forms, values))
+                self.by_concept[concept].append(_Indexed(event, "code", forms, values, reactions))
             for concept in by_term - by_code:
-                self.by_concept[concept].append(_Indexed(event, "term", forms, values))
+                self.by_concept[concept].append(_Indexed(event, "term", forms, values, reactions))
 
     @staticmethod
     def _by_code(event: CodedFact, reader: Reader) -> set[int]:
@@ -174,7 +180,8 @@ class CodedIndex:
 
 
 def _without_value(text: str) -> str:
-    return _VALUE.sub("", text or "")
+    """An event's own words: its text without the readings and reactions recorded with it."""
+    return _REACTION.sub("", _VALUE.sub("", text or ""))
 
 
 def _says_any(term: str, cues: frozenset[str]) -> bool:
@@ -299,9 +306,15 @@ def _vouched_sentences(left: list[tuple[int, Role]], entry: PaperEntry, reading:
 
 
 def _reaction(m: Mention, evidence: list[Evidence], index: CodedIndex) -> Evidence | None:
-    """A reaction ("allergic to penicillin - rash") is covered only if the coded allergy itself records it."""
+    """A reaction ("allergic to penicillin - rash") is covered only if the coded allergy itself records it.
+
+    Recorded as its reaction ("reaction: Rash", FHIR reaction.manifestation) or in its own words.
+    """
     for e in evidence:
-        if e.event.type == "allergy" and any(item.event is e.event for item in index.by_concept.get(m.concept, ())):
+        if e.event.type != "allergy":
+            continue
+        if any(item.event is e.event and m.concept in item.reactions for item in index.usable) \
+                or any(item.event is e.event for item in index.by_concept.get(m.concept, ())):
             return Evidence(m.preferred, m.written, e.event, "reaction recorded with the allergy", e.date_match,
                             e.score)
     return None

@@ -7,7 +7,7 @@ from typing import Any
 
 # Bump when a rule changes what may be omitted, so stored decisions say which rules made them.
 # A run's fingerprint (run.py) also covers the lexicon, vocabulary, dictionaries and lgd version.
-RULES_VERSION = 3  # 3: a coded term outside the vocabulary may account for a whole sentence (H48)
+RULES_VERSION = 3  # 3: a coded term outside the vocabulary may account for a whole sentence (H48); reactions read apart
 
 
 @dataclass(frozen=True, slots=True)

@@ -159,6 +159,19 @@ class _Bundle:
                 flags.append("absent_attachment")
         return [f for f in flags if f]
 
+    @staticmethod
+    def _reactions(reaction: Any) -> list[str]:
+        """What an AllergyIntolerance records the patient had: each manifestation's term, else the description."""
+        if not isinstance(reaction, dict):
+            return []
+        shown = []
+        for manifestation in reaction.get("manifestation") or []:
+            found, texts = fc.concept(manifestation)
+            shown += [t for t in dict.fromkeys([*(c.display for c in found), *texts]) if t and t not in shown]
+        if not shown and isinstance(reaction.get("description"), str):
+            shown.append(reaction["description"])
+        return shown
+
     def _more_text(self, r: Resource) -> list[str]:
         texts = []
         for key in ("comment", "description"):
@@ -166,6 +179,8 @@ class _Bundle:
                 texts.append(r[key])
         for key in ("dosage", "dosageInstruction"):
             texts += [f"dose: {d['text']}" for d in r.get(key) or [] if isinstance(d, dict) and isinstance(d.get("text"), str)]
+        for reaction in r.get("reaction") or [] if r.get("resourceType") == "AllergyIntolerance" else []:
+            texts += [f"reaction: {t}" for t in self._reactions(reaction)]
         q = r.get("valueQuantity")
         if isinstance(q, dict) and q.get("value") is not None:
             texts.append(f"value: {q['value']} {q.get('unit') or q.get('code') or ''}".strip())
