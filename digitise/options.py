@@ -11,11 +11,14 @@ from digitise.ocr import ENGINES
 # hand-written ones (see digitise.route).
 AUTO = "auto"
 ENGINE_CHOICES = (*ENGINES, AUTO)
+# What `lgd digitise` reads with unless told otherwise (see the README's "Two OCR engines"
+# for the measured trade-off).
+DEFAULT_ENGINE = "tesseract"
 
 
 @dataclass(frozen=True, slots=True)
 class DigitiseOptions:
-    engine: str = "tesseract"
+    engine: str = DEFAULT_ENGINE
     # Re-read the date cells of cards whose dates did not read (digitise.reread).
     reread_dates: bool = True
     languages: str = "eng"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from digitise.errors import MissingDependency
 from digitise.ocr import languages_installed, tessdata
-from digitise.options import ENGINE_CHOICES, DigitiseOptions
+from digitise.options import DEFAULT_ENGINE, ENGINE_CHOICES, DigitiseOptions
 from index import ArchiveError
 from pipelines.display import elide, printable
 from pipelines.errors import EXIT_CODE_HELP, ExitCode, LgdError
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
   manifest      --manifest metadata.csv with FILEPATH and NHS-NO columns
 
 re-running on the same inputs skips what is already digitised (by checksum), so an
-interrupted batch resumes; inputs that fail are copied to ARCHIVE/quarantine with the reason.
+interrupted batch resumes (--force reads them again); inputs that fail are copied to ARCHIVE/quarantine with the reason.
 
 examples:
   lgd digitise scans/ --archive /srv/lgd --jobs 2
@@ -92,10 +92,19 @@ examples:
     d.add_argument("--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N", help="documents digitised at once, one worker process each (default: CPU count)")
     d.add_argument("--manifest", type=Path, metavar="CSV", help="metadata.csv naming the patient of each file (FILEPATH, NHS-NO)")
     d.add_argument("--json", action="store_true", help="print one JSON document with every outcome on stdout")
-    d.add_argument("--engine", choices=sorted(ENGINE_CHOICES), default="tesseract",
-                   help="OCR engine: tesseract (print; the default), ppocr (PP-OCRv6 small, reads hand-writing "
-                        "far better, about 3x Tesseract's CPU), auto (Tesseract reads every page, PP-OCR re-reads "
-                        "cards and envelope fronts), tesseract-cli, or none (image-only PDF/A)")
+    d.add_argument("--engine", choices=sorted(ENGINE_CHOICES), default=DEFAULT_ENGINE,
+                   help="OCR engine. tesseract: made for print (typed letters, typed card entries); "
+                        "the cheapest. ppocr: PP-OCRv6 small, reads most hands far better than Tesseract, "
+                        "print slightly worse, about 3x Tesseract's CPU and ~1 GB per worker. auto: Tesseract "
+                        "reads every page and PP-OCR reads again only the cards and envelope fronts Tesseract "
+                        "reads with less than print's confidence, keeping the better reading; costs between "
+                        "the two. tesseract-cli: the tesseract program per page (slower). none: image-only "
+                        f"PDF/A, every page flagged unreadable. Default: {DEFAULT_ENGINE}")
+    d.add_argument("--force", action="store_true",
+                   help="read documents already in the archive again (normally skipped by checksum), e.g. with "
+                        "another --engine: the new reading replaces the old PDF/A, words, entries and index "
+                        "entries of the same document and patient, and is audited (redigitise); the patient's "
+                        "reconciliations are made again. Costs a full OCR of each document")
     d.add_argument("--language", default="eng", help="Tesseract language(s), e.g. eng or eng+cym (default: eng)")
     d.set_defaults(run=cmd_digitise)
     register_search(sub, lambda value: _archive(value).resolve())
@@ -183,7 +192,7 @@ def cmd_digitise(args: argparse.Namespace, stdout) -> ExitCode:
     options = DigitiseOptions(engine=args.engine, languages=args.language)
     archive = _archive(args.archive).resolve()
     started = time.monotonic()
-    ingest = Ingest(archive, options, jobs=args.jobs, progress=for_terminal())
+    ingest = Ingest(archive, options, jobs=args.jobs, progress=for_terminal(), force=args.force)
     try:
         report = ingest.run(args.paths, manifest)
     finally:

@@ -91,6 +91,15 @@ def digitised(doc: InputDoc, scan: ScanDoc, sha256: str, size: int, pdfa_path: s
     return patient_row(doc), row, pages, entries
 
 
+def pages_read_by(scan: ScanDoc) -> dict[str, int]:
+    """How many pages each OCR engine's reading was kept for (blank pages are read by none)."""
+    counts: dict[str, int] = {}
+    for p in scan.pages:
+        if p.text is not None and p.text.engine:
+            counts[p.text.engine] = counts.get(p.text.engine, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def page_docs(document_id: int, doc: InputDoc, scan: ScanDoc) -> list[PageDoc]:
     return [
         PageDoc(

@@ -30,8 +30,9 @@ from digitise.errors import DigitiseError
 from digitise.load import sniff
 from digitise.model import PageKind, ScanDoc
 from digitise.options import DigitiseOptions
-from index import ArchiveStore, Catalogue, FullText, sha256_file
+from index import ArchiveStore, Catalogue, DocumentRow, FullText, sha256_file
 from index.errors import ArchiveError, ArchiveErrorCode, from_oserror, full_error, readonly_error
+from index.rereads import replace_reading
 from pipelines.actor import current_actor
 from pipelines.display import printable
 from pipelines.identity import IdentityCode, Manifest, PatientId
@@ -80,6 +81,7 @@ class Preflighted:
     input: InputDoc
     sha256: str
     size: int
+    replaces: DocumentRow | None = None  # with --force: the stored document this reading replaces
 
 
 def input_checksum(files: Sequence[Path]) -> tuple[str, int]:
@@ -102,9 +104,10 @@ def input_checksum(files: Sequence[Path]) -> tuple[str, int]:
 class Ingest:
     """One `lgd digitise` run against one archive."""
 
-    def __init__(self, archive: Path, options: DigitiseOptions, jobs: int, progress: ProgressSink | None = None, now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)) -> None:
+    def __init__(self, archive: Path, options: DigitiseOptions, jobs: int, progress: ProgressSink | None = None, now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc), force: bool = False) -> None:
         self.archive = archive
         self.options = options
+        self.force = force  # read documents already in the archive again, replacing their reading
         self.jobs = max(1, jobs)
         self.progress = progress or NullProgress()
         self.now = now
@@ -217,13 +220,13 @@ class Ingest:
                 # patient), and neither message nor reason.json names that patient or their file.
                 yield self._fail(doc, doc.source, doc.files, IdentityCode.identity_conflict, reason, None, size,
                                  detail={"given": _identity(doc.patient), "same_content_as_document": done.id})
-            elif done is not None:
+            elif done is not None and not self.force:
                 yield records.skipped(doc, done, f"already digitised as {done.source}", self.catalogue)
             elif sha256 in seen:
                 yield Outcome(doc.source, doc.patient.nhs_number, "skipped", f"the same scan as {seen[sha256]} in this batch", "duplicate")
             else:
                 seen[sha256] = doc.source
-                yield Preflighted(doc, sha256, size)
+                yield Preflighted(doc, sha256, size, replaces=done)
 
     # -- store -------------------------------------------------------------------------
     def store_result(self, item: Preflighted, done: worker.Done) -> Outcome:
@@ -240,15 +243,27 @@ class Ingest:
         relpath = self.store.put_pdf(doc.patient.nhs_number, scan.pdfa)
         reason = "" if scan.pdfa_valid else "PDF/A validation failed: " + "; ".join(scan.pdfa_findings[:3])
         patient, row, pages, entries = records.digitised(doc, scan, item.sha256, item.size, relpath, reason)
+        read_by = {"engine": self.options.engine, "pages_read_by": records.pages_read_by(scan)}
+        old = item.replaces
         try:
-            document_id = self.catalogue.record_document(patient, row, pages, entries)
+            if old is None:
+                document_id = self.catalogue.record_document(patient, row, pages, entries)
+            else:  # --force: the same document of the same patient, read again
+                assert old.id is not None
+                replace_reading(self.catalogue, old.id, row, pages, entries, actor=self.actor, **read_by)
+                document_id = old.id
         except BaseException:  # e.g. the disk filled up: leave no PDF that no catalogue row names
             if new_pdf:
                 (self.store.root / relpath).unlink(missing_ok=True)
             raise
-        self.fulltext.add_pages(records.page_docs(document_id, doc, scan))
+        if old is not None and old.pdfa_path and old.pdfa_path != relpath and not any(
+                d.pdfa_path == old.pdfa_path for d in self.catalogue.documents(status="ok")):
+            self.store.path(old.pdfa_path).unlink(missing_ok=True)  # the earlier reading's PDF/A, no longer named
+        self.fulltext.add_pages(records.page_docs(document_id, doc, scan))  # replaces the document's pages
         self.catalogue.mark_indexed(document_id)
-        self.catalogue.audit(self.actor, "digitise", doc.patient.nhs_number, source=doc.source, document_id=document_id)
+        if old is None:
+            self.catalogue.audit(self.actor, "digitise", doc.patient.nhs_number, source=doc.source,
+                                 document_id=document_id, **read_by)
         review = [w for page in scan.pages if page.kind == PageKind.envelope and page.text is not None
                   for w in printed_identity_disagrees(page.text.text, doc.patient)]
         if review:  # identity stays the input's; a person decides whether the scan is filed right
