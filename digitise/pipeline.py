@@ -158,6 +158,8 @@ def _read_page(source: load.SourcePage, number: int, born: dt.date | None, ctx: 
     if ctx.hand is not None and route.wants_hand(text, reading.image, source.dpi):
         hand = ctx.hand.read(reading.image)
         text = route.choose(text, hand)
+        # One line per second reading: the benchmark counts them to price auto's routing.
+        log.info("page %d: read again by %s; kept the %s reading", number, ctx.hand.name, text.engine.split()[0])
     if opts.reread_dates:
         text = reread.date_cells(text, reading.image, source.dpi, ctx.engine, born, opts.today)
     kept = reading.image
