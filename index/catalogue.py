@@ -364,10 +364,15 @@ class Catalogue:
 
     @mapped
     def audit_log(
-        self, nhs_number: str | None = None, action: str | None = None, limit: int | None = None
+        self, nhs_number: str | None = None, action: str | None = None, limit: int | None = None, *,
+        actor: str | None = None, since: dt.datetime | None = None, until: dt.datetime | None = None,
     ) -> tuple[AuditRow, ...]:
-        """Audit records, oldest first; with `limit`, the most recent `limit` of them."""
-        where, params = _filters(("nhs_number", nhs_number), ("action", action))
+        """Audit records, oldest first; with `limit`, the most recent `limit` of them; `until` is exclusive."""
+        where, params = _filters(("nhs_number", nhs_number), ("action", action), ("actor", actor))
+        for op, value in ((">=", since), ("<", until)):
+            if value is not None:  # ISO text of one clock and zone compares in time order
+                where += (" AND " if where else " WHERE ") + f"at {op} ?"
+                params = (*params, _iso(value))
         sql = f"SELECT id, at, actor, action, nhs_number, detail FROM audit{where} ORDER BY id DESC"
         if limit is not None:
             sql += " LIMIT ?"

@@ -173,6 +173,30 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE decisions ADD COLUMN reason_code TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE decisions ADD COLUMN reason_detail TEXT NOT NULL DEFAULT '{}'",
     ),
+    # 5: the people who use `lgd serve` and the shell as themselves: accounts with a role, a
+    # password hash (Argon2id, never the password) and API tokens stored only as SHA-256.
+    (
+        """
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 64),
+            role TEXT NOT NULL CHECK (role IN ('clinician', 'practice-admin', 'clerk', 'auditor')),
+            password_hash TEXT,  -- NULL: no password login (tokens or single sign-on only)
+            disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+            created TEXT NOT NULL,
+            changed TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE tokens (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL REFERENCES users (name),
+            sha256 TEXT NOT NULL UNIQUE CHECK (length(sha256) = 64),
+            created TEXT NOT NULL,
+            revoked INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1))
+        )
+        """,
+        "CREATE INDEX audit_actor ON audit (actor, id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

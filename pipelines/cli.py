@@ -25,12 +25,14 @@ from pipelines.ingest.run import Ingest, Report
 from pipelines.progress import for_terminal
 from pipelines.clinical import lgd_version
 from pipelines.cli_search import register as register_search
+from pipelines.cli_users import register as register_users
 from pipelines.patient import register as register_patient
 from pipelines.records.command import register as register_coded
 from pipelines.reconcile.command import register as register_reconcile
 from pipelines.transfer.command import register as register_transfer
 from pipelines.transfer.key_command import register as register_key
 from pipelines.transfer.pack_command import register as register_pack
+from pipelines.web.command import register as register_serve
 
 log = logging.getLogger("lgd")
 DEFAULT_ARCHIVE = "./lgd-archive"
@@ -114,6 +116,8 @@ examples:
     register_patient(sub, lambda value: _archive(value).resolve())
     register_transfer(sub)
     register_key(sub, lambda value: _archive(value).resolve())
+    register_users(sub, lambda value: _archive(value).resolve())
+    register_serve(sub, lambda value: _archive(value).resolve())
     return parser
 
 

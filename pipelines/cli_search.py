@@ -3,76 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import calendar
-import datetime as dt
 import json
-import re
 import sys
 from pathlib import Path
 
-from dateutil import parser as dateparser
-
 from pipelines import reindex
 from pipelines.actor import current_actor
+from pipelines.cli_common import add_archive_option, date_arg, nhs_number_arg
 from pipelines.errors import ExitCode, LgdError
-from pipelines.identity import normalise_nhs_number, nhs_number_valid
 from pipelines.search import KINDS, open_archive, open_catalogue, search
-
-
-
-# Two defaults that differ in every field: what the value leaves out shows up as a difference.
-_DEFAULT_A = dt.datetime(1904, 1, 1)
-_DEFAULT_B = dt.datetime(1908, 12, 28)
-
-
-def _period(value: str) -> tuple[dt.date, dt.date]:
-    """The first and last day that `value` names: a day, a month ("July 2000", "2000-07") or a year ("2000")."""
-    text = value.strip()
-    if re.fullmatch(r"\d{4}", text):
-        year = int(text)
-        if year < 1:
-            raise ValueError(text)
-        return dt.date(year, 1, 1), dt.date(year, 12, 31)
-    if m := re.fullmatch(r"(\d{4})[-/.](\d{1,2})", text):  # dateutil would read 2000-07 as a day
-        year, month = int(m[1]), int(m[2])
-        return dt.date(year, month, 1), dt.date(year, month, calendar.monthrange(year, month)[1])
-    iso = len(re.split(r"[-/.]", text)[0]) == 4  # 2001-05-03 is year, month, day; 03/05/2001 day first
-    kwargs = dict(dayfirst=not iso, yearfirst=iso)
-    a = dateparser.parse(text, default=_DEFAULT_A, **kwargs)
-    b = dateparser.parse(text, default=_DEFAULT_B, **kwargs)
-    if a.year != b.year:
-        raise ValueError("no year")
-    if a.month != b.month:  # a year alone
-        return dt.date(a.year, 1, 1), dt.date(a.year, 12, 31)
-    if a.day != b.day:  # a month
-        return dt.date(a.year, a.month, 1), dt.date(a.year, a.month, calendar.monthrange(a.year, a.month)[1])
-    return a.date(), a.date()
-
-
-def _date_arg(option: str, last: bool):
-    def parse(value: str) -> dt.date:
-        try:
-            first, end = _period(value)
-        except (ValueError, OverflowError):
-            raise argparse.ArgumentTypeError(
-                f"{value!r} is not a date; write a day (2001-05-03 or 03/05/2001), a month (2001-05 or "
-                f"'May 2001') or a year (2001); {option} takes the {'last' if last else 'first'} day of a month or year"
-            ) from None
-        return end if last else first
-
-    parse.__name__ = "date"  # argparse names the type in its message
-    return parse
-
-
-def nhs_number_arg(value: str) -> str:
-    digits = normalise_nhs_number(value)
-    if not nhs_number_valid(digits):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a valid NHS number (10 digits, Modulus 11 check)")
-    return digits
-
-
-def add_archive_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--archive", metavar="DIR", help="archive folder (default: $LGD_ARCHIVE or ./lgd-archive)")
 
 
 def register(sub, archive_of) -> None:
@@ -100,9 +39,9 @@ examples:
     s.add_argument("query", help="what to look for (quote it in the shell)")
     add_archive_option(s)
     s.add_argument("--patient", type=nhs_number_arg, metavar="NHS", help="only this patient's pages")
-    s.add_argument("--from", dest="date_from", type=_date_arg("--from", last=False), metavar="DATE",
+    s.add_argument("--from", dest="date_from", type=date_arg("--from", last=False), metavar="DATE",
                    help="only matches in an entry on or after DATE (a day, a month such as 2001-05, or a year: from its first day)")
-    s.add_argument("--to", dest="date_to", type=_date_arg("--to", last=True), metavar="DATE",
+    s.add_argument("--to", dest="date_to", type=date_arg("--to", last=True), metavar="DATE",
                    help="only matches in an entry on or before DATE (a month or a year: to its last day)")
     s.add_argument("--kind", choices=KINDS, help="only pages of this kind")
     s.add_argument("--limit", type=int, default=10, metavar="N", help="show the N best pages (default 10)")

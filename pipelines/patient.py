@@ -11,7 +11,7 @@ from typing import TextIO
 from index import ArchiveStore, Catalogue, FullText
 from index.moves import move_document
 from pipelines.actor import current_actor, free_text
-from pipelines.cli_search import add_archive_option, nhs_number_arg
+from pipelines.cli_common import add_archive_option, nhs_number_arg
 from pipelines.display import printable
 from pipelines.errors import ExitCode, LgdError
 from pipelines.reindex import document_pages

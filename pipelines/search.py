@@ -88,15 +88,17 @@ def search(
     date_to: dt.date | None = None,
     kind: str | None = None,
     limit: int = 10,
+    audit_detail: dict[str, str] | None = None,
 ) -> Found:
     """Ranked pages for `query`, each checked against the catalogue before it is shown.
 
     A search that names a patient is written to the audit log before it runs; an
     archive-wide one after, with the number of pages found (and no patient's data).
+    `audit_detail` adds who asked (role, client address) to that record.
     """
     if nhs_number is not None and catalogue.patient(nhs_number) is None:
         raise LgdError(f"no patient with NHS number {nhs_number} in this archive", ExitCode.partial, "no_patient")
-    filters = dict(query=query, date_from=_iso(date_from), date_to=_iso(date_to), kind=kind)
+    filters = dict(query=query, date_from=_iso(date_from), date_to=_iso(date_to), kind=kind, **(audit_detail or {}))
     if nhs_number is not None:
         catalogue.audit(actor, "search", nhs_number, **filters)
     entries: dict[int, tuple] = {}

@@ -13,7 +13,7 @@ from index import Catalogue
 from index.decisions import latest_reconciliation, overrides, record_override
 from index.rows import ReconciliationRow
 from pipelines.actor import current_actor, free_text
-from pipelines.cli_search import add_archive_option, nhs_number_arg
+from pipelines.cli_common import add_archive_option, nhs_number_arg
 from pipelines.display import elide
 from pipelines.errors import ExitCode, LgdError
 from pipelines.identity import nhs_number_valid, normalise_nhs_number

@@ -1,0 +1,246 @@
+"""`lgd serve`'s application: the JSON API under /api/v1/ over the same functions as the shell.
+
+Handlers parse the request, find who is asking (auth.py), call pipelines.service or
+pipelines.search, and return what they return. Every failure is an LgdError rendered as
+{"error": code, "message": sentence} with the error's HTTP status; nothing else reaches the
+client (no tracebacks, no stack of the archive's paths).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import Body, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from index import ArchiveError, Catalogue
+from pipelines.cli_common import period
+from pipelines.clinical import lgd_version
+from pipelines.errors import ExitCode, LgdError, NotSignedIn
+from pipelines.search import KINDS, open_archive, open_catalogue, search
+from pipelines.service import accounts, audit, notes
+from pipelines.service.access import Permission, Who
+
+from .auth import (CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SESSION_IDLE_SECONDS, LoginThrottle, Sessions, bearer,
+                   check_csrf)
+
+log = logging.getLogger("lgd.serve")
+MAX_BODY = 64 * 1024  # JSON bodies here are a user name and password; nothing legitimate is larger
+MAX_QUERY = 500  # characters of a search
+MAX_LIMIT = 200
+
+
+@dataclass
+class Service:
+    archive: Path
+    sessions: Sessions = field(default_factory=Sessions)
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+
+    @contextmanager
+    def catalogue(self) -> Iterator[Catalogue]:
+        catalogue = open_catalogue(self.archive)
+        try:
+            yield catalogue
+        finally:
+            catalogue.close()
+
+
+def create_app(archive: Path) -> FastAPI:
+    service = Service(Path(archive))
+    with service.catalogue():  # refuse at start, not at the first request, an archive that is not there
+        pass
+    app = FastAPI(title="lgd", version=lgd_version(), openapi_url="/api/v1/openapi.json", docs_url=None,
+                  redoc_url=None)
+    app.state.service = service
+    _errors(app)
+    _guards(app)
+    _routes(app, service)
+    return app
+
+
+def _errors(app: FastAPI) -> None:
+    @app.exception_handler(LgdError)
+    async def lgd_error(request: Request, exc: LgdError) -> JSONResponse:
+        return JSONResponse(exc.as_json(), status_code=exc.http_status)
+
+    @app.exception_handler(ArchiveError)
+    async def archive_error(request: Request, exc: ArchiveError) -> JSONResponse:
+        log.error("archive error: %s", exc)
+        return JSONResponse({"error": "archive_unavailable", "message": "the archive cannot be used just now"},
+                            status_code=503)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        where = ", ".join(".".join(str(p) for p in e.get("loc", ())[1:]) or "body" for e in exc.errors()[:3])
+        return JSONResponse({"error": "bad_request", "message": f"missing or malformed: {where}"}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "no_such_route", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"error": code, "message": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": "internal", "message": "an internal error in lgd; the server log has details"},
+                            status_code=500)
+
+
+def _guards(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def limits_and_headers(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return JSONResponse({"error": "too_large", "message": f"request bodies are limited to {MAX_BODY} bytes"},
+                                status_code=413)
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Cache-Control", "no-store")  # patient data stays out of shared caches
+        return response
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _who(request: Request, service: Service, catalogue: Catalogue) -> Who:
+    token = bearer(request.headers.get("authorization"))
+    if token is not None:
+        who = accounts.who_of_token(catalogue, token, _client(request))
+        if who is None:
+            raise NotSignedIn("the API token is not valid (revoked, or its user disabled)", "bad_token")
+        return who
+    session = service.sessions.get(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        raise NotSignedIn()
+    check_csrf(request.method, session, request.headers.get(CSRF_HEADER))
+    return session.who
+
+
+def _date(value: str | None, name: str, last: bool) -> dt.date | None:
+    if not value:
+        return None
+    try:
+        first, end = period(value)
+    except (ValueError, OverflowError):
+        raise LgdError(f"{name}={value[:40]!r} is not a date; give a day (2001-05-03), a month (2001-05) or a year",
+                       ExitCode.usage, "bad_date") from None
+    return end if last else first
+
+
+def _routes(app: FastAPI, service: Service) -> None:
+    @app.post("/api/v1/session")
+    def sign_in(request: Request, body: Any = Body(default=None)) -> Response:  # sync: Argon2 runs in a worker thread
+        if not isinstance(body, dict) or not isinstance(body.get("username"), str) \
+                or not isinstance(body.get("password"), str):
+            raise LgdError('send JSON {"username": ..., "password": ...}', ExitCode.usage, "bad_request")
+        name, client = body["username"][:100], _client(request)
+        service.throttle.check(name, client)
+        with service.catalogue() as catalogue:
+            try:
+                who = accounts.sign_in(catalogue, name, body["password"], client)
+            except NotSignedIn:
+                service.throttle.failed(name, client)
+                raise
+        service.throttle.succeeded(name)
+        sid, session = service.sessions.start(who)
+        response = JSONResponse({"user": who.name, "role": who.role.value, "csrf": session.csrf})
+        secure = request.url.scheme == "https"
+        response.set_cookie(SESSION_COOKIE, sid, max_age=SESSION_IDLE_SECONDS, httponly=True, samesite="strict",
+                            secure=secure, path="/")
+        response.set_cookie(CSRF_COOKIE, session.csrf, max_age=SESSION_IDLE_SECONDS, httponly=False,
+                            samesite="strict", secure=secure, path="/")
+        return response
+
+    @app.delete("/api/v1/session", status_code=204)
+    def sign_out(request: Request) -> Response:
+        with service.catalogue() as catalogue:
+            who = _who(request, service, catalogue)
+            catalogue.audit(who.name, "logout", None, **who.audit_detail())
+        service.sessions.end(request.cookies.get(SESSION_COOKIE))
+        response = Response(status_code=204)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        response.delete_cookie(CSRF_COOKIE, path="/")
+        return response
+
+    @app.get("/api/v1/session")
+    def whoami(request: Request) -> dict[str, Any]:
+        with service.catalogue() as catalogue:
+            who = _who(request, service, catalogue)
+        return {"user": who.name, "role": who.role.value}
+
+    @app.get("/api/v1/search")
+    def search_notes(request: Request, q: str = "", patient: str | None = None, kind: str | None = None,
+                     limit: int = 10) -> dict[str, Any]:
+        params = request.query_params
+        date_from, date_to = _date(params.get("from"), "from", False), _date(params.get("to"), "to", True)
+        if not q.strip() or len(q) > MAX_QUERY:
+            raise LgdError(f"give a query of 1 to {MAX_QUERY} characters in q", ExitCode.usage, "bad_query")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise LgdError(f"limit must be between 1 and {MAX_LIMIT}", ExitCode.usage, "bad_limit")
+        if kind is not None and kind not in KINDS:
+            raise LgdError(f"kind must be one of {', '.join(KINDS)}", ExitCode.usage, "bad_kind")
+        if date_from and date_to and date_from > date_to:
+            raise LgdError("from is after to", ExitCode.usage, "bad_dates")
+        catalogue, fulltext = open_archive(service.archive)
+        try:
+            who = _who(request, service, catalogue)
+            who.require(Permission.view)
+            nhs = notes.valid_nhs_number(patient) if patient else None
+            found = search(catalogue, fulltext, q, actor=who.name, nhs_number=nhs, date_from=date_from,
+                           date_to=date_to, kind=kind, limit=limit, audit_detail=who.audit_detail())
+        finally:
+            fulltext.close()
+            catalogue.close()
+        return {"hits": [h.as_json() for h in found.hits], "total": found.total}
+
+    @app.get("/api/v1/patients")
+    def patients(request: Request, nhs_number: str | None = None, name: str | None = None,
+                 dob: str | None = None) -> dict[str, Any]:
+        born = _date(dob, "dob", False) if dob else None
+        with service.catalogue() as catalogue:
+            who = _who(request, service, catalogue)
+            return {"patients": notes.find_patients(catalogue, who, nhs_number=nhs_number, name=name, dob=born)}
+
+    @app.get("/api/v1/patients/{nhs_number}/pages")
+    def patient_pages(request: Request, nhs_number: str) -> dict[str, Any]:
+        with service.catalogue() as catalogue:
+            who = _who(request, service, catalogue)
+            return notes.patient_pages(catalogue, who, notes.valid_nhs_number(nhs_number))
+
+    @app.get("/api/v1/pages/{page_id}")
+    def page(request: Request, page_id: str) -> dict[str, Any]:
+        with service.catalogue() as catalogue:
+            who = _who(request, service, catalogue)
+            return notes.open_page(catalogue, who, page_id)
+
+    @app.get("/api/v1/pages/{page_id}/image")
+    def page_image(request: Request, page_id: str) -> Response:
+        with service.catalogue() as catalogue:
+            who = _who(request, service, catalogue)
+            data = notes.page_image(catalogue, who, service.archive, page_id)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/api/v1/audit")
+    def audit_log(request: Request, patient: str | None = None, user: str | None = None,
+                  limit: int = audit.MAX_EVENTS, format: str = "json") -> Response:
+        params = request.query_params
+        date_from, date_to = _date(params.get("from"), "from", False), _date(params.get("to"), "to", True)
+        with service.catalogue() as catalogue:
+            who = _who(request, service, catalogue)
+            found = audit.events(catalogue, who, nhs_number=notes.valid_nhs_number(patient) if patient else None,
+                                 user=user, date_from=date_from, date_to=date_to, limit=limit)
+        if format == "csv":
+            return Response(audit.as_csv(found), media_type="text/csv",
+                            headers={"Content-Disposition": 'attachment; filename="lgd-audit.csv"'})
+        return JSONResponse({"events": found})

@@ -1,0 +1,55 @@
+"""`lgd serve`: run the web service on an archive (uvicorn), on localhost unless told otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import sys
+from pathlib import Path
+
+from pipelines.cli_common import add_archive_option
+from pipelines.errors import ExitCode, LgdError
+
+DEFAULT_PORT = 8800
+
+
+def register(sub, archive_of) -> None:
+    s = sub.add_parser(
+        "serve", help="the web service: sign in, find patients, search, view pages, audit",
+        description="Serve the archive to browsers and scripts: a JSON API under /api/v1/ (OpenAPI at "
+        "/api/v1/openapi.json) for signed-in users (lgd user add). It listens on localhost: in production put it "
+        "behind a TLS reverse proxy on the same machine (the README shows one), which makes its cookies Secure.",
+        epilog="""examples:
+  lgd serve --archive /srv/lgd-archive                 # http://127.0.0.1:8800/
+  lgd serve --port 9000 --forwarded-allow-ips 127.0.0.1  # behind nginx or caddy on this machine""",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_archive_option(s)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    s.add_argument("--forwarded-allow-ips", default="127.0.0.1", metavar="IPS",
+                   help="proxies whose X-Forwarded-For/-Proto are believed (default: 127.0.0.1)")
+    s.add_argument("--allow-remote", action="store_true",
+                   help="listen on a non-loopback address (patient data without TLS crosses the network: "
+                        "only on a trusted segment or with TLS in front)")
+    s.set_defaults(run=lambda args, out: serve(args, archive_of(args.archive)))
+
+
+def serve(args: argparse.Namespace, archive: Path) -> ExitCode:
+    import uvicorn
+
+    from .app import create_app
+
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = args.host == "localhost"
+    if not loopback and not args.allow_remote:
+        raise LgdError(f"--host {args.host} is not this machine only; add --allow-remote to serve it to the network "
+                       "(put a TLS reverse proxy in front)", ExitCode.usage, "remote_refused")
+    if not 1 <= args.port <= 65535:
+        raise LgdError(f"--port {args.port} is not a port number")
+    app = create_app(archive)
+    print(f"lgd serve: {archive} at http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
+    uvicorn.run(app, host=args.host, port=args.port, proxy_headers=True,
+                forwarded_allow_ips=args.forwarded_allow_ips, log_level="warning", server_header=False)
+    return ExitCode.ok
