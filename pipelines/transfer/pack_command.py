@@ -26,7 +26,8 @@ EXIT_HELP = """exit codes:
        patient's; with --batch, some patients failed (the others were built)
   2    bad usage: no passphrase, --out already used, a medium too small
   3    a required program is missing (7zz): run scripts/setup.sh
-  4    the archive cannot be used: missing, read-only, locked or damaged"""
+  4    the archive cannot be used: missing, read-only, locked or damaged, or its signing
+       key is not the one that signed earlier packs (signing_key_changed: see lgd key --help)"""
 
 LAYOUT_HELP = """what --out holds (a folder; names carry no patient data where the media travel):
   7z     OUT/lgd-pack.7z: AES-256, encrypted headers; inside pack.pdf, manifest.json, manifest.sig
@@ -38,13 +39,17 @@ LAYOUT_HELP = """what --out holds (a folder; names carry no patient data where t
          (a short record: the cover, the index and blank backs cost sheets too), the whole
          record is printed instead, behind a cover that says why (--keep-minimal: the pack)
   ndr    OUT/metadata.csv and OUT/{NHS}/{i}of{n}_Lloyd_George_Record_[Name]_[NHS]_[DOB].pdf
-         for a National Document Repository bulk upload
+         for a National Document Repository bulk upload; a name too long for a file name
+         keeps the first given and the family name (what the NDR checks), and metadata.csv
+         holds the full name (PATIENT-NAME); a cell starting = + - @ tab or CR gets a ' first
 with --batch, each patient's pack goes into OUT/pack-001/, OUT/pack-002/, ... in list order.
 
 the pack: a cover sheet (patient, the coded record checked against by format and SHA-256,
-pages in the full record, included and omitted), an index of omitted pages with the coded
-entries that cover each, then the included pages in original order, each stamped with its
-source file, page and "page i of n". Reconciliation runs first if the patient has no run
+pages in the full record, included and omitted), an index of omitted pages, each with its
+own reason (blank, a rescan of page N, every entry coded with the coded entries that cover
+them, or a named clinician's decision), then the included pages in original order, each
+stamped with its source file, page and "page i of n". Names lose bidirectional controls, and
+a character the font cannot draw shows as a replacement mark rather than vanishing. Reconciliation runs first if the patient has no run
 against the coded record given (--coded) or stored (lgd coded import).
 
 --granularity entry (print and media packs): a continuation card whose other entries are all
