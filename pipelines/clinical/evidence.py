@@ -135,7 +135,6 @@ class _Indexed:
     how: str  # code | term
     forms: frozenset[str]  # words of the event's terms, to vouch for qualifiers the code also says
     values: tuple[str, ...]
-    reactions: frozenset[int] = frozenset()  # concepts a coded allergy records as its reaction
 
 
 class CodedIndex:
@@ -144,6 +143,8 @@ class CodedIndex:
     def __init__(self, events: tuple[CodedFact, ...], reader: Reader) -> None:
         self.by_concept: dict[int, list[_Indexed]] = defaultdict(list)
         self.usable: list[_Indexed] = []  # every event that may cover, named concepts or not (vouching)
+        self.usable_by_year: dict[int, list[_Indexed]] = defaultdict(list)
+        self.reactions: dict[int, frozenset[int]] = {}  # id(event) -> the concepts it records as a reaction
         self.excluded = 0
         self.conflicting = 0
         cues = (reader.lexicon.lists.cues - CODED_NOT_CUES) | CODED_EXCLUSIONS
@@ -165,11 +166,14 @@ class CodedIndex:
                 continue
             forms = frozenset(w.strip(EDGE).casefold() for t in terms + [event.text] for w in t.split())
             values = tuple(v for m in _VALUE.finditer(event.text or "") for v in _NUM.findall(m.group(1)))
-            self.usable.append(_Indexed(event, "term", forms, values, reactions))
+            self.usable.append(_Indexed(event, "term", forms, values))
+            self.usable_by_year[event.date.year].append(self.usable[-1])
+            if reactions:
+                self.reactions[id(event)] = reactions
             for concept in by_code:
-                self.by_concept[concept].append(_Indexed(event, "code", forms, values, reactions))
+                self.by_concept[concept].append(_Indexed(event, "code", forms, values))
             for concept in by_term - by_code:
-                self.by_concept[concept].append(_Indexed(event, "term", forms, values, reactions))
+                self.by_concept[concept].append(_Indexed(event, "term", forms, values))
 
     @staticmethod
     def _by_code(event: CodedFact, reader: Reader) -> set[int]:
@@ -292,7 +296,9 @@ def _vouched_sentences(left: list[tuple[int, Role]], entry: PaperEntry, reading:
         when = [(entry.date, entry.precision, letter)] if entry.date else []
         written = reading.narrative_date(sentence) if letter else reading.sentence_dates(sentence)
         when += [(d, p, False) for d, p in written]
-        for item in index.usable:
+        # Every fitting date is in the paper date's year, or up to 42 days after it (a letter's receipt).
+        years = sorted({y for d, _, _ in when for y in (d.year, d.year + 1)})
+        for item in (item for y in years for item in index.usable_by_year.get(y, ())):
             if item.event.type not in _VOUCHING_TYPES or not words <= item.forms:
                 continue
             fits = [f for d, p, receipt in when if (f := _date_fits(d, p, item.event, receipt)) is not None]
@@ -313,7 +319,7 @@ def _reaction(m: Mention, evidence: list[Evidence], index: CodedIndex) -> Eviden
     for e in evidence:
         if e.event.type != "allergy":
             continue
-        if any(item.event is e.event and m.concept in item.reactions for item in index.usable) \
+        if m.concept in index.reactions.get(id(e.event), ()) \
                 or any(item.event is e.event for item in index.by_concept.get(m.concept, ())):
             return Evidence(m.preferred, m.written, e.event, "reaction recorded with the allergy", e.date_match,
                             e.score)
