@@ -10,6 +10,7 @@ APT_PACKAGES=(
   fonts-dejavu-core fonts-humor-sans fonts-femkeklaver fonts-dkg-handwriting
   libtesseract-dev libleptonica-dev pkg-config g++
   python3 python3-venv python3-pip python3-dev
+  chromium chromium-driver
 )
 
 missing=()
