@@ -97,6 +97,24 @@ def test_auto_routes_a_card_to_ppocr_and_a_letter_to_tesseract(ppocr: PpOcrEngin
     assert not route.wants_hand(tesseract.read(letter), letter, DPI)
 
 
+def test_auto_reads_a_result_slip_again_with_ppocr(ppocr: PpOcrEngine, tesseract: TesseractEngine) -> None:
+    # A printed table: Tesseract reads it confidently, but slips go to PP-OCR whatever its
+    # confidence (route.TABLE_KINDS), and PP-OCR's reading keeps the values and units.
+    rows = [("Sodium", "139", "mmol/L", "(133 - 146)"), ("Potassium", "4.1", "mmol/L", "(3.5 - 5.3)"),
+            ("Urea", "6.2", "mmol/L", "(2.5 - 7.8)"), ("Creatinine", "88", "umol/L", "(59 - 104)")]
+    lines = [(100, 100, "Department of Clinical Chemistry"), (100, 180, "Sample date: 12.03.87")]
+    for i, (name, value, unit, ref) in enumerate(rows):
+        y = 320 + 90 * i
+        lines += [(100, y, name), (700, y, value), (950, y, unit), (1300, y, ref)]
+    slip = page(CARD, lines, TYPED, 40)
+    first = tesseract.read(slip)
+    assert route.wants_hand(first, slip, DPI)
+    chosen = route.choose(first, ppocr.read(slip))
+    assert chosen.engine.startswith("ppocr")
+    read = {w.text.strip("()") for w in chosen.words}
+    assert {"139", "4.1", "6.2", "88", "Creatinine"} <= read
+
+
 def test_a_page_neither_engine_reads_stays_unreadable(ppocr: PpOcrEngine, tesseract: TesseractEngine) -> None:
     # Scrawl: overlapping strokes no engine can read as words.
     image = Image.new("L", CARD, 250)
