@@ -2,7 +2,8 @@
 
 Plain `lgd` runs as the operating-system user, taken from the process's real user id: $USER
 and $LOGNAME are the caller's to set, so they would let anyone write any name into the audit.
-A web service would pass its signed-in user instead.
+An archive with accounts names one with --as or LGD_USER, checked first (cli_who.py); the web
+service passes its signed-in user to the functions it calls instead.
 """
 
 from __future__ import annotations
@@ -16,8 +17,19 @@ from pipelines.errors import ExitCode, LgdError
 MAX_FREE_TEXT = 2000  # characters of a reason or note: a paragraph, not a file
 
 
+_named: str | None = None
+
+
+def act_as(name: str) -> None:
+    """From now on this process acts as the lgd account `name` (checked by the caller: cli_who.act_as)."""
+    global _named
+    _named = name
+
+
 def current_actor() -> str:
-    """The login name of the real user id, or "uid N" where the system has no name for it (some containers)."""
+    """The lgd account this command acts as, else the login name of the real user id ("uid N" if it has none)."""
+    if _named is not None:
+        return _named
     uid = os.getuid()
     try:
         return pwd.getpwuid(uid).pw_name

@@ -24,7 +24,9 @@ from pipelines.identity import IdentityError, read_manifest
 from pipelines.ingest.run import Ingest, Report
 from pipelines.progress import for_terminal
 from pipelines.clinical import lgd_version
+from pipelines.cli_common import add_as_option
 from pipelines.cli_search import register as register_search
+from pipelines.cli_who import act_as
 from pipelines.cli_users import register as register_users
 from pipelines.patient import register as register_patient
 from pipelines.records.command import register as register_coded
@@ -91,6 +93,7 @@ examples:
     )
     d.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="scan files and folders (searched recursively)")
     d.add_argument("--archive", metavar="DIR", help=f"archive folder (default: $LGD_ARCHIVE or {DEFAULT_ARCHIVE})")
+    add_as_option(d)
     d.add_argument("--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N", help="documents digitised at once, one worker process each (default: CPU count)")
     d.add_argument("--manifest", type=Path, metavar="CSV", help="metadata.csv naming the patient of each file (FILEPATH, NHS-NO)")
     d.add_argument("--json", action="store_true", help="print one JSON document with every outcome on stdout")
@@ -259,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Only the product goes to stdout; libraries that print are sent to stderr.
     stdout = sys.stdout
     try:
+        act_as(args, lambda value: _archive(value).resolve())
         with contextlib.redirect_stdout(sys.stderr):
             return int(run(args, stdout))
     except BrokenPipeError:  # e.g. `lgd ... --json | head`: the reader left, nothing to say

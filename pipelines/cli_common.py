@@ -67,5 +67,14 @@ def nhs_number_arg(value: str) -> str:
     return digits
 
 
+AS_HELP = "act as this lgd account (default: $LGD_USER); needed once the archive has accounts (lgd user)"
+
+
 def add_archive_option(p: argparse.ArgumentParser) -> None:
+    """--archive, and --as: a command on an archive is done by someone, named in its audit."""
     p.add_argument("--archive", metavar="DIR", help="archive folder (default: $LGD_ARCHIVE or ./lgd-archive)")
+    add_as_option(p)
+
+
+def add_as_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--as", dest="as_user", metavar="NAME", default=None, help=AS_HELP)

@@ -17,7 +17,6 @@ from pipelines.service.access import Role
 
 MAX_PASSWORD_FILE = 4096
 ROLES = [r.value for r in Role if r is not Role.owner]
-AS_HELP = "act as this account (default: $LGD_USER); needed once the archive has accounts"
 
 
 def register(sub, archive_of) -> None:
@@ -35,9 +34,7 @@ def register(sub, archive_of) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = u.add_subparsers(dest="user_command", metavar="ACTION", required=True)
 
-    def common(p: argparse.ArgumentParser) -> None:
-        add_archive_option(p)
-        p.add_argument("--as", dest="as_user", metavar="NAME", default=None, help=AS_HELP)
+    common = add_archive_option
 
     add = actions.add_parser("add", help="add an account with a role")
     add.add_argument("name", help="user name: 1-64 of a-z 0-9 . _ - @ (e.g. j.smith)")

@@ -12,6 +12,7 @@ from typing import TextIO
 from index import Catalogue
 from index.coded import store_coded_record
 from pipelines.actor import current_actor
+from pipelines.cli_common import add_as_option
 from pipelines.errors import ExitCode, LgdError
 from pipelines.identity import nhs_number_valid, normalise_nhs_number
 
@@ -80,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     imp.add_argument("file", type=Path, metavar="FILE", help="the coded record (XML, JSON or CSV)")
     imp.add_argument("--archive", metavar="DIR", help=f"archive folder (default: $LGD_ARCHIVE or {DEFAULT_ARCHIVE})")
+    add_as_option(imp)
     imp.add_argument("--patient", metavar="NHS", help="the patient's NHS number: required when the record names none, "
                      "and checked against the record when it does")
     imp.add_argument("--json", action="store_true", help="print one JSON document describing what was stored")

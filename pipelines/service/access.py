@@ -1,8 +1,8 @@
 """Roles and what each may do; `Who` is the acting user as both front ends hand it over.
 
-A clerk searches and views; a clinician also decides (reconcile, overrides); a practice admin
-also manages users and builds packs; an auditor reads the audit log and nothing of patients.
-An archive with no accounts is its folder owner's, who may do everything (accounts.shell_who).
+A clerk searches, views and digitises; a clinician views and decides (reconcile, overrides); a
+practice admin views, digitises, manages users, maintains the archive and builds packs; an
+auditor reads the audit log and nothing of patients. An archive with no accounts is its folder owner's, who may do everything (accounts.shell_who).
 """
 
 from __future__ import annotations
@@ -24,16 +24,19 @@ class Role(StrEnum):
 
 class Permission(StrEnum):
     view = "view"  # find patients, search, open pages
+    digitise = "digitise"  # add scans to the archive
     decide = "decide"  # reconcile, include or omit pages
     pack = "pack"  # build and hand over transfer packs
     manage_users = "manage users"
+    maintain = "maintain the archive"  # rebuild the index, refile a document under another patient
     read_audit = "read the audit log"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
-    Role.clerk: frozenset({Permission.view}),
+    Role.clerk: frozenset({Permission.view, Permission.digitise}),
     Role.clinician: frozenset({Permission.view, Permission.decide}),
-    Role.practice_admin: frozenset({Permission.view, Permission.pack, Permission.manage_users}),
+    Role.practice_admin: frozenset({Permission.view, Permission.digitise, Permission.pack, Permission.manage_users,
+                                    Permission.maintain}),
     Role.auditor: frozenset({Permission.read_audit}),
     Role.owner: frozenset(Permission),
 }

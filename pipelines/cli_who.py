@@ -1,0 +1,54 @@
+"""Who runs a shell command on an archive: its named account (--as / LGD_USER), checked before the command runs.
+
+An archive without accounts belongs to whoever may open its folder, and the audit names
+their operating-system user. Once it has accounts, every command on it names one (the audit
+then holds that name, never "unknown" or "root"), and the account's role must allow the
+command: the same rules as the web service, from the same table (pipelines.service.access).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from pipelines import actor
+from pipelines.errors import NotSignedIn
+from pipelines.search import open_catalogue
+from pipelines.service.accounts import shell_who
+from pipelines.service.access import Permission, Role
+
+# What each command needs; commands that check for themselves (user, audit) or use no
+# archive (verify, unpack, coded show, serve) are not listed.
+_NEEDS: dict[str, Callable[[argparse.Namespace], Permission | None]] = {
+    "digitise": lambda a: Permission.digitise,
+    "search": lambda a: Permission.view,
+    "page": lambda a: Permission.view,
+    "index": lambda a: Permission.maintain,
+    "coded": lambda a: Permission.decide if getattr(a, "coded_action", None) == "import" else None,
+    "reconcile": lambda a: Permission.decide,
+    "review": lambda a: Permission.decide if (a.include or a.omit or a.clear) else Permission.view,
+    "pack": lambda a: Permission.pack,
+    "patient": lambda a: Permission.maintain,
+    "key": lambda a: Permission.pack,
+}
+
+
+def act_as(args: argparse.Namespace, archive_of: Callable[[str | None], Path]) -> None:
+    """Check the named account against the archive and make it the actor; raise NotSignedIn/NotPermitted."""
+    needs = _NEEDS.get(getattr(args, "command", ""), lambda a: None)(args)
+    if needs is None:
+        return
+    name = getattr(args, "as_user", None) or os.environ.get("LGD_USER") or None
+    archive = archive_of(getattr(args, "archive", None))
+    if not (archive / "catalogue.sqlite").exists():
+        if name:
+            raise NotSignedIn(f"there is no archive at {archive} yet, so no account {name!r}; run without --as "
+                              "(and LGD_USER) to create it", "unknown_user")
+        return
+    with open_catalogue(archive, readonly=True) as catalogue:
+        who = shell_who(catalogue, name)
+    who.require(needs)
+    if who.role is not Role.owner:
+        actor.act_as(who.name)
