@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Install everything, then run the whole lgd flow on the bundled synthetic sample (fixtures/sample):
 # digitise -> search -> reconcile against each patient's coded record -> build encrypted packs -> verify them.
-# LGD_DEMO_PATIENTS=N generates N new synthetic patients instead.
+# LGD_DEMO_PATIENTS=N generates N new synthetic patients instead. Run on a terminal, it ends by
+# serving the archive to a browser (lgd serve) with a demo clinician account; --no-serve skips that.
 set -euo pipefail
+serve=yes
+[ "${1:-}" = "--no-serve" ] && serve=no
+[ -t 0 ] || serve=no  # not on a terminal (a script, CI): nobody is there to press Ctrl-C
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 out=${LGD_DEMO_DIR:-/tmp/lgd-demo}
@@ -50,3 +54,14 @@ tail -n +2 "$out/passphrases.csv" | while IFS=, read -r pack nhs phrase; do
     rm -f "$out/$pack.pass"
 done
 echo "archive: $archive; packs: $out/packs; passphrases (keep private): $out/passphrases.csv" >&2
+
+if [ "$serve" = yes ]; then
+    echo "== serve the archive to a browser" >&2
+    umask 077
+    .venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(12))' > "$out/demo-password"
+    $lgd user add demo.clinician --role clinician --password-file "$out/demo-password" --archive "$archive"
+    echo "sign in at http://127.0.0.1:8800/ as demo.clinician with the password in $out/demo-password" >&2
+    echo "(scripts: curl -c jar -H 'Content-Type: application/json' -d '{\"username\":\"demo.clinician\",\"password\":\"...\"}' http://127.0.0.1:8800/api/v1/session)" >&2
+    echo "Ctrl-C stops the server; the archive stays in $archive" >&2
+    exec $lgd serve --archive "$archive"
+fi
