@@ -161,6 +161,9 @@ def _read_page(source: load.SourcePage, number: int, born: dt.date | None, ctx: 
         # One line per second reading: the benchmark counts them to price auto's routing.
         log.info("page %d: read again by %s; kept the %s reading", number, ctx.hand.name, text.engine.split()[0])
     if opts.reread_dates:
+        # Still Tesseract's looks, after PP-OCR too: with --engine auto on 99 generated pages
+        # entry-date recall was 0.890 with them, 0.878 without and 0.878 with PP-OCR's looks,
+        # precision 0.988 in all three, at no measurable CPU cost (issue 10).
         text = reread.date_cells(text, reading.image, source.dpi, ctx.engine, born, opts.today)
     kept = reading.image
     if seen is not full:  # store the scan, turned and levelled the same way, not the stretched copy
