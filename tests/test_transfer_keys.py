@@ -11,6 +11,9 @@ import shutil
 import pytest
 
 from index import Catalogue
+from index.decisions import latest_reconciliation, record_pack
+from pipelines.transfer.keys import current_fingerprint, recorded_signers, require_known_key, retired_keys, rotate
+from pipelines.transfer.problems import PackError
 from tests.conftest import run_lgd
 
 PASSPHRASE = "correct horse battery staple orbit lantern"
@@ -51,9 +54,6 @@ def test_a_lost_key_is_refused_then_rotated_on_purpose_and_old_packs_still_verif
     assert shown.returncode == 0 and shown.json["current"] is None
     assert [u["fingerprint"] for u in shown.json["unknown"]] == [old] and shown.json["unknown"][0]["packs"] == 1
 
-    bad = run_lgd("key", "rotate", "--archive", archive, "--reason", "  ")
-    assert bad.returncode == 2 and "--reason" in bad.stderr
-
     rotated = run_lgd("key", "rotate", "--archive", archive, "--reason", "keys folder lost in the server move", "--json")
     assert rotated.returncode == 0, rotated.stderr
     assert rotated.json["old"] is None and rotated.json["kept"] == [old] and rotated.json["lost"] == []
@@ -67,27 +67,29 @@ def test_a_lost_key_is_refused_then_rotated_on_purpose_and_old_packs_still_verif
     assert verified.returncode == 0, verified.stdout
     assert verified.json["signer"]["fingerprint"] == old and "retired key" in verified.json["signer"]["trusted_by"]
 
-    shown = run_lgd("key", "show", "--archive", archive, "--json").json
-    assert shown["current"]["fingerprint"] == new and shown["current"]["packs"] == 1
-    assert [(r["fingerprint"], r["packs"]) for r in shown["retired"]] == [(old, 1)] and shown["unknown"] == []
     with Catalogue.open(archive, create=False, readonly=True) as cat:
+        assert [(s.fingerprint, s.packs) for s in recorded_signers(cat)] == [(old, 1), (new, 1)]
+        assert [k.fingerprint for k in retired_keys(archive)] == [old] and current_fingerprint(archive) == new
         (audit,) = cat.audit_log(action="signing_key_rotated")
     assert audit.detail["reason"] == "keys folder lost in the server move" and audit.detail["new"] == new
 
 
 def test_a_replaced_key_file_is_refused_and_a_plain_rotation_keeps_the_current_key(archive_with_a_pack, tmp_path):
-    archive, nhs, secret, _ = archive_with_a_pack
+    """In-process (the command line is exercised above): rotate, record a pack by the new key, put the old key back."""
+    archive, nhs, _, _ = archive_with_a_pack
     keys = archive / "keys"
     saved = tmp_path / "saved-keys"
     shutil.copytree(keys, saved)
-    current = run_lgd("key", "show", "--archive", archive, "--json").json["current"]["fingerprint"]
-    rotated = run_lgd("key", "rotate", "--archive", archive, "--reason", "yearly rotation", "--json")
-    assert rotated.returncode == 0 and rotated.json["old"] == current and current in rotated.json["kept"]
-    # Someone copies an old key file back over the new one: packs signed by the new key are not recorded
-    # yet, so nothing is refused; sign once with the new key, then swap the files.
-    newer = _pack(archive, nhs, tmp_path / "newer", secret)
-    assert newer.returncode == 0, newer.stderr
-    for name in ("pack-signing.key", "pack-signing.pub"):
-        shutil.copy2(saved / name, keys / name)
-    refused = _pack(archive, nhs, tmp_path / "refused", secret)
-    assert refused.returncode == 4 and rotated.json["new"] in refused.stderr, refused.stderr
+    with Catalogue.open(archive, create=False) as cat:
+        current = current_fingerprint(archive)
+        rotated = rotate(cat, "tester", "yearly rotation")
+        assert rotated.old == current and current in rotated.kept and rotated.new == current_fingerprint(archive)
+        assert current in {k.fingerprint for k in retired_keys(archive)}
+        require_known_key(cat)  # nothing unknown: the old key is retired, the new one current
+        record_pack(cat, nhs, latest_reconciliation(cat, nhs).id, format="7z", sha256="0" * 64,
+                    detail={"fingerprint": rotated.new}, actor="tester")
+        for name in ("pack-signing.key", "pack-signing.pub"):  # someone restores yesterday's keys/ over today's
+            shutil.copy2(saved / name, keys / name)
+        with pytest.raises(PackError) as refused:
+            require_known_key(cat)
+    assert refused.value.code == "signing_key_changed" and rotated.new in str(refused.value)

@@ -17,6 +17,9 @@ import pytest
 from index import Catalogue
 from index.decisions import packs
 from pipelines.transfer.printing import choose_print, whole_record_may_be_shorter
+from pipelines.cli import build_parser
+from pipelines.errors import ExitCode, LgdError
+from pipelines.transfer.pack_command import _options
 from tests.conftest import run_lgd
 
 
@@ -25,6 +28,9 @@ def test_the_whole_record_wins_ties_and_is_built_only_when_it_can_win():
     assert choose_print(6, 5, 7).printed == "minimal_pack"
     assert choose_print(4, 5, None).printed == "minimal_pack"
     assert not whole_record_may_be_shorter(4, 5) and whole_record_may_be_shorter(5, 5)
+    said = choose_print(6, 5, 5).line  # what `lgd pack --format print` prints on stdout
+    assert said.startswith("printed the whole record (5 sheets") and "would take 6 sheets" in said
+    assert "--keep-minimal" in said and "printed the minimal pack (4 sheets)" in choose_print(4, 4, 5).line
 
 
 @pytest.fixture(scope="module")
@@ -62,9 +68,6 @@ def test_a_pack_no_shorter_than_the_record_prints_the_whole_record_with_a_cover_
     with Catalogue.open(archive, create=False, readonly=True) as cat:
         assert packs(cat, nhs)[-1].detail["print_choice"] == choice
 
-    text = run_lgd("pack", "--patient", nhs, "--format", "print", "--out", tmp_path / "t", "--archive", archive)
-    assert "printed the whole record" in text.stdout and "--keep-minimal" in text.stdout
-
 
 def test_keep_minimal_prints_the_pack_anyway_and_says_what_it_costs(short_record, tmp_path):
     archive, nhs, _ = short_record
@@ -73,6 +76,8 @@ def test_keep_minimal_prints_the_pack_anyway_and_says_what_it_costs(short_record
     choice = proc.json["print_choice"]
     assert choice["printed"] == "minimal_pack" and proc.json["sheets"]["pack"] == choice["sheets_minimal_pack"]
     assert choice["sheets_paper_record"] <= choice["sheets_minimal_pack"]
-    wrong = run_lgd("pack", "--patient", nhs, "--format", "ndr", "--out", tmp_path / "n", "--archive", archive,
-                    "--keep-minimal")
-    assert wrong.returncode == 2 and "--keep-minimal applies to print" in wrong.stderr
+    args = build_parser().parse_args(["pack", "--patient", nhs, "--format", "ndr", "--out", str(tmp_path / "n"),
+                                      "--keep-minimal"])
+    with pytest.raises(LgdError, match="--keep-minimal applies to print") as wrong:
+        _options(args)
+    assert wrong.value.exit_code == ExitCode.usage
