@@ -134,6 +134,21 @@ def sign_in(catalogue: Catalogue, name: str, password: str, client: str) -> Who:
     return who
 
 
+def sign_in_vouched(catalogue: Catalogue, name: str, client: str, method: str) -> Who:
+    """The account an identity provider vouched for (`method`: "oidc"), if it exists and is enabled; audited."""
+    try:
+        row = store.user(catalogue, check_name(name))
+    except LgdError:
+        row = None
+    if row is None or row.disabled:
+        catalogue.audit(name[:64], "login_failed", None, client=client, method=method)
+        raise NotSignedIn(f"{name[:64]!r} has no enabled lgd account here; a practice admin adds it with "
+                          "`lgd user add NAME --role ...`", "no_account")
+    who = Who(row.name, Role(row.role), client)
+    catalogue.audit(who.name, "login", None, **who.audit_detail(), method=method)
+    return who
+
+
 def who_of_token(catalogue: Catalogue, token: str, client: str) -> Who | None:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None

@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from index import ArchiveError, Catalogue
@@ -31,6 +31,7 @@ from pipelines.service.access import Permission, Who
 
 from .auth import (CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SESSION_IDLE_SECONDS, LoginThrottle, Sessions, bearer,
                    check_csrf)
+from .oidc import OIDC_COOKIE, PENDING_SECONDS, Oidc, OidcConfig
 
 log = logging.getLogger("lgd.serve")
 MAX_BODY = 64 * 1024  # JSON bodies here are a user name and password; nothing legitimate is larger
@@ -43,6 +44,7 @@ class Service:
     archive: Path
     sessions: Sessions = field(default_factory=Sessions)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    oidc: Oidc | None = None
 
     @contextmanager
     def catalogue(self) -> Iterator[Catalogue]:
@@ -53,8 +55,8 @@ class Service:
             catalogue.close()
 
 
-def create_app(archive: Path) -> FastAPI:
-    service = Service(Path(archive))
+def create_app(archive: Path, oidc: OidcConfig | None = None) -> FastAPI:
+    service = Service(Path(archive), oidc=Oidc(oidc) if oidc else None)
     with service.catalogue():  # refuse at start, not at the first request, an archive that is not there
         pass
     app = FastAPI(title="lgd", version=lgd_version(), openapi_url="/api/v1/openapi.json", docs_url=None,
@@ -127,6 +129,19 @@ def _who(request: Request, service: Service, catalogue: Catalogue) -> Who:
     return session.who
 
 
+def set_session_cookies(request: Request, response: Response, sid: str, csrf: str) -> None:
+    """The session cookie (HttpOnly) and its CSRF token (readable by the page's script), Secure over TLS."""
+    secure = request.url.scheme == "https"
+    response.set_cookie(SESSION_COOKIE, sid, max_age=SESSION_IDLE_SECONDS, httponly=True, samesite="strict",
+                        secure=secure, path="/")
+    response.set_cookie(CSRF_COOKIE, csrf, max_age=SESSION_IDLE_SECONDS, httponly=False, samesite="strict",
+                        secure=secure, path="/")
+
+
+def _callback(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/login/oidc/callback"
+
+
 def _date(value: str | None, name: str, last: bool) -> dt.date | None:
     if not value:
         return None
@@ -155,11 +170,35 @@ def _routes(app: FastAPI, service: Service) -> None:
         service.throttle.succeeded(name)
         sid, session = service.sessions.start(who)
         response = JSONResponse({"user": who.name, "role": who.role.value, "csrf": session.csrf})
-        secure = request.url.scheme == "https"
-        response.set_cookie(SESSION_COOKIE, sid, max_age=SESSION_IDLE_SECONDS, httponly=True, samesite="strict",
-                            secure=secure, path="/")
-        response.set_cookie(CSRF_COOKIE, session.csrf, max_age=SESSION_IDLE_SECONDS, httponly=False,
-                            samesite="strict", secure=secure, path="/")
+        set_session_cookies(request, response, sid, session.csrf)
+        return response
+
+    @app.get("/login/oidc", include_in_schema=False)
+    def oidc_start(request: Request) -> Response:
+        if service.oidc is None:
+            raise LgdError("single sign-on is not configured on this server (lgd serve --oidc-issuer)", ExitCode.usage,
+                           "no_oidc", 404)
+        url, browser = service.oidc.start(_callback(request))
+        response = RedirectResponse(url, status_code=303)
+        # Lax, not Strict: the provider's answer arrives as a navigation from its own site.
+        response.set_cookie(OIDC_COOKIE, browser, max_age=PENDING_SECONDS, httponly=True, samesite="lax",
+                            secure=request.url.scheme == "https", path="/login/oidc")
+        return response
+
+    @app.get("/login/oidc/callback", include_in_schema=False)
+    def oidc_finish(request: Request, state: str = "", code: str = "") -> Response:
+        if service.oidc is None:
+            raise LgdError("single sign-on is not configured on this server", ExitCode.usage, "no_oidc", 404)
+        name = service.oidc.finish(_callback(request), state, code, request.cookies.get(OIDC_COOKIE))
+        with service.catalogue() as catalogue:
+            who = accounts.sign_in_vouched(catalogue, name, _client(request), "oidc")
+        # A page of our own moves on to "/", so the browser sends the new SameSite=Strict cookie
+        # (it would not on a redirect still counted as the provider's navigation).
+        response = HTMLResponse('<!doctype html><meta http-equiv="refresh" content="0;url=/"><title>lgd</title>'
+                                '<p>Signed in. <a href="/">Continue</a></p>')
+        sid, session = service.sessions.start(who)
+        set_session_cookies(request, response, sid, session.csrf)
+        response.delete_cookie(OIDC_COOKIE, path="/login/oidc")
         return response
 
     @app.delete("/api/v1/session", status_code=204)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import sys
 from pathlib import Path
 
 from pipelines.cli_common import add_archive_option
 from pipelines.errors import ExitCode, LgdError
+
+from .oidc import OidcConfig
 
 DEFAULT_PORT = 8800
 
@@ -31,7 +34,36 @@ def register(sub, archive_of) -> None:
     s.add_argument("--allow-remote", action="store_true",
                    help="listen on a non-loopback address (patient data without TLS crosses the network: "
                         "only on a trusted segment or with TLS in front)")
+    sso = s.add_argument_group("single sign-on (OpenID Connect: NHS CIS2 or the practice's identity provider)")
+    sso.add_argument("--oidc-issuer", metavar="URL", default=os.environ.get("LGD_OIDC_ISSUER"),
+                     help="the provider's issuer URL (its /.well-known/openid-configuration is read); "
+                          "adds 'sign in with ...' at /login/oidc (default: $LGD_OIDC_ISSUER)")
+    sso.add_argument("--oidc-client-id", metavar="ID", default=os.environ.get("LGD_OIDC_CLIENT_ID"),
+                     help="this service's client id at the provider (default: $LGD_OIDC_CLIENT_ID)")
+    sso.add_argument("--oidc-client-secret-file", type=Path, metavar="F",
+                     help="the client secret, first line of F (a confidential client; without it PKCE alone)")
+    sso.add_argument("--oidc-claim", default="preferred_username", metavar="CLAIM",
+                     help="the ID-token claim that names the lgd account (default: preferred_username); "
+                          "the account's role, not the provider, decides what the person may do")
     s.set_defaults(run=lambda args, out: serve(args, archive_of(args.archive)))
+
+
+def oidc_config(args: argparse.Namespace) -> OidcConfig | None:
+    if not args.oidc_issuer and not args.oidc_client_id:
+        return None
+    if not (args.oidc_issuer and args.oidc_client_id):
+        raise LgdError("single sign-on needs both --oidc-issuer and --oidc-client-id")
+    secret = None
+    if args.oidc_client_secret_file is not None:
+        try:
+            with open(args.oidc_client_secret_file, "rb") as f:
+                data = f.read(4097)
+        except OSError as e:
+            raise LgdError(f"cannot read {args.oidc_client_secret_file}: {e.strerror}") from None
+        if len(data) > 4096:
+            raise LgdError(f"{args.oidc_client_secret_file} is over 4096 bytes; it should hold one client secret")
+        secret = (data.decode("utf-8", errors="replace").splitlines() or [""])[0].strip() or None
+    return OidcConfig(args.oidc_issuer, args.oidc_client_id, secret, args.oidc_claim)
 
 
 def serve(args: argparse.Namespace, archive: Path) -> ExitCode:
@@ -48,7 +80,7 @@ def serve(args: argparse.Namespace, archive: Path) -> ExitCode:
                        "(put a TLS reverse proxy in front)", ExitCode.usage, "remote_refused")
     if not 1 <= args.port <= 65535:
         raise LgdError(f"--port {args.port} is not a port number")
-    app = create_app(archive)
+    app = create_app(archive, oidc_config(args))
     print(f"lgd serve: {archive} at http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, proxy_headers=True,
                 forwarded_allow_ips=args.forwarded_allow_ips, log_level="warning", server_header=False)
