@@ -31,7 +31,7 @@ _NEEDS: dict[str, Callable[[argparse.Namespace], Permission | None]] = {
     "review": lambda a: Permission.decide if (a.include or a.omit or a.clear) else Permission.view,
     "pack": lambda a: Permission.pack,
     "patient": lambda a: Permission.maintain,
-    "key": lambda a: Permission.pack,
+    "key": lambda a: Permission.maintain if getattr(a, "key_command", None) == "rotate" else Permission.pack,
 }
 
 
