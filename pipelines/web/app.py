@@ -29,6 +29,7 @@ from pipelines.search import KINDS, open_archive, open_catalogue, search
 from pipelines.service import accounts, audit, notes
 from pipelines.service.access import Permission, Who
 
+from . import pages
 from .auth import (CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SESSION_IDLE_SECONDS, LoginThrottle, Sessions, bearer,
                    check_csrf)
 from .oidc import OIDC_COOKIE, PENDING_SECONDS, Oidc, OidcConfig
@@ -65,6 +66,7 @@ def create_app(archive: Path, oidc: OidcConfig | None = None) -> FastAPI:
     _errors(app)
     _guards(app)
     _routes(app, service)
+    pages.register(app, service)  # the browser's pages (pages.py) beside the API
     return app
 
 
