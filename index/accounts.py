@@ -63,7 +63,7 @@ def add_user(catalogue: Catalogue, name: str, role: str, password_hash: str | No
         now = _now(catalogue)
         conn.execute("INSERT INTO users (name, role, password_hash, disabled, created, changed) VALUES (?, ?, ?, 0, ?, ?)",
                      (name, role, password_hash, now, now))
-        catalogue._insert_audit(actor, "user_add", None, {"user": name, "role": role})
+        catalogue._insert_audit(actor, "user_add", None, {"user": name, "user_role": role})
 
 
 @mapped
@@ -89,7 +89,8 @@ def change_user(catalogue: Catalogue, name: str, *, actor: str, password_hash: s
             return
         sets = ", ".join(f"{column} = ?" for column in changes)  # column names from this function only
         conn.execute(f"UPDATE users SET {sets}, changed = ? WHERE name = ?", (*changes.values(), _now(catalogue), name))
-        detail = {"user": name, **{k: v for k, v in changes.items() if k != "password_hash"}}
+        detail = {"user": name, **{("user_role" if k == "role" else k): v for k, v in changes.items()
+                                   if k != "password_hash"}}
         if "password_hash" in changes:
             detail["password"] = "changed"
         catalogue._insert_audit(actor, "user_change", None, detail)

@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from . import db
 from .db import mapped
@@ -62,6 +62,10 @@ class Catalogue:
     later replaces the failure row; either way the replaced row is copied into the audit
     trail (actor "catalogue"), so no attempt is forgotten.
     """
+
+    # Who this process acts for, added to every audit record it writes (a command run as a named
+    # account sets {"role": ..., "client": "shell"} once); a record's own detail wins.
+    process_audit_detail: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, conn: sqlite3.Connection, archive: Path, clock: Callable[[], dt.datetime]) -> None:
         self._conn = conn
@@ -217,6 +221,7 @@ class Catalogue:
             return self._insert_audit(actor, action, nhs_number, detail)
 
     def _insert_audit(self, actor: str, action: str, nhs_number: str | None, detail: dict[str, Any]) -> int:
+        detail = {**self.process_audit_detail, **detail}
         cur = self._conn.execute(
             "INSERT INTO audit (at, actor, action, nhs_number, detail) VALUES (?, ?, ?, ?, ?)",
             (_iso(self._clock()), actor, action, nhs_number, json.dumps(detail, default=str, sort_keys=True)),

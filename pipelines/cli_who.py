@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from index import Catalogue
 from pipelines import actor
 from pipelines.errors import NotSignedIn
 from pipelines.search import open_catalogue
@@ -52,3 +53,4 @@ def act_as(args: argparse.Namespace, archive_of: Callable[[str | None], Path]) -
     who.require(needs)
     if who.role is not Role.owner:
         actor.act_as(who.name)
+        Catalogue.process_audit_detail = who.audit_detail()

@@ -148,7 +148,8 @@ def test_search_gives_what_lgd_search_json_gives(app, archive):
     assert api.json() == shell.json
     with Catalogue.open(archive, create=False) as catalogue:
         rows = [r.detail for r in catalogue.audit_log(action="search", nhs_number=nhs) if r.actor == "clerk"]
-    assert {"role": "clerk", "client": "testclient"}.items() <= rows[-2].items()  # the API's; then the shell's
+    assert {"role": "clerk", "client": "testclient"}.items() <= rows[-2].items()  # the API's
+    assert {"role": "clerk", "client": "shell"}.items() <= rows[-1].items()  # the shell's, run --as clerk
 
 
 def test_patient_pages_and_a_page_whose_boxes_fit_its_image(app, archive):
@@ -244,4 +245,5 @@ def test_every_shell_command_on_an_archive_with_accounts_names_a_permitted_user(
     clerk_looks = run_lgd("search", "asthma", "--patient", nhs, "--archive", archive, "--as", "clerk", "--json")
     assert clerk_looks.returncode == 0
     with Catalogue.open(archive, create=False) as catalogue:
-        assert catalogue.audit_log(action="search", nhs_number=nhs)[-1].actor == "clerk"
+        row = catalogue.audit_log(action="search", nhs_number=nhs)[-1]
+    assert row.actor == "clerk" and row.detail["role"] == "clerk" and row.detail["client"] == "shell"
