@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pipelines.actor import current_actor, free_text
-from pipelines.cli_search import add_archive_option
+from pipelines.cli_common import add_archive_option
 from pipelines.errors import ExitCode
 from pipelines.search import open_catalogue
 

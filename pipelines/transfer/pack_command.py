@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipelines.cli_search import add_archive_option, nhs_number_arg
+from pipelines.cli_common import add_archive_option, nhs_number_arg
 from pipelines.errors import ExitCode, LgdError
 from pipelines.progress import for_terminal
 from pipelines.reconcile.command import read_patient_list
