@@ -157,6 +157,30 @@ def test_each_role_sees_its_pages_and_a_plain_403_elsewhere(app, archive):
     assert auditor.get("/audit").status_code == 200
 
 
+def test_a_new_sign_in_ends_the_browsers_previous_session(app):
+    client = signed_in(app, "clerk")
+    before = client.cookies.get("lgd_session")
+    token = lxml.html.fromstring(client.get("/login").text).xpath("//input[@name='token']/@value")[0]
+    r = client.post("/login", data={"username": "dr.patel", "password": PASSWORD, "token": token, "next": "/"})
+    assert r.status_code == 303 and client.cookies.get("lgd_session") != before
+    assert client.get("/api/v1/session").json()["user"] == "dr.patel"
+    stale = TestClient(app, cookies={"lgd_session": before})
+    assert stale.get("/api/v1/session").status_code == 401
+
+
+def test_a_mistake_in_the_forms_is_said_beside_them(app):
+    client = signed_in(app, "clerk")
+    for params, status, said in (({"nhs": "1234567890"}, 400, "not a valid NHS number"),
+                                 ({"q": "asthma", "patient": HOSTILE_NHS, "from": "2001", "to": "1999"}, 400,
+                                  "from date is after"),
+                                 ({"q": "asthma", "patient": "9000000009"}, 404, "no patient"),
+                                 ({"name": "Smith"}, 400, "by name and date of birth")):
+        r = client.get("/", params=params)
+        shown = page_of(r)
+        assert r.status_code == status and said in shown.xpath("string(//*[@id='form-error'])"), (params, r.text[:500])
+        assert shown.xpath("//input[@id='q']") and shown.xpath("//input[@id='nhs']")  # the forms are still there
+
+
 def test_sign_out_needs_the_pages_csrf_field(app):
     client = signed_in(app, "clerk")
     token = page_of(client.get("/")).xpath("//form[@action='/logout']/input[@name='csrf']/@value")[0]

@@ -146,6 +146,7 @@ class Pages:
                 self.service.throttle.failed(name, client)
                 return self._login_page(request, next_, str(e), 401, name)
         self.service.throttle.succeeded(name)
+        self.service.sessions.end(request.cookies.get(SESSION_COOKIE))  # whoever used this browser before
         sid, session = self.service.sessions.start(who)
         if next_ == "/" and not who.may(Permission.view):
             next_ = "/audit"
@@ -184,15 +185,21 @@ class Pages:
         form = {"nhs": nhs, "name": name, "dob": dob, "q": q, "patient": patient, "kind": kind,
                 "from": params.get("from", ""), "to": params.get("to", "")}
         found = results = None
-        if nhs.strip() or name.strip() or dob.strip():
-            born = _day(dob, "date of birth", False)
-            with self.service.catalogue() as catalogue:
-                found = notes.find_patients(catalogue, who, nhs_number=nhs.strip() or None,
-                                            name=name.strip() or None, dob=born)
-        elif q.strip():
-            results = self._search(who, form)
-        return self.render(request, "home.html", session=session, form=form, kinds=KINDS, found=found,
-                           results=results)
+        message, status = "", 200
+        try:
+            if nhs.strip() or name.strip() or dob.strip():
+                born = _day(dob, "date of birth", False)
+                with self.service.catalogue() as catalogue:
+                    found = notes.find_patients(catalogue, who, nhs_number=nhs.strip() or None,
+                                                name=name.strip() or None, dob=born)
+            elif q.strip():
+                results = self._search(who, form)
+        except LgdError as e:
+            if e.http_status not in (400, 404):
+                raise
+            message, status = str(e), e.http_status  # shown beside the form, to be corrected there
+        return self.render(request, "home.html", status, session, form=form, kinds=KINDS, found=found,
+                           results=results, message=message)
 
     def _search(self, who: Who, form: dict[str, str]) -> dict[str, Any]:
         q, kind = form["q"], form["kind"] or None
