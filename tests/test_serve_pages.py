@@ -41,6 +41,9 @@ def add_hostile_document(archive: Path) -> str:
     with Catalogue.open(archive, create=False) as catalogue:
         doc_id = catalogue.record_document(PatientRow(HOSTILE_NHS, f"{HOSTILE} Tables", dt.date(1970, 1, 1)), doc,
                                            [readable, unreadable], [entry])
+        failed = DocumentRow(f"{HOSTILE}-2.tif", "cd" * 32, HOSTILE_NHS, 0, "failed", None, False, None, None,
+                             f"could not read the <b>TIFF</b> {HOSTILE}", "unreadable_input", 10)
+        catalogue.record_failure(PatientRow(HOSTILE_NHS), failed)
         fulltext = FullText.open(archive, create=False)
         try:
             fulltext.add_pages(document_pages(catalogue, catalogue.document(doc_id)))
@@ -223,6 +226,10 @@ def test_unreadable_pages_say_send_on_paper_and_left_out_pages_give_their_reason
     rows = page_of(client.get(f"/patients/{HOSTILE_NHS}")).xpath("//tbody/tr")
     assert [r.xpath("string(td[last()]/strong)") for r in rows] == ["sent", "send on paper"]
     assert "unreadable" in rows[1].xpath("string(td[3])")
+    shown = page_of(client.get(f"/patients/{HOSTILE_NHS}"))
+    failed = shown.xpath("string(//*[@id='not-digitised'])")
+    assert "1 scanned input of this patient could not be digitised" in failed and f"{HOSTILE}-2.tif" in failed
+    assert "<b>TIFF</b>" in failed  # the reason, as text
     nhs = reconciled_patient(digitised)
     expected = pages_of(client, nhs)
     rows = page_of(client.get(f"/patients/{nhs}")).xpath("//tbody/tr")
@@ -263,6 +270,11 @@ def test_the_viewer_outlines_matched_words_and_colours_entries_with_their_eviden
     evidence = shown.xpath(f"//li[@id='entry-{n}']//table[@class='evidence']")[0].text_content()
     assert all(ev["display"] in evidence for ev in covered["evidence"]) and covered["evidence"]
     assert shown.xpath("string(//img[@id='page-image']/@src)") == f"/api/v1/pages/{page_id}/image"
+    doc, number = page_id.split("-")
+    turn = {a.get("rel"): a.get("href") for a in shown.xpath("//nav[@class='turn']/a")}
+    last = max(p["page"] for p in pages_of(client, nhs) if p["source"] == page["source"])
+    assert turn.get("next") == (f"/pages/{doc}-{int(number) + 1}?q={word}" if int(number) < last else None)
+    assert turn.get("prev") == (f"/pages/{doc}-{int(number) - 1}?q={word}" if int(number) > 1 else None)
 
 
 def test_the_audit_page_filters_and_links_its_csv(app, archive, digitised):

@@ -236,6 +236,9 @@ class Pages:
         session = self.session(request)
         with self.service.catalogue() as catalogue:
             record = notes.patient_pages(catalogue, session.who, notes.valid_nhs_number(nhs))
+            # Inputs that never became pages would otherwise be invisible here; a pack's cover names them too.
+            failed = [{"source": d.source, "reason": d.reason or d.code or "no reason recorded"}
+                      for d in catalogue.documents(nhs_number=record["nhs_number"], status="failed")]
         documents: list[dict[str, Any]] = []
         for p in record["pages"]:
             if not documents or documents[-1]["source"] != p["source"]:
@@ -244,7 +247,7 @@ class Pages:
         reconciled = any(p["decision"] for p in record["pages"])
         sent = sum(1 for p in record["pages"] if p["send"])
         return self.render(request, "patient.html", session=session, record=record, documents=documents,
-                           reconciled=reconciled, sent=sent)
+                           reconciled=reconciled, sent=sent, failed=failed)
 
     @_html
     def page(self, request: Request, page_id: str, q: str = "") -> Response:
@@ -252,6 +255,11 @@ class Pages:
         who = session.who
         with self.service.catalogue() as catalogue:
             page = notes.open_page(catalogue, who, page_id)
+            document = catalogue.document(int(page["id"].split("-")[0]))
+        doc_id, number = page["id"].split("-")[0], page["page"]
+        last = document.page_count if document else number
+        turn = {"previous": f"{doc_id}-{number - 1}" if number > 1 else None,
+                "next": f"{doc_id}-{number + 1}" if number < last else None, "last": last}
         boxes, note = [], None
         if q.strip():
             try:
@@ -261,7 +269,7 @@ class Pages:
         width, height = page["width"] or 1, page["height"] or 1
         entries = [e | {"n": i, "shape": _percent(e["box"], width, height)} for i, e in enumerate(page["entries"], 1)]
         return self.render(request, "page.html", session=session, page=page, entries=entries, q=q, note=note,
-                           transfer=_transfer(page), hits=[_percent(b, width, height) for b in boxes])
+                           transfer=_transfer(page), hits=[_percent(b, width, height) for b in boxes], turn=turn)
 
     def _highlights(self, who: Who, page: dict[str, Any], q: str) -> list[list[int]]:
         """The boxes of the words `q` matches on this page, found by the same (audited) search as the list."""
