@@ -2,14 +2,15 @@
 
 Tesseract reads every page first: it is cheap, it settles which way up the page is
 (its confidence drops on upside-down print, and the orientation check is tuned to it),
-and its words are enough to tell the page's kind. Cards, envelope fronts and pages of
-no clear kind that Tesseract reads with less than print's confidence are then read again
-by PP-OCRv6, which reads most hands far better, and so are result slips, whose tables
-Tesseract reads confidently but incompletely (on 37 generated slips it read 0.818 of the
-printed words, at 83-96 confidence; PP-OCR 0.995: it drops units such as "umol/L", flags
-and values in columns). Typed letters and pages Tesseract reads as confidently as print
-(typed card entries, the clearest hands) keep Tesseract's reading, which is better on
-print and costs nothing more.
+and its words are enough to tell the page's kind. Cards and envelope fronts that Tesseract
+reads with less than print's confidence are then read again by PP-OCRv6, which reads most
+hands far better; so are result slips and pages of no clear kind (on the generated batch,
+slips whose table Tesseract could not lay out), whose tables Tesseract reads confidently
+but incompletely (on 37 generated slips it read 0.818 of the printed words, at 83-96
+confidence; PP-OCR 0.995: Tesseract drops units such as "umol/L", flags and values in
+columns). Typed letters and cards Tesseract reads as confidently as print (typed entries,
+the clearest hands) keep Tesseract's reading, which is better on print and costs nothing
+more.
 
 Merging the two readings word by word (one token per box, the more confident where boxes
 overlap) was measured and dropped: PP-OCR is as confident of its misreadings as of its
@@ -31,9 +32,11 @@ from digitise.model import PageKind, PageText, Word
 
 # Kinds whose writing is (or may be) by hand: read again by PP-OCR unless Tesseract reads
 # them as confidently as print (PRINT_CONFIDENCE) ...
-HAND_KINDS = frozenset({PageKind.card, PageKind.envelope, PageKind.unknown})
-# ... and kinds read again whatever Tesseract's confidence: printed tables.
-TABLE_KINDS = frozenset({PageKind.result})
+HAND_KINDS = frozenset({PageKind.card, PageKind.envelope})
+# ... and kinds read again whatever Tesseract's confidence: printed tables, and pages of no
+# clear kind, which on the generated batch are all slips whose table Tesseract read too
+# confidently but too incompletely to be told a slip (28 of 57 slips in one run).
+TABLE_KINDS = frozenset({PageKind.result, PageKind.unknown})
 # A page Tesseract finds unreadable is lifted out of that only when PP-OCR finds at
 # least this share of Tesseract's written words (see `choose`) ...
 HAND_SHARE = 0.5
@@ -49,8 +52,8 @@ PRINT_CONFIDENCE = 85.0
 
 
 def wants_hand(text: PageText, image: Image.Image, dpi: int) -> bool:
-    """Whether a page Tesseract read is worth reading again with PP-OCR: a result slip, or a
-    card, envelope or page of no clear kind that Tesseract did not read as confidently as print."""
+    """Whether a page Tesseract read is worth reading again with PP-OCR: a result slip or a page
+    of no clear kind, or a card or envelope that Tesseract did not read as confidently as print."""
     kind = kinds.classify(text, image.width, image.height, dpi, False)
     if kind in TABLE_KINDS:
         return True
