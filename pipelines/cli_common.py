@@ -13,6 +13,7 @@ import re
 
 from dateutil import parser as dateparser
 
+from pipelines.errors import ExitCode, LgdError
 from pipelines.identity import normalise_nhs_number, nhs_number_valid
 
 
@@ -78,3 +79,15 @@ def add_archive_option(p: argparse.ArgumentParser) -> None:
 
 def add_as_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--as", dest="as_user", metavar="NAME", default=None, help=AS_HELP)
+
+
+def date_bound(value: str | None, name: str, last: bool) -> dt.date | None:
+    """A web query's or form's date: the first (or, with `last`, the last) day of the period it names."""
+    if not value or not value.strip():
+        return None
+    try:
+        first, end = period(value.strip())
+    except (ValueError, OverflowError):
+        raise LgdError(f"{name} {value[:40]!r} is not a date; give a day (2001-05-03), a month (2001-05) or a year",
+                       ExitCode.usage, "bad_date") from None
+    return end if last else first

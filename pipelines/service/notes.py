@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from index import Catalogue, DocumentRow, PageRow
+from index import Catalogue, DocumentRow, FullText, PageRow
 from index.decisions import current_overrides, latest_reconciliation
 from pipelines.errors import ExitCode, LgdError, NotFound
 from pipelines.identity import nhs_number_valid, normalise_nhs_number
+from pipelines.search import KINDS, Found, search
 
 from .access import Permission, Who
 
@@ -45,6 +46,28 @@ def valid_nhs_number(value: str) -> str:
         raise LgdError(f"{value[:20]!r} is not a valid NHS number (10 digits, Modulus 11 check)", ExitCode.usage,
                        "bad_nhs_number")
     return digits
+
+
+MAX_QUERY = 500  # characters of a search
+MAX_HITS = 200
+
+
+def search_notes(catalogue: Catalogue, fulltext: FullText, who: Who, query: str, *, patient: str | None = None,
+                 date_from: dt.date | None = None, date_to: dt.date | None = None, kind: str | None = None,
+                 limit: int = 10) -> Found:
+    """`lgd search` for a signed-in user: the request checked, the role checked, who and from where audited."""
+    who.require(Permission.view)
+    if not query.strip() or len(query) > MAX_QUERY:
+        raise LgdError(f"give a search of 1 to {MAX_QUERY} characters", ExitCode.usage, "bad_query")
+    if not 1 <= limit <= MAX_HITS:
+        raise LgdError(f"limit must be between 1 and {MAX_HITS}", ExitCode.usage, "bad_limit")
+    if kind is not None and kind not in KINDS:
+        raise LgdError(f"the page kind must be one of {', '.join(KINDS)}", ExitCode.usage, "bad_kind")
+    if date_from and date_to and date_from > date_to:
+        raise LgdError("the from date is after the to date", ExitCode.usage, "bad_dates")
+    nhs = valid_nhs_number(patient) if patient and patient.strip() else None
+    return search(catalogue, fulltext, query, actor=who.name, nhs_number=nhs, date_from=date_from, date_to=date_to,
+                  kind=kind, limit=limit, audit_detail=who.audit_detail())
 
 
 def find_patients(catalogue: Catalogue, who: Who, *, nhs_number: str | None = None, name: str | None = None,
@@ -75,7 +98,8 @@ def find_patients(catalogue: Catalogue, who: Who, *, nhs_number: str | None = No
 
 
 def patient_pages(catalogue: Catalogue, who: Who, nhs_number: str) -> dict[str, Any]:
-    """Every page of the patient in order, with what the latest reconciliation would do with it."""
+    """Every page of the patient in order, with what the latest reconciliation would do with it, and the inputs
+    of theirs that could not be digitised (`not_digitised`: send the paper)."""
     who.require(Permission.view)
     patient = catalogue.patient(normalise_nhs_number(nhs_number))
     if patient is None:
@@ -96,8 +120,11 @@ def patient_pages(catalogue: Catalogue, who: Who, nhs_number: str) -> dict[str, 
                 "send": decision is None or decision["decision"] == "include" or page.unreadable,
                 "decision": decision,
             })
+    # Inputs that never became pages would otherwise be invisible; a pack's cover names them too.
+    failed = [{"source": d.source, "reason": d.reason or d.code or "no reason recorded"}
+              for d in catalogue.documents(nhs_number=patient.nhs_number, status="failed")]
     return {"nhs_number": patient.nhs_number, "name": patient.name,
-            "dob": patient.born.isoformat() if patient.born else None, "pages": pages}
+            "dob": patient.born.isoformat() if patient.born else None, "pages": pages, "not_digitised": failed}
 
 
 def open_page(catalogue: Catalogue, who: Who, page_id: str) -> dict[str, Any]:

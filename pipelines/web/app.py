@@ -8,7 +8,6 @@ client (no tracebacks, no stack of the archive's paths).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,22 +21,20 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from index import ArchiveError, Catalogue
-from pipelines.cli_common import period
+from pipelines.cli_common import date_bound
 from pipelines.clinical import lgd_version
 from pipelines.errors import ExitCode, LgdError, NotSignedIn
-from pipelines.search import KINDS, open_archive, open_catalogue, search
+from pipelines.search import open_archive, open_catalogue
 from pipelines.service import accounts, audit, notes
-from pipelines.service.access import Permission, Who
+from pipelines.service.access import Who
 
 from . import pages
 from .auth import (CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SESSION_IDLE_SECONDS, LoginThrottle, Sessions, bearer,
-                   check_csrf)
+                   check_csrf, client_address)
 from .oidc import OIDC_COOKIE, PENDING_SECONDS, Oidc, OidcConfig
 
 log = logging.getLogger("lgd.serve")
 MAX_BODY = 64 * 1024  # JSON bodies here are a user name and password; nothing legitimate is larger
-MAX_QUERY = 500  # characters of a search
-MAX_LIMIT = 200
 
 
 @dataclass
@@ -113,14 +110,10 @@ def _guards(app: FastAPI) -> None:
         return response
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def _who(request: Request, service: Service, catalogue: Catalogue) -> Who:
     token = bearer(request.headers.get("authorization"))
     if token is not None:
-        who = accounts.who_of_token(catalogue, token, _client(request))
+        who = accounts.who_of_token(catalogue, token, client_address(request))
         if who is None:
             raise NotSignedIn("the API token is not valid (revoked, or its user disabled)", "bad_token")
         return who
@@ -144,24 +137,13 @@ def _callback(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/login/oidc/callback"
 
 
-def _date(value: str | None, name: str, last: bool) -> dt.date | None:
-    if not value:
-        return None
-    try:
-        first, end = period(value)
-    except (ValueError, OverflowError):
-        raise LgdError(f"{name}={value[:40]!r} is not a date; give a day (2001-05-03), a month (2001-05) or a year",
-                       ExitCode.usage, "bad_date") from None
-    return end if last else first
-
-
 def _routes(app: FastAPI, service: Service) -> None:
     @app.post("/api/v1/session")
     def sign_in(request: Request, body: Any = Body(default=None)) -> Response:  # sync: Argon2 runs in a worker thread
         if not isinstance(body, dict) or not isinstance(body.get("username"), str) \
                 or not isinstance(body.get("password"), str):
             raise LgdError('send JSON {"username": ..., "password": ...}', ExitCode.usage, "bad_request")
-        name, client = body["username"][:100], _client(request)
+        name, client = body["username"][:100], client_address(request)
         service.throttle.check(name, client)
         with service.catalogue() as catalogue:
             try:
@@ -193,7 +175,7 @@ def _routes(app: FastAPI, service: Service) -> None:
             raise LgdError("single sign-on is not configured on this server", ExitCode.usage, "no_oidc", 404)
         name = service.oidc.finish(_callback(request), state, code, request.cookies.get(OIDC_COOKIE))
         with service.catalogue() as catalogue:
-            who = accounts.sign_in_vouched(catalogue, name, _client(request), "oidc")
+            who = accounts.sign_in_vouched(catalogue, name, client_address(request), "oidc")
         # A page of our own moves on to "/", so the browser sends the new SameSite=Strict cookie
         # (it would not on a redirect still counted as the provider's navigation).
         response = HTMLResponse('<!doctype html><meta http-equiv="refresh" content="0;url=/"><title>lgd</title>'
@@ -224,22 +206,12 @@ def _routes(app: FastAPI, service: Service) -> None:
     def search_notes(request: Request, q: str = "", patient: str | None = None, kind: str | None = None,
                      limit: int = 10) -> dict[str, Any]:
         params = request.query_params
-        date_from, date_to = _date(params.get("from"), "from", False), _date(params.get("to"), "to", True)
-        if not q.strip() or len(q) > MAX_QUERY:
-            raise LgdError(f"give a query of 1 to {MAX_QUERY} characters in q", ExitCode.usage, "bad_query")
-        if not 1 <= limit <= MAX_LIMIT:
-            raise LgdError(f"limit must be between 1 and {MAX_LIMIT}", ExitCode.usage, "bad_limit")
-        if kind is not None and kind not in KINDS:
-            raise LgdError(f"kind must be one of {', '.join(KINDS)}", ExitCode.usage, "bad_kind")
-        if date_from and date_to and date_from > date_to:
-            raise LgdError("from is after to", ExitCode.usage, "bad_dates")
+        date_from, date_to = date_bound(params.get("from"), "from", False), date_bound(params.get("to"), "to", True)
         catalogue, fulltext = open_archive(service.archive)
         try:
             who = _who(request, service, catalogue)
-            who.require(Permission.view)
-            nhs = notes.valid_nhs_number(patient) if patient else None
-            found = search(catalogue, fulltext, q, actor=who.name, nhs_number=nhs, date_from=date_from,
-                           date_to=date_to, kind=kind, limit=limit, audit_detail=who.audit_detail())
+            found = notes.search_notes(catalogue, fulltext, who, q, patient=patient, date_from=date_from,
+                                       date_to=date_to, kind=kind, limit=limit)
         finally:
             fulltext.close()
             catalogue.close()
@@ -248,7 +220,7 @@ def _routes(app: FastAPI, service: Service) -> None:
     @app.get("/api/v1/patients")
     def patients(request: Request, nhs_number: str | None = None, name: str | None = None,
                  dob: str | None = None) -> dict[str, Any]:
-        born = _date(dob, "dob", False) if dob else None
+        born = date_bound(dob, "dob", False)
         with service.catalogue() as catalogue:
             who = _who(request, service, catalogue)
             return {"patients": notes.find_patients(catalogue, who, nhs_number=nhs_number, name=name, dob=born)}
@@ -276,7 +248,7 @@ def _routes(app: FastAPI, service: Service) -> None:
     def audit_log(request: Request, patient: str | None = None, user: str | None = None,
                   limit: int = audit.MAX_EVENTS, format: str = "json") -> Response:
         params = request.query_params
-        date_from, date_to = _date(params.get("from"), "from", False), _date(params.get("to"), "to", True)
+        date_from, date_to = date_bound(params.get("from"), "from", False), date_bound(params.get("to"), "to", True)
         with service.catalogue() as catalogue:
             who = _who(request, service, catalogue)
             found = audit.events(catalogue, who, nhs_number=notes.valid_nhs_number(patient) if patient else None,

@@ -106,6 +106,11 @@ class LoginThrottle:
             self._failures.pop(f"user:{name.casefold()}", None)
 
 
+def client_address(request) -> str:
+    """Where a request came from, as the audit records it (the proxy's X-Forwarded-For when it is trusted)."""
+    return request.client.host if request.client else "unknown"
+
+
 def bearer(header: str | None) -> str | None:
     if header and header[:7].lower() == "bearer ":
         return header[7:].strip()

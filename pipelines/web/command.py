@@ -19,8 +19,9 @@ DEFAULT_PORT = 8800
 def register(sub, archive_of) -> None:
     s = sub.add_parser(
         "serve", help="the web service: sign in, find patients, search, view pages, audit",
-        description="Serve the archive to browsers and scripts: a JSON API under /api/v1/ (OpenAPI at "
-        "/api/v1/openapi.json) for signed-in users (lgd user add). It listens on localhost: in production put it "
+        description="Serve the archive to browsers and scripts: pages to sign in, find a patient, search, view a "
+        "page with its entries and evidence, and read the audit (at /), and a JSON API under /api/v1/ (OpenAPI at "
+        "/api/v1/openapi.json), for signed-in users (lgd user add). It listens on localhost: in production put it "
         "behind a TLS reverse proxy on the same machine (the README shows one), which makes its cookies Secure.",
         epilog="""examples:
   lgd serve --archive /srv/lgd-archive                 # http://127.0.0.1:8800/

@@ -8,7 +8,6 @@ percentages computed here, and zoom is CSS, so the Content-Security-Policy forbi
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import logging
 import secrets
@@ -24,13 +23,13 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from index import ArchiveError, Catalogue
-from pipelines.cli_common import period
+from pipelines.cli_common import date_bound
 from pipelines.errors import ExitCode, LgdError, NotSignedIn
-from pipelines.search import KINDS, open_archive, search
+from pipelines.search import KINDS, open_archive
 from pipelines.service import accounts, audit, notes
 from pipelines.service.access import Permission, Who
 
-from .auth import CSRF_COOKIE, SESSION_COOKIE, SESSION_IDLE_SECONDS, Session
+from .auth import CSRF_COOKIE, SESSION_COOKIE, SESSION_IDLE_SECONDS, Session, client_address
 
 if TYPE_CHECKING:  # app.py imports this module, so the name is only for annotations
     from .app import Service
@@ -41,7 +40,6 @@ HERE = Path(__file__).resolve().parent
 CSP = ("default-src 'self'; img-src 'self'; style-src 'self'; frame-ancestors 'none'; form-action 'self'; "
        "base-uri 'none'")
 LOGIN_COOKIE = "lgd_login"  # double-submit token of the sign-in form, so no other site can sign a browser in
-MAX_QUERY = 500
 SEARCH_HITS = 50  # one screen of results; narrow the search for more
 HIGHLIGHT_HITS = 200  # pages of one patient searched to find the page being opened
 AUDIT_ROWS = 500
@@ -132,7 +130,7 @@ class Pages:
     def login(self, request: Request, username: str = Form(""), password: str = Form(""), token: str = Form(""),
               next: str = Form("/")) -> Response:
         sent = request.cookies.get(LOGIN_COOKIE)
-        next_, name, client = _local(next), username[:100], _client(request)
+        next_, name, client = _local(next), username[:100], client_address(request)
         if not (sent and token and secrets.compare_digest(sent, token)):
             return self._login_page(request, next_, "The sign-in form had expired; please sign in again.", 400, name)
         try:
@@ -188,7 +186,7 @@ class Pages:
         message, status = "", 200
         try:
             if nhs.strip() or name.strip() or dob.strip():
-                born = _day(dob, "date of birth", False)
+                born = date_bound(dob, "date of birth", False)
                 with self.service.catalogue() as catalogue:
                     found = notes.find_patients(catalogue, who, nhs_number=nhs.strip() or None,
                                                 name=name.strip() or None, dob=born)
@@ -202,19 +200,12 @@ class Pages:
                            results=results, message=message)
 
     def _search(self, who: Who, form: dict[str, str]) -> dict[str, Any]:
-        q, kind = form["q"], form["kind"] or None
-        if len(q) > MAX_QUERY:
-            raise LgdError(f"a search is at most {MAX_QUERY} characters", ExitCode.usage, "bad_query")
-        if kind is not None and kind not in KINDS:
-            raise LgdError(f"the page kind must be one of {', '.join(KINDS)}", ExitCode.usage, "bad_kind")
-        date_from, date_to = _day(form["from"], "from", False), _day(form["to"], "to", True)
-        if date_from and date_to and date_from > date_to:
-            raise LgdError("the from date is after the to date", ExitCode.usage, "bad_dates")
+        date_from, date_to = date_bound(form["from"], "from", False), date_bound(form["to"], "to", True)
         catalogue, fulltext = open_archive(self.service.archive)
         try:
-            nhs = notes.valid_nhs_number(form["patient"]) if form["patient"].strip() else None
-            found = search(catalogue, fulltext, q, actor=who.name, nhs_number=nhs, date_from=date_from,
-                           date_to=date_to, kind=kind, limit=SEARCH_HITS, audit_detail=who.audit_detail())
+            found = notes.search_notes(catalogue, fulltext, who, form["q"], patient=form["patient"],
+                                       date_from=date_from, date_to=date_to, kind=form["kind"] or None,
+                                       limit=SEARCH_HITS)
             groups: dict[str, dict[str, Any]] = {}
             for hit in found.hits:
                 if hit.nhs_number not in groups:
@@ -236,9 +227,6 @@ class Pages:
         session = self.session(request)
         with self.service.catalogue() as catalogue:
             record = notes.patient_pages(catalogue, session.who, notes.valid_nhs_number(nhs))
-            # Inputs that never became pages would otherwise be invisible here; a pack's cover names them too.
-            failed = [{"source": d.source, "reason": d.reason or d.code or "no reason recorded"}
-                      for d in catalogue.documents(nhs_number=record["nhs_number"], status="failed")]
         documents: list[dict[str, Any]] = []
         for p in record["pages"]:
             if not documents or documents[-1]["source"] != p["source"]:
@@ -247,7 +235,7 @@ class Pages:
         reconciled = any(p["decision"] for p in record["pages"])
         sent = sum(1 for p in record["pages"] if p["send"])
         return self.render(request, "patient.html", session=session, record=record, documents=documents,
-                           reconciled=reconciled, sent=sent, failed=failed)
+                           reconciled=reconciled, sent=sent, failed=record["not_digitised"])
 
     @_html
     def page(self, request: Request, page_id: str, q: str = "") -> Response:
@@ -273,12 +261,9 @@ class Pages:
 
     def _highlights(self, who: Who, page: dict[str, Any], q: str) -> list[list[int]]:
         """The boxes of the words `q` matches on this page, found by the same (audited) search as the list."""
-        if len(q) > MAX_QUERY:
-            raise LgdError(f"a search is at most {MAX_QUERY} characters", ExitCode.usage, "bad_query")
         catalogue, fulltext = open_archive(self.service.archive)
         try:
-            found = search(catalogue, fulltext, q, actor=who.name, nhs_number=page["nhs_number"],
-                           limit=HIGHLIGHT_HITS, audit_detail=who.audit_detail())
+            found = notes.search_notes(catalogue, fulltext, who, q, patient=page["nhs_number"], limit=HIGHLIGHT_HITS)
         finally:
             fulltext.close()
             catalogue.close()
@@ -297,15 +282,11 @@ class Pages:
         with self.service.catalogue() as catalogue:
             nhs = notes.valid_nhs_number(form["patient"]) if form["patient"] else None
             events = audit.events(catalogue, session.who, nhs_number=nhs, user=form["user"] or None,
-                                  date_from=_day(form["from"], "from", False), date_to=_day(form["to"], "to", True),
+                                  date_from=date_bound(form["from"], "from", False), date_to=date_bound(form["to"], "to", True),
                                   limit=AUDIT_ROWS)
         csv_query = urlencode({"format": "csv", **{k: v for k, v in form.items() if v}})
         return self.render(request, "audit.html", session=session, form=form, events=list(reversed(events)),
                            limit=AUDIT_ROWS, csv_url=f"/api/v1/audit?{csv_query}")
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _local(target: str) -> str:
@@ -313,17 +294,6 @@ def _local(target: str) -> str:
     if not target.startswith("/") or target.startswith("//") or "\\" in target or len(target) > 2000:
         return "/"
     return target
-
-
-def _day(value: str, name: str, last: bool) -> dt.date | None:
-    if not value.strip():
-        return None
-    try:
-        first, end = period(value.strip())
-    except (ValueError, OverflowError):
-        raise LgdError(f"{name} {value[:40]!r} is not a date; give a day (2001-05-03), a month (2001-05) or a year",
-                       ExitCode.usage, "bad_date") from None
-    return end if last else first
 
 
 def _page_id(catalogue: Catalogue, nhs_number: str, source: str, page: int) -> str | None:
