@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -107,3 +108,21 @@ def pack_pdf(tmp_path_factory) -> Path:
     pdfa.make_pdfa(folder / "image.pdf", folder / "words", folder / "pack.pdf", "synthetic", "eng", [])
     assert pdfa.validate(folder / "pack.pdf").passed
     return folder / "pack.pdf"
+
+
+def copy_with_accounts(archive: Path, into: Path, accounts: dict[str, str], password: str | None) -> Path:
+    """A copy of `archive` in `into` with these lgd accounts (name -> role), all with `password` (None: tokens only).
+
+    Made in-process through the same service call `lgd user add` makes; tests/test_serve_api.py
+    makes its accounts with the real command instead.
+    """
+    from index import Catalogue
+    from pipelines.service import accounts as service
+    from pipelines.service.access import Role, Who
+
+    copy = into / "lgd-archive"
+    shutil.copytree(archive, copy)
+    with Catalogue.open(copy, create=False) as catalogue:
+        for name, role in accounts.items():
+            service.add_user(catalogue, Who("test-setup", Role.owner), name, role, password)
+    return copy

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -24,7 +23,7 @@ from PIL import Image
 
 from index import Catalogue
 from index.decisions import latest_reconciliation
-from tests.conftest import LGD, REPO, run_lgd
+from tests.conftest import LGD, REPO, copy_with_accounts, run_lgd
 
 PASSWORD = "correct horse battery staple"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -35,14 +34,8 @@ WAIT = 20  # seconds for a page or the server to answer
 @pytest.fixture(scope="module")
 def archive(digitised, tmp_path_factory) -> Path:
     """A copy of the session's archive with a clinician and an auditor, and its first patient reconciled."""
-    copy = tmp_path_factory.mktemp("browser") / "lgd-archive"
-    shutil.copytree(digitised.archive, copy)
-    secret = copy.parent / "pw"
-    secret.write_text(PASSWORD + "\n")
-    for name, role in (("admin", "practice-admin"), ("dr.patel", "clinician"), ("auditor", "auditor")):
-        who = () if name == "admin" else ("--as", "admin")
-        done = run_lgd("user", "add", name, "--role", role, "--password-file", secret, "--archive", copy, *who)
-        assert done.returncode == 0, done.stderr
+    copy = copy_with_accounts(digitised.archive, tmp_path_factory.mktemp("browser"),
+                              {"admin": "practice-admin", "dr.patel": "clinician", "auditor": "auditor"}, PASSWORD)
     first = json.loads(digitised.batch.index.read_text())["patients"][0]
     done = run_lgd("reconcile", "--patient", first["nhs_number"], "--coded", digitised.batch.out / first["coded"]["csv"],
                    "--archive", copy, "--as", "dr.patel")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -11,19 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from index import Catalogue
-from tests.conftest import run_lgd
+from tests.conftest import copy_with_accounts
 from tests.oidc_standin import running
 
 
 @pytest.fixture(scope="module")
 def archive(digitised, tmp_path_factory) -> Path:
-    copy = tmp_path_factory.mktemp("oidc") / "lgd-archive"
-    shutil.copytree(digitised.archive, copy)
-    for name, role in (("admin", "practice-admin"), ("dr.patel", "clinician")):
-        extra = ("--as", "admin") if name != "admin" else ()
-        done = run_lgd("user", "add", name, "--role", role, "--no-password", "--archive", copy, *extra)
-        assert done.returncode == 0, done.stderr
-    return copy
+    return copy_with_accounts(digitised.archive, tmp_path_factory.mktemp("oidc"),
+                              {"admin": "practice-admin", "dr.patel": "clinician"}, None)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
 from pathlib import Path
 
 import lxml.html
@@ -20,7 +19,7 @@ from fastapi.testclient import TestClient
 from index import Catalogue, FullText
 from index.rows import DocumentRow, EntryRow, PageRow, PatientRow
 from pipelines.reindex import document_pages
-from tests.conftest import run_lgd
+from tests.conftest import copy_with_accounts, run_lgd
 
 PASSWORD = "correct horse battery staple"
 ROLES = {"admin": "practice-admin", "dr.patel": "clinician", "clerk": "clerk", "auditor": "auditor"}
@@ -55,14 +54,7 @@ def add_hostile_document(archive: Path) -> str:
 @pytest.fixture(scope="module")
 def archive(digitised, tmp_path_factory) -> Path:
     """A copy of the session's archive: one account per role, one patient reconciled, one hostile document."""
-    copy = tmp_path_factory.mktemp("pages") / "lgd-archive"
-    shutil.copytree(digitised.archive, copy)
-    secret = copy.parent / "pw"
-    secret.write_text(PASSWORD + "\n")
-    for name, role in ROLES.items():
-        who = () if name == "admin" else ("--as", "admin")
-        done = run_lgd("user", "add", name, "--role", role, "--password-file", secret, "--archive", copy, *who)
-        assert done.returncode == 0, done.stderr
+    copy = copy_with_accounts(digitised.archive, tmp_path_factory.mktemp("pages"), ROLES, PASSWORD)
     nhs = reconciled_patient(digitised)
     coded = digitised.batch.out / next(p for p in _index(digitised) if p["nhs_number"] == nhs)["coded"]["csv"]
     done = run_lgd("reconcile", "--patient", nhs, "--coded", coded, "--archive", copy, "--as", "dr.patel")
