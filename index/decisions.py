@@ -121,8 +121,12 @@ def record_override(
     *,
     reason: str,
     actor: str,
+    needs_confirmation: bool = False,
 ) -> int:
     """Force a page in (`include`) or out (`omit`), or clear the override (None); audited.
+
+    `needs_confirmation`: the override counts only once another person confirms it
+    (`confirm_override`); until then the machine's decision stands.
 
     Raises:
         KeyError: the page does not belong to this patient.
@@ -143,38 +147,80 @@ def record_override(
             raise KeyError((nhs_number, document_id, page))
         at = catalogue._clock().isoformat()
         cur = conn.execute(
-            "INSERT INTO overrides (nhs_number, document_id, page, decision, reason, actor, at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (nhs_number, document_id, page, decision, reason.strip(), actor, at),
+            "INSERT INTO overrides (nhs_number, document_id, page, decision, reason, actor, at, needs_confirmation)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (nhs_number, document_id, page, decision, reason.strip(), actor, at, int(needs_confirmation)),
         )
         detail = {"id": int(cur.lastrowid), "document_id": document_id, "page": page,
-                  "decision": decision, "reason": reason.strip()}
+                  "decision": decision, "reason": reason.strip(), "needs_confirmation": needs_confirmation}
         catalogue._insert_audit(actor, "override" if decision else "override_cleared", nhs_number, detail)
     return int(cur.lastrowid)
 
 
+@mapped
+def confirm_override(catalogue: Catalogue, override_id: int, *, actor: str) -> None:
+    """A second person confirms an override that needs it; audited.
+
+    Raises:
+        KeyError: there is no such override.
+        ValueError: it needs no confirmation, is confirmed already, is no longer the page's latest
+            override, or `actor` made it (nobody confirms their own decision).
+    """
+    conn = catalogue._conn
+    with db.transaction(conn):
+        row = conn.execute(f"SELECT {_OVERRIDE_COLUMNS} FROM overrides o LEFT JOIN override_confirmations c"
+                           " ON c.override_id = o.id WHERE o.id = ?", (override_id,)).fetchone()
+        if row is None:
+            raise KeyError(override_id)
+        o = _override(row)
+        latest = conn.execute("SELECT max(id) FROM overrides WHERE document_id = ? AND page = ?",
+                              (o.document_id, o.page)).fetchone()[0]
+        if not o.pending:
+            raise ValueError("this override needs no confirmation, or has been confirmed already")
+        if latest != o.id:
+            raise ValueError("a later override of this page replaced it")
+        if o.actor == actor:
+            raise ValueError(f"{actor} made this decision and cannot also confirm it: a second person must")
+        conn.execute("INSERT INTO override_confirmations (override_id, actor, at) VALUES (?, ?, ?)",
+                     (override_id, actor, catalogue._clock().isoformat()))
+        catalogue._insert_audit(actor, "override_confirmed", o.nhs_number,
+                                {"id": o.id, "document_id": o.document_id, "page": o.page, "decision": o.decision,
+                                 "decided_by": o.actor})
+
+
+_OVERRIDE_COLUMNS = ("o.id, o.nhs_number, o.document_id, o.page, o.decision, o.reason, o.actor, o.at,"
+                     " o.needs_confirmation, c.actor, c.at")
+
+
 def _override(row: tuple[Any, ...]) -> OverrideRow:
-    id_, nhs, doc, page, decision, reason, actor, at = row
-    return OverrideRow(id_, nhs, doc, page, decision, reason, actor, dt.datetime.fromisoformat(at))
+    id_, nhs, doc, page, decision, reason, actor, at, needs, confirmed_by, confirmed_at = row
+    return OverrideRow(id_, nhs, doc, page, decision, reason, actor, dt.datetime.fromisoformat(at), bool(needs),
+                       confirmed_by, dt.datetime.fromisoformat(confirmed_at) if confirmed_at else None)
 
 
 @mapped
 def overrides(catalogue: Catalogue, nhs_number: str) -> tuple[OverrideRow, ...]:
-    """Every override ever recorded for the patient, oldest first (the audit view)."""
+    """Every override ever recorded for the patient, oldest first (the audit view), with its confirmation."""
     rows = catalogue._conn.execute(
-        "SELECT id, nhs_number, document_id, page, decision, reason, actor, at FROM overrides"
-        " WHERE nhs_number = ? ORDER BY id",
+        f"SELECT {_OVERRIDE_COLUMNS} FROM overrides o LEFT JOIN override_confirmations c ON c.override_id = o.id"
+        " WHERE o.nhs_number = ? ORDER BY o.id",
         (nhs_number,),
     )
     return tuple(_override(r) for r in rows)
 
 
-def current_overrides(catalogue: Catalogue, nhs_number: str) -> dict[tuple[int, int], OverrideRow]:
-    """The latest override per (document id, page) that has not been cleared."""
+def latest_overrides(catalogue: Catalogue, nhs_number: str) -> dict[tuple[int, int], OverrideRow]:
+    """The latest override per (document id, page), whatever it says (cleared and pending ones too)."""
     latest: dict[tuple[int, int], OverrideRow] = {}
     for row in overrides(catalogue, nhs_number):
         latest[(row.document_id, row.page)] = row
-    return {key: row for key, row in latest.items() if row.decision is not None}
+    return latest
+
+
+def current_overrides(catalogue: Catalogue, nhs_number: str) -> dict[tuple[int, int], OverrideRow]:
+    """The overrides in force: the latest per page, unless cleared or still awaiting its confirmation."""
+    return {key: row for key, row in latest_overrides(catalogue, nhs_number).items()
+            if row.decision is not None and not row.pending}
 
 
 @mapped

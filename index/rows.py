@@ -120,6 +120,13 @@ class OverrideRow:
     reason: str
     actor: str
     at: dt.datetime
+    needs_confirmation: bool = False  # an omission that counts only once a second clinician confirms it
+    confirmed_by: str | None = None
+    confirmed_at: dt.datetime | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.needs_confirmation and self.confirmed_by is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -197,6 +197,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX audit_actor ON audit (actor, id)",
     ),
+    # 6: four eyes. An omission a second clinician must confirm before it counts is marked so;
+    # confirmations are rows of their own (the overrides table stays append-only).
+    (
+        "ALTER TABLE overrides ADD COLUMN needs_confirmation INTEGER NOT NULL DEFAULT 0"
+        " CHECK (needs_confirmation IN (0, 1))",
+        """
+        CREATE TABLE override_confirmations (
+            override_id INTEGER PRIMARY KEY REFERENCES overrides (id),
+            actor TEXT NOT NULL,
+            at TEXT NOT NULL
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -29,7 +29,8 @@ _NEEDS: dict[str, Callable[[argparse.Namespace], Permission | None]] = {
     "index": lambda a: Permission.maintain,
     "coded": lambda a: Permission.decide if getattr(a, "coded_action", None) == "import" else None,
     "reconcile": lambda a: Permission.decide,
-    "review": lambda a: Permission.decide if (a.include or a.omit or a.clear) else Permission.view,
+    "review": lambda a: (Permission.include if a.include else
+                         Permission.decide if (a.omit or a.clear or a.confirm) else Permission.view),
     "pack": lambda a: Permission.pack,
     "patient": lambda a: Permission.maintain,
     "key": lambda a: Permission.maintain if getattr(a, "key_command", None) == "rotate" else Permission.pack,

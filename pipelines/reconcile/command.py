@@ -5,20 +5,22 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from index import Catalogue
-from index.decisions import latest_reconciliation, overrides, record_override
+from index.decisions import latest_overrides, latest_reconciliation, overrides
 from index.rows import ReconciliationRow
-from pipelines.actor import current_actor, free_text
 from pipelines.cli_common import add_archive_option, nhs_number_arg
 from pipelines.display import elide
 from pipelines.errors import ExitCode, LgdError
 from pipelines.identity import nhs_number_valid, normalise_nhs_number
 from pipelines.progress import for_terminal
 from pipelines.search import open_catalogue
+from pipelines.service import review
+from pipelines.service.accounts import shell_who
 
 from .run import Reconciliation, reconcile_patient
 from .settings import Settings
@@ -28,7 +30,8 @@ EXIT_HELP = """exit codes:
   1    refused: no digitised record or no coded record for the patient, the coded file is
        another patient's, malformed or hostile (nothing stored); with --batch, some patients failed
   2    bad usage: no such file, bad NHS number or page
-  4    the archive cannot be used: missing, read-only, locked or damaged"""
+  4    the archive cannot be used: missing, read-only, locked or damaged
+  6    not permitted: the account (--as / LGD_USER) may not do this, or an omission needs a second clinician"""
 
 RULES_HELP = """how pages are decided (clinical safety: when in doubt, the page is sent):
   omit     a blank page (nothing read on it even at full sensitivity); a rescan of a page
@@ -83,13 +86,18 @@ examples:
     v = sub.add_parser(
         "review",
         help="show a patient's page decisions, or force a page in or out (audited)",
-        description="Show the latest reconciliation of a patient with any clinician overrides, or record an "
-        "override: force a page into the pack (--include) or out of it (--omit), or clear an override "
-        "(--clear). Every override needs a --reason and is recorded with your user name and the time; it "
-        "outlives later reconciliations until cleared.",
-        epilog="""pages are named SOURCE:PAGE, as lgd reconcile prints them, e.g.
+        description="Show the latest reconciliation of a patient, numbered page by page, with any decisions people "
+        "made, or make one: force a page into the pack (--include: anyone who may send more paper), leave it out "
+        "(--omit: a clinician) or clear a decision (--clear: a clinician). Leaving out a page lgd would send "
+        "(unreadable, an envelope front, an uncertain or paper-only entry) takes four eyes: it counts once a "
+        "second clinician confirms it (--confirm); until then the page is sent. Every decision needs a --reason and "
+        "is recorded with the account (--as / LGD_USER) and the time; it outlives later reconciliations until "
+        "cleared.",
+        epilog="""a page is named by its number as this command lists it, its id (12-3) or SOURCE:PAGE, e.g.
   lgd review --patient 9434765919
-  lgd review --patient 9434765919 --include "1of2_Lloyd_George_Record_[...].pdf:3" --reason "letter mentions family history"
+  lgd review --patient 9434765919 --include 3 --reason "letter mentions family history" --as j.clerk
+  lgd review --patient 9434765919 --omit 12-4 --reason "duplicate of the typed letter on page 5" --as dr.patel
+  lgd review --patient 9434765919 --confirm 12-4 --as dr.jones
   lgd review --patient 9434765919 --history
 
 """ + EXIT_HELP,
@@ -97,9 +105,10 @@ examples:
     )
     v.add_argument("--patient", type=nhs_number_arg, required=True, metavar="NHS", help="the patient's NHS number")
     force = v.add_mutually_exclusive_group()
-    force.add_argument("--include", metavar="SOURCE:PAGE", help="send this page whatever reconciliation decided")
-    force.add_argument("--omit", metavar="SOURCE:PAGE", help="leave this page out whatever reconciliation decided")
-    force.add_argument("--clear", metavar="SOURCE:PAGE", help="remove the override on this page")
+    force.add_argument("--include", metavar="PAGE", help="send this page whatever reconciliation decided")
+    force.add_argument("--omit", metavar="PAGE", help="leave this page out (a clinician; four eyes if lgd would send it)")
+    force.add_argument("--clear", metavar="PAGE", help="remove the decision on this page (a clinician)")
+    force.add_argument("--confirm", metavar="PAGE", help="confirm another clinician's omission of this page")
     force.add_argument("--history", action="store_true", help="list every override ever made for the patient")
     v.add_argument("--reason", help="why (required with --include, --omit and --clear)")
     add_archive_option(v)
@@ -217,37 +226,38 @@ def _batch(catalogue: Catalogue, path: Path, settings: Settings, as_json: bool, 
 # -- review ------------------------------------------------------------------------------
 
 
-def _page_ref(catalogue: Catalogue, nhs: str, spec: str) -> tuple[int, int, str]:
-    source, sep, number = spec.rpartition(":")
-    if not sep or not number.isdigit():
-        raise LgdError(f"{spec!r}: name a page as SOURCE:PAGE, e.g. 'scan.pdf:3'", ExitCode.usage, "usage")
-    for doc in catalogue.documents(nhs, status="ok"):
-        if doc.source == source and 1 <= int(number) <= doc.page_count:
-            return int(doc.id), int(number), source
-    raise LgdError(f"{spec!r}: patient {nhs} has no such page (see lgd review --patient {nhs})", ExitCode.usage, "usage")
-
-
 def cmd_review(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
     with open_catalogue(_archive(args)) as catalogue:
         if catalogue.patient(args.patient) is None:
             raise LgdError(f"NHS number {args.patient} is not in the archive", ExitCode.partial, "no_patient")
         spec, decision = next(((s, d) for s, d in ((args.include, "include"), (args.omit, "omit"),
                                                      (args.clear, None)) if s), (None, None))
-        if spec is not None:
-            if not (args.reason or "").strip():
-                raise LgdError("say why with --reason: every override is kept in the audit trail", ExitCode.usage, "usage")
-            reason = free_text(args.reason, "--reason")
-            doc_id, page, source = _page_ref(catalogue, args.patient, spec)
-            record_override(catalogue, args.patient, doc_id, page, decision, reason=reason, actor=current_actor())
-            message = f"{source} page {page}: " + (f"forced to {decision}" if decision else "override cleared")
-            _emit(args.json, stdout, {"patient": args.patient, "source": source, "page": page,
-                                      "override": decision, "reason": reason, "by": current_actor()}, message)
+        if spec is not None or args.confirm:
+            who = shell_who(catalogue, args.as_user or os.environ.get("LGD_USER") or None)
+            if args.confirm:
+                done = review.confirm(catalogue, who, args.patient, args.confirm)
+                message = f"page {done.page.number} ({done.page.id}): {done.by}'s omission confirmed by {who.name}"
+            else:
+                if not (args.reason or "").strip():
+                    raise LgdError("say why with --reason: every decision is kept in the audit trail", ExitCode.usage,
+                                   "usage")
+                done = review.decide(catalogue, who, args.patient, spec, decision, args.reason)
+                message = (f"page {done.page.number} ({done.page.id}): "
+                           + ("omission recorded; it counts once a second clinician confirms it "
+                              f"(lgd review --patient {args.patient} --confirm {done.page.id})" if done.pending else
+                              f"forced to {decision}" if decision else "decision cleared"))
+            _emit(args.json, stdout, {"patient": args.patient, "source": done.page.source, "page": done.page.page,
+                                      "id": done.page.id, "number": done.page.number, "override": done.decision,
+                                      "pending": done.pending, "reason": done.reason, "by": done.by,
+                                      "confirmed_by": who.name if args.confirm else None}, message)
             return ExitCode.ok
         if args.history:
-            trail = [{"source": _source(catalogue, o.document_id), "page": o.page, "decision": o.decision,
-                      "reason": o.reason, "by": o.actor, "at": o.at.isoformat()} for o in overrides(catalogue, args.patient)]
-            lines = "\n".join(f"{t['at'][:19]}  {t['by']:12}  {t['source']}:{t['page']}  {t['decision'] or 'cleared'}  "
-                              f"{t['reason']}" for t in trail) or "no overrides"
+            trail = [{"source": _source(catalogue, o.document_id), "page": o.page, "id": f"{o.document_id}-{o.page}",
+                      **_override_json(o), "awaits_confirmation": o.pending} for o in overrides(catalogue, args.patient)]
+            lines = "\n".join(f"{t['at'][:19]}  {t['by']:12}  {t['id']:7}  {t['decision'] or 'cleared'}  {t['reason']}"
+                              + (f"  (confirmed by {t['confirmed_by']})" if t["confirmed_by"] else
+                                 "  (awaits a second clinician)" if t["awaits_confirmation"] else "")
+                              for t in trail) or "no decisions by people"
             _emit(args.json, stdout, {"patient": args.patient, "overrides": trail}, lines)
             return ExitCode.ok
         run = latest_reconciliation(catalogue, args.patient)
@@ -264,26 +274,46 @@ def _source(catalogue: Catalogue, document_id: int) -> str:
 
 
 def _review_json(catalogue: Catalogue, run: ReconciliationRow) -> dict[str, Any]:
+    numbers = {(r.document_id, r.page): r for r in review.patient_pages(catalogue, run.nhs_number)}
+    latest = latest_overrides(catalogue, run.nhs_number)
     pages = []
     for p in run.pages:
-        item = {"source": _source(catalogue, p.document_id), "page": p.page, "decision": p.effective,
+        ref = numbers.get((p.document_id, p.page))
+        item = {"number": ref.number if ref else None, "id": f"{p.document_id}-{p.page}",
+                "source": _source(catalogue, p.document_id), "page": p.page, "decision": p.effective,
                 "machine_decision": p.decision, "reason": p.reason}
         if p.override is not None:
-            item["override"] = {"decision": p.override.decision, "reason": p.override.reason,
-                                "by": p.override.actor, "at": p.override.at.isoformat()}
+            item["override"] = _override_json(p.override)
+        waiting = latest.get((p.document_id, p.page))
+        if waiting is not None and waiting.pending:
+            item["awaiting_confirmation"] = _override_json(waiting)
         pages.append(item)
+    pages.sort(key=lambda i: i["number"] or 0)
     return {"patient": run.nhs_number, "run": run.id, "created": run.created.isoformat(),
             "coded": {"format": run.coded_format, "sha256": run.coded_sha256, "events": run.coded_events},
             "pages": pages}
 
 
+def _override_json(o) -> dict[str, Any]:
+    return {"decision": o.decision, "reason": o.reason, "by": o.actor, "at": o.at.isoformat(),
+            "confirmed_by": o.confirmed_by}
+
+
 def _review_text(catalogue: Catalogue, run: ReconciliationRow) -> str:
     doc = _review_json(catalogue, run)
     lines = [f"reconciliation {run.id} of {run.created:%Y-%m-%d %H:%M} against {run.coded_format} "
-             f"{run.coded_sha256[:16]}..."]
+             f"{run.coded_sha256[:16]}...", f"{'#':>3}  {'id':7}  {'decision':8} page and reason"]
     for p in doc["pages"]:
-        extra = f"  [override by {p['override']['by']}: {p['override']['reason']}]" if "override" in p else ""
-        lines.append(f"{p['source']}:{p['page']}  {p['decision']:7}  {p['reason']}{extra}")
+        extra = ""
+        if "override" in p:
+            o = p["override"]
+            extra = f"  [{o['decision']} by {o['by']}" + (f", confirmed by {o['confirmed_by']}" if o["confirmed_by"] else "") \
+                + f": {o['reason']}]"
+        if "awaiting_confirmation" in p:
+            w = p["awaiting_confirmation"]
+            extra += f"  [omission by {w['by']} awaits a second clinician: {w['reason']}]"
+        lines.append(f"{p['number'] or '-':>3}  {p['id']:7}  {p['decision']:8} {elide(p['source'], 60)}:{p['page']}  "
+                     f"{p['reason']}{extra}")
     return "\n".join(lines)
 
 

@@ -25,7 +25,8 @@ class Role(StrEnum):
 class Permission(StrEnum):
     view = "view"  # find patients, search, open pages
     digitise = "digitise"  # add scans to the archive
-    decide = "decide"  # reconcile, include or omit pages
+    include = "send more pages"  # force a page into the pack: never less paper
+    decide = "decide"  # reconcile, omit pages, confirm another clinician's omission
     pack = "pack"  # build and hand over transfer packs
     manage_users = "manage users"
     maintain = "maintain the archive"  # rebuild the index, refile a document under another patient
@@ -33,10 +34,10 @@ class Permission(StrEnum):
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
-    Role.clerk: frozenset({Permission.view, Permission.digitise}),
-    Role.clinician: frozenset({Permission.view, Permission.decide}),
-    Role.practice_admin: frozenset({Permission.view, Permission.digitise, Permission.pack, Permission.manage_users,
-                                    Permission.maintain}),
+    Role.clerk: frozenset({Permission.view, Permission.digitise, Permission.include}),
+    Role.clinician: frozenset({Permission.view, Permission.include, Permission.decide}),
+    Role.practice_admin: frozenset({Permission.view, Permission.digitise, Permission.include, Permission.pack,
+                                    Permission.manage_users, Permission.maintain}),
     Role.auditor: frozenset({Permission.read_audit}),
     Role.owner: frozenset(Permission),
 }

@@ -247,7 +247,8 @@ def render_omitted_index(sheet: Sheet, plan: PackPlan) -> range:
             o = p.override
             sheet.para(
                 f"• {p.source}, page {p.page}: {o.decision} (machine decision: {p.machine or 'none'}), "
-                f"by {o.actor} on {day_text(o.at.date())}: {o.reason}",
+                f"by {o.actor} on {day_text(o.at.date())}"
+                + (f", confirmed by {o.confirmed_by}" if o.confirmed_by else "") + f": {o.reason}",
                 size=8.5,
             )
     return sheet.pages_from(first)

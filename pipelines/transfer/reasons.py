@@ -42,7 +42,9 @@ def omission(page: PlannedPage) -> Omission:
     if o is not None and o.decision == "omit" and page.machine != "omit":
         was = ("it had no reconciliation decision" if page.machine is None else
                f"reconciliation had included it: {_machine_text(page)}")
-        return Omission("clinician", f"left out by {o.actor}'s decision on {day_text(o.at.date())}: {o.reason} ({was})")
+        confirmed = f", confirmed by {o.confirmed_by}" if o.confirmed_by else ""
+        return Omission("clinician", f"left out by {o.actor}'s decision on {day_text(o.at.date())}{confirmed}: "
+                                     f"{o.reason} ({was})")
     kind, text = _machine(page)
     if o is not None and o.decision == "omit":
         text += f"; confirmed by {o.actor}'s decision on {day_text(o.at.date())}: {o.reason}"

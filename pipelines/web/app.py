@@ -25,7 +25,7 @@ from pipelines.cli_common import date_bound
 from pipelines.clinical import lgd_version
 from pipelines.errors import ExitCode, LgdError, NotSignedIn
 from pipelines.search import open_archive, open_catalogue
-from pipelines.service import accounts, audit, notes
+from pipelines.service import accounts, audit, notes, review
 from pipelines.service.access import Who
 
 from . import pages
@@ -122,6 +122,11 @@ def _who(request: Request, service: Service, catalogue: Catalogue) -> Who:
         raise NotSignedIn()
     check_csrf(request.method, session, request.headers.get(CSRF_HEADER))
     return session.who
+
+
+def _outcome(done: review.Outcome) -> dict[str, Any]:
+    return {"id": done.page.id, "number": done.page.number, "source": done.page.source, "page": done.page.page,
+            "decision": done.decision, "pending": done.pending, "by": done.by, "reason": done.reason}
 
 
 def set_session_cookies(request: Request, response: Response, sid: str, csrf: str) -> None:
@@ -230,6 +235,29 @@ def _routes(app: FastAPI, service: Service) -> None:
         with service.catalogue() as catalogue:
             who = _who(request, service, catalogue)
             return notes.patient_pages(catalogue, who, notes.valid_nhs_number(nhs_number))
+
+    @app.post("/api/v1/patients/{nhs_number}/decisions")
+    def decide_page(request: Request, nhs_number: str, body: Any = Body(default=None)) -> dict[str, Any]:
+        """{"page": number | id | SOURCE:PAGE, "decision": "include" | "omit" | "clear", "reason": ...}"""
+        if not isinstance(body, dict) or body.get("decision") not in ("include", "omit", "clear") \
+                or not isinstance(body.get("page"), (str, int)) or not isinstance(body.get("reason"), str):
+            raise LgdError('send JSON {"page": ..., "decision": "include"|"omit"|"clear", "reason": ...}',
+                           ExitCode.usage, "bad_request")
+        with service.catalogue() as catalogue:
+            who = _who(request, service, catalogue)
+            done = review.decide(catalogue, who, notes.valid_nhs_number(nhs_number), str(body["page"]),
+                                 None if body["decision"] == "clear" else body["decision"], body["reason"])
+        return _outcome(done)
+
+    @app.post("/api/v1/patients/{nhs_number}/confirmations")
+    def confirm_page(request: Request, nhs_number: str, body: Any = Body(default=None)) -> dict[str, Any]:
+        """{"page": ...}: a second clinician confirms the omission waiting on that page."""
+        if not isinstance(body, dict) or not isinstance(body.get("page"), (str, int)):
+            raise LgdError('send JSON {"page": ...}', ExitCode.usage, "bad_request")
+        with service.catalogue() as catalogue:
+            who = _who(request, service, catalogue)
+            done = review.confirm(catalogue, who, notes.valid_nhs_number(nhs_number), str(body["page"]))
+        return _outcome(done) | {"confirmed_by": who.name}
 
     @app.get("/api/v1/pages/{page_id}")
     def page(request: Request, page_id: str) -> dict[str, Any]:
