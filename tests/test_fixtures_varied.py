@@ -20,6 +20,7 @@ from fixtures import dates, letter_text, results, vocab_extra
 from fixtures.codes import concept, is_synthetic, verhoeff_ok
 from fixtures.evaluate_reconcile import KINDS, evaluate, page_kind
 from fixtures.generate import BatchTruth, generate_batch, main as generate_main
+from pipelines.clinical.vocabulary import DEFAULT_FOLDER
 from pipelines.records import read_record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,7 +178,7 @@ def test_rescans_are_scanned_unlike_their_original(batch):
 
 
 def test_terms_outside_the_search_vocabulary_are_coded_or_not_as_the_record_says(batch):
-    vocabulary = " ".join((ROOT / "index" / "vocabulary" / n).read_text().lower()
+    vocabulary = " ".join((DEFAULT_FOLDER / n).read_text().lower()
                           for n in ("synonyms.tsv", "drugs.tsv", "ambiguous.tsv"))
     for u in vocab_extra.UNCOMMON:
         assert u.term.lower() not in vocabulary, f"{u.term} is in the search vocabulary now: pick another term"
