@@ -247,3 +247,25 @@ def test_every_shell_command_on_an_archive_with_accounts_names_a_permitted_user(
     with Catalogue.open(archive, create=False) as catalogue:
         row = catalogue.audit_log(action="search", nhs_number=nhs)[-1]
     assert row.actor == "clerk" and row.detail["role"] == "clerk" and row.detail["client"] == "shell"
+
+
+def test_people_opening_one_uncached_page_at_once_all_get_the_whole_image(app, archive):
+    """Server threads share a process id: each render must write a file of its own (found by the load benchmark)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelines.service import notes
+    from pipelines.service.access import Role, Who
+
+    _, page_id = a_patient(archive)
+    for cached in (archive / "cache" / "pages").glob("*"):
+        cached.unlink()
+    who = Who("dr.patel", Role.clinician, "test")
+
+    def look(_: int) -> bytes:
+        with Catalogue.open(archive, create=False) as catalogue:
+            return notes.page_image(catalogue, who, archive, page_id)
+
+    with ThreadPoolExecutor(8) as pool:
+        images = list(pool.map(look, range(16)))
+    assert len(set(images)) == 1 and len(images[0]) > 1000
+    assert [p.name for p in (archive / "cache" / "pages").iterdir() if p.suffix == ".part"] == []

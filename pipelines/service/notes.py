@@ -8,10 +8,12 @@ own size (`width` x `height` at `dpi`), so anyone can draw them over `page_image
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -168,11 +170,17 @@ def page_image(catalogue: Catalogue, who: Who, archive: Path, page_id: str) -> b
                        ExitCode.archive_error, "pdf_missing")
     data = _render(pdf, page)
     cached.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    part = cached.with_name(cached.name + f".{os.getpid()}.part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(part, cached)  # two requests may render at once; either copy is the same page
+    # A file of its own per render: the server's threads share one process id, and two people
+    # opening a page at once must not write into one half-finished file. mkstemp makes it 0600.
+    fd, part = tempfile.mkstemp(prefix=cached.name + ".", suffix=".part", dir=cached.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(part, cached)  # either render is the same page; the last rename wins, whole
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        raise
     return data
 
 
