@@ -25,7 +25,7 @@ from fastapi.templating import Jinja2Templates
 from index import ArchiveError, Catalogue
 from pipelines.cli_common import date_bound
 from pipelines.errors import ExitCode, LgdError, NotSignedIn
-from pipelines.search import KINDS, open_archive
+from pipelines.search import KINDS
 from pipelines.service import accounts, audit, notes
 from pipelines.service.access import Permission, Who
 
@@ -201,8 +201,7 @@ class Pages:
 
     def _search(self, who: Who, form: dict[str, str]) -> dict[str, Any]:
         date_from, date_to = date_bound(form["from"], "from", False), date_bound(form["to"], "to", True)
-        catalogue, fulltext = open_archive(self.service.archive)
-        try:
+        with self.service.archive_for_search() as (catalogue, fulltext):
             found = notes.search_notes(catalogue, fulltext, who, form["q"], patient=form["patient"],
                                        date_from=date_from, date_to=date_to, kind=form["kind"] or None,
                                        limit=SEARCH_HITS)
@@ -216,9 +215,6 @@ class Pages:
                     "id": _page_id(catalogue, hit.nhs_number, hit.source, hit.page), "source": hit.source,
                     "page": hit.page, "kind": hit.kind, "dates": [d.isoformat() for d in hit.dates],
                     "partial": hit.partial, "words": _marked(hit.snippet)})
-        finally:
-            fulltext.close()
-            catalogue.close()
         return {"total": found.total, "shown": len(found.hits), "groups": list(groups.values()),
                 "warning": found.warning}
 
@@ -261,12 +257,8 @@ class Pages:
 
     def _highlights(self, who: Who, page: dict[str, Any], q: str) -> list[list[int]]:
         """The boxes of the words `q` matches on this page, found by the same (audited) search as the list."""
-        catalogue, fulltext = open_archive(self.service.archive)
-        try:
+        with self.service.archive_for_search() as (catalogue, fulltext):
             found = notes.search_notes(catalogue, fulltext, who, q, patient=page["nhs_number"], limit=HIGHLIGHT_HITS)
-        finally:
-            fulltext.close()
-            catalogue.close()
         hit = next((h for h in found.hits if (h.source, h.page) == (page["source"], page["page"])), None)
         return [list(b) for b in hit.boxes] if hit else []
 
