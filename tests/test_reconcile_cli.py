@@ -163,6 +163,10 @@ def test_overrides_are_audited_and_win(digitised, archive, tmp_path):
         assert [a.action for a in cat.audit_log(nhs) if a.action.startswith("override")] == ["override", "override_cleared"]
     bad = run_lgd("review", "--patient", nhs, "--omit", "nosuch.pdf:1", "--reason", "x", "--archive", archive)
     assert bad.returncode == 2 and "no such page" in bad.stderr
+    # Without accounts nobody can be the second clinician, so a page lgd sends cannot be left out (H55).
+    sent = next(p for p in after["pages"] if p["machine_decision"] == "include")
+    refused = run_lgd("review", "--patient", nhs, "--omit", sent["id"], "--reason", "not needed", "--archive", archive)
+    assert refused.returncode == 6 and "two clinicians" in refused.stderr
 
 
 def test_batch_reconciles_many_patients_and_reports_failures(digitised, archive, tmp_path):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -71,19 +70,6 @@ def test_four_eyes_before_a_page_lgd_would_send_is_left_out(digitised, archive):
     assert back.returncode == 0
     assert next(p for p in review(archive, nhs, "--json", who="clerk").json["pages"]
                 if p["id"] == page_id)["decision"] == "include"
-
-
-def test_an_archive_without_accounts_cannot_leave_out_a_page_lgd_would_send(digitised, tmp_path):
-    copy = tmp_path / "solo"
-    shutil.copytree(digitised.archive, copy)
-    first = _first(digitised)
-    nhs = first["nhs_number"]
-    assert run_lgd("reconcile", "--patient", nhs, "--coded", digitised.batch.out / first["coded"]["csv"],
-                   "--archive", copy).returncode == 0
-    sent = next(p for p in review(copy, nhs, "--json").json["pages"] if p["decision"] == "include")
-    refused = review(copy, nhs, "--omit", str(sent["number"]), "--reason", "not needed")
-    assert refused.returncode == 6 and "two clinicians" in refused.stderr
-    assert review(copy, nhs, "--include", str(sent["number"]), "--reason", "to be sure").returncode == 0
 
 
 def test_the_cover_names_both_clinicians_of_a_confirmed_omission():
