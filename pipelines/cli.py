@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from digitise.errors import MissingDependency
@@ -21,7 +22,6 @@ from index import ArchiveError
 from pipelines.display import elide, printable
 from pipelines.errors import EXIT_CODE_HELP, ExitCode, LgdError
 from pipelines.identity import IdentityError, read_manifest
-from pipelines.ingest.run import Ingest, Report
 from pipelines.progress import for_terminal
 from pipelines.clinical import lgd_version
 from pipelines.cli_common import add_as_option
@@ -35,6 +35,9 @@ from pipelines.transfer.command import register as register_transfer
 from pipelines.transfer.key_command import register as register_key
 from pipelines.transfer.pack_command import register as register_pack
 from pipelines.web.command import register as register_serve
+
+if TYPE_CHECKING:
+    from pipelines.ingest.run import Report
 
 log = logging.getLogger("lgd")
 DEFAULT_ARCHIVE = "./lgd-archive"
@@ -199,6 +202,8 @@ def cmd_digitise(args: argparse.Namespace, stdout) -> ExitCode:
     options = DigitiseOptions(engine=args.engine, languages=args.language)
     archive = _archive(args.archive).resolve()
     started = time.monotonic()
+    from pipelines.ingest.run import Ingest  # OCR and PDF/A: half a second to import, so only when digitising
+
     ingest = Ingest(archive, options, jobs=args.jobs, progress=for_terminal(), force=args.force)
     try:
         report = ingest.run(args.paths, manifest)

@@ -42,3 +42,12 @@ BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u206
 def without_bidi(text: str) -> str:
     """`text` with every bidirectional control character removed (the letters themselves are kept)."""
     return "".join(c for c in text if c not in BIDI_CONTROLS)
+
+
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: str) -> str:
+    """`value` as a spreadsheet will show it, never run it: a leading formula character gets a quote before it."""
+    return "'" + value if value.startswith(FORMULA_LEAD) else value

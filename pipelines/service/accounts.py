@@ -8,6 +8,7 @@ service signs people in; either way the audit names a person and their role.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import unicodedata
@@ -27,8 +28,11 @@ MAX_PASSWORD = 1024  # Argon2 hashes anything, but a megabyte "password" is an a
 TOKEN_PREFIX = "lgd_"
 _HASHER = PasswordHasher()  # Argon2id with the library's current recommended cost
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-@")
-# Compared against when the user does not exist, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked when the user does not exist, so a wrong name costs as long as a wrong password (made once)."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 def check_name(name: str) -> str:
@@ -119,7 +123,7 @@ def sign_in(catalogue: Catalogue, name: str, password: str, client: str) -> Who:
         name = ""
     row = store.user(catalogue, name) if name else None
     try:
-        _HASHER.verify(row.password_hash if row and row.password_hash else _DUMMY_HASH, password[:MAX_PASSWORD])
+        _HASHER.verify(row.password_hash if row and row.password_hash else _dummy_hash(), password[:MAX_PASSWORD])
         ok = row is not None and row.password_hash is not None and not row.disabled
     except (VerificationError, InvalidHashError):
         ok = False

@@ -14,7 +14,7 @@ from typing import Any
 
 from index import AuditRow, Catalogue
 from pipelines.errors import ExitCode, LgdError
-from pipelines.transfer.ndr import safe_cell
+from pipelines.display import safe_cell
 
 from .access import Permission, Who
 

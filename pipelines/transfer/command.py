@@ -9,13 +9,15 @@ import os
 import sys
 import textwrap
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pipelines.errors import ExitCode
 
 from . import passphrase as passphrases
 from .problems import PackCode, PackError
-from .verify import Verification, trusted_keys, unpack, verify
+
+if TYPE_CHECKING:
+    from .verify import Verification
 
 # Same rule as pipelines.cli._archive; repeated because cli imports this module.
 DEFAULT_ARCHIVE = "./lgd-archive"
@@ -119,18 +121,24 @@ def _read_passphrase(args: argparse.Namespace) -> str:
 
 def _trusted(args: argparse.Namespace):
     archive = Path(args.archive or os.environ.get("LGD_ARCHIVE") or DEFAULT_ARCHIVE).absolute()
+    from .verify import trusted_keys  # 7-Zip, ISO and PDF/A checks: imported only to verify
+
     return trusted_keys(archive, args.public_key, args.fingerprint)
 
 
 def cmd_verify(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
     trusted = _trusted(args)
     secret = _read_passphrase(args)
+    from .verify import verify
+
     return _report(verify(args.pack, secret, trusted), args.json, stdout, "")
 
 
 def cmd_unpack(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
     trusted = _trusted(args)
     secret = _read_passphrase(args)
+    from .verify import unpack
+
     return _report(unpack(args.pack, secret, args.out, trusted), args.json, stdout, "; nothing was unpacked")
 
 

@@ -29,7 +29,7 @@ import pikepdf
 
 from index.store import sha256_file
 from pipelines.actor import current_actor
-from pipelines.display import without_bidi
+from pipelines.display import safe_cell, without_bidi
 
 from .document import PackDocument, PackSection, save_pack_pdfa
 from .plan import PackBuildError, PackPlan
@@ -46,8 +46,6 @@ COLUMNS = (*NDR_COLUMNS, "PATIENT-NAME")
 # take (ext4, APFS, NTFS) and leaving room for folders under Windows' 260-character path limit.
 MAX_NAME_CHARS = 80
 MAX_NAME_BYTES = 160  # UTF-8: letters outside Latin take 2 to 4 bytes each
-# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
-FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
 SECTION = "LG"
 # 100 MB. NHS England's NDR web uploader has refused files over 5 GB, so any smaller limit is
 # accepted there; 100 MB keeps a part quick to upload, scan for viruses and open on an ordinary
@@ -130,11 +128,6 @@ def short_name(name: str) -> str:
 def ndr_file_name(i: int, n: int, name: str, nhs_number: str, born: dt.date) -> str:
     """`{i}of{n}_Lloyd_George_Record_[Name]_[NHS]_[DD-MM-YYYY].pdf` (the date is the date of birth; see `short_name`)."""
     return f"{i}of{n}_Lloyd_George_Record_[{short_name(name)}]_[{nhs_number}]_[{born:%d-%m-%Y}].pdf"
-
-
-def safe_cell(value: str) -> str:
-    """`value` as a spreadsheet will show it, never run it: a leading formula character gets a quote before it."""
-    return "'" + value if value.startswith(FORMULA_LEAD) else value
 
 
 def full_name(name: str) -> str:

@@ -46,9 +46,8 @@ from .printing import (
     PrintChoice, WholeRecord, choose_print, print_summary, sheets, whole_plan, whole_record_may_be_shorter,
 )
 from .signing import archive_public_key
+from .formats import FORMATS, MEDIA_FORMATS
 
-FORMATS = ("7z", "iso", "usb", "print", "ndr")
-MEDIA_FORMATS = ("7z", "iso", "usb")
 PRINT_NAME = "print-pack.pdf"
 
 

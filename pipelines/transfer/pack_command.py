@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pipelines.cli_common import add_archive_option, nhs_number_arg
 from pipelines.errors import ExitCode, LgdError
@@ -17,8 +17,10 @@ from pipelines.reconcile.command import read_patient_list
 from pipelines.search import open_catalogue
 
 from . import passphrase as passphrases
-from .media import parse_media_size
-from .pack import FORMATS, MEDIA_FORMATS, PackOptions, PackResult, build_pack
+from .formats import FORMATS, MEDIA_FORMATS
+
+if TYPE_CHECKING:  # building packs imports 7-Zip, ISO and PDF code: only when a pack is built
+    from .pack import PackOptions, PackResult
 
 EXIT_HELP = """exit codes:
   0    the pack was built, checked as PDF/A-2b and recorded in the archive
@@ -112,6 +114,9 @@ examples:
 
 
 def _options(args: argparse.Namespace) -> PackOptions:
+    from .media import parse_media_size
+    from .pack import PackOptions
+
     size = None
     if args.media is not None:
         if args.format not in MEDIA_FORMATS:
@@ -177,6 +182,8 @@ class _Secrets:
 
 
 def cmd_pack(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
+    from .pack import build_pack
+
     options = _options(args)
     secrets = _Secrets(args)
     with open_catalogue(args.archive_of(args.archive)) as catalogue:
@@ -219,6 +226,8 @@ def _emit_one(result: PackResult, as_json: bool, stdout: TextIO) -> None:
 
 
 def _batch(catalogue, args: argparse.Namespace, options: PackOptions, secrets: _Secrets, stdout: TextIO) -> ExitCode:
+    from .pack import build_pack
+
     todo = read_patient_list(args.batch)
     if args.out.exists() and any(args.out.iterdir()):
         raise LgdError(f"--out {args.out} is not empty; a batch writes pack-001/, pack-002/, ... into a new folder",
