@@ -8,18 +8,16 @@ own size (`width` x `height` at `dpi`), so anyone can draw them over `page_image
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import io
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from index import Catalogue, DocumentRow, FullText, PageRow
 from index.decisions import current_overrides, latest_reconciliation
+from pipelines.atomic import write_atomic
 from pipelines.errors import ExitCode, LgdError, NotFound
 from pipelines.identity import nhs_number_valid, normalise_nhs_number
 from pipelines.search import KINDS, Found, search
@@ -170,17 +168,9 @@ def page_image(catalogue: Catalogue, who: Who, archive: Path, page_id: str) -> b
                        ExitCode.archive_error, "pdf_missing")
     data = _render(pdf, page)
     cached.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # A file of its own per render: the server's threads share one process id, and two people
-    # opening a page at once must not write into one half-finished file. mkstemp makes it 0600.
-    fd, part = tempfile.mkstemp(prefix=cached.name + ".", suffix=".part", dir=cached.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(part, cached)  # either render is the same page; the last rename wins, whole
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(part)
-        raise
+    # Two people opening a page at once each render it; write_atomic gives each its own
+    # temporary file (server threads share one process id), and either copy is the same page.
+    write_atomic(cached, data, 0o600)
     return data
 
 

@@ -15,20 +15,19 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from index import Catalogue
 from index.decisions import pack_signers
+from pipelines.atomic import write_atomic
 from pipelines.errors import ExitCode
 
 from .problems import PackCode, PackError
 from .signing import (
     KEY_DIR, archive_key_paths, fingerprint, load_or_create_key, load_private, new_private_pem, public_pem,
-    public_pem_of, raw_public, read_public_key, write_atomic,
+    public_pem_of, raw_public, read_public_key,
 )
 
 RETIRED_DIR = "retired"
@@ -197,14 +196,4 @@ def _retire(folder: Path, public_key: bytes, now: dt.datetime) -> None:
 
 def _replace_key(private: Path) -> None:
     """A new private key file in place of the old one, atomically (the old key can no longer sign)."""
-    pem = new_private_pem()
-    fd, name = tempfile.mkstemp(dir=private.parent, prefix=".key-", suffix=".part")  # mode 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(name, private)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
+    write_atomic(private, new_private_pem(), 0o600)

@@ -33,6 +33,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from pipelines.atomic import write_atomic
 from pipelines.errors import ExitCode
 
 from .problems import PackCode, PackError
@@ -217,20 +218,6 @@ def load_private(private: Path) -> Ed25519PrivateKey:
 
 def public_pem(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def write_atomic(target: Path, data: bytes, mode: int) -> None:
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=".lgd-", suffix=".part")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(name, target)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
 
 
 def build_manifest(fields: dict[str, Any], files: list[FileEntry], key: Ed25519PrivateKey) -> tuple[bytes, bytes]:

@@ -72,8 +72,7 @@ class Service:
 
 def create_app(archive: Path, oidc: OidcConfig | None = None) -> FastAPI:
     service = Service(Path(archive), oidc=Oidc(oidc) if oidc else None)
-    with service.catalogue():  # refuse at start, not at the first request, an archive that is not there
-        pass
+    open_catalogue(service.archive).close()  # refuse at start, not at the first request, an archive that is not there
     app = FastAPI(title="lgd", version=lgd_version(), openapi_url="/api/v1/openapi.json", docs_url=None,
                   redoc_url=None)
     app.state.service = service
