@@ -30,8 +30,14 @@ MAX_MATCHES = 50
 _PAGE_ID = re.compile(r"^(\d{1,9})-(\d{1,5})$")
 
 
+def page_id_parts(text: str) -> tuple[int, int] | None:
+    """(document id, page number) of a page id such as "12-3", or None if `text` is not one."""
+    m = _PAGE_ID.match(text or "")
+    return (int(m[1]), int(m[2])) if m else None
+
+
 @dataclass(frozen=True, slots=True)
-class PageRef:
+class StoredPage:
     document: DocumentRow
     page: PageRow
 
@@ -191,16 +197,16 @@ def _render(pdf: Path, page: PageRow) -> bytes:
     return out.getvalue()
 
 
-def _page(catalogue: Catalogue, page_id: str) -> PageRef:
-    m = _PAGE_ID.match(page_id or "")
-    if m is None:
+def _page(catalogue: Catalogue, page_id: str) -> StoredPage:
+    parts = page_id_parts(page_id)
+    if parts is None:
         raise LgdError(f"{page_id[:40]!r} is not a page id; page ids look like 12-3 (document 12, page 3)",
                        ExitCode.usage, "bad_page_id")
-    doc = catalogue.document(int(m[1]))
-    page = next((p for p in catalogue.pages(doc.id) if p.number == int(m[2])), None) if doc and doc.status == "ok" else None
+    doc = catalogue.document(parts[0])
+    page = next((p for p in catalogue.pages(doc.id) if p.number == parts[1]), None) if doc and doc.status == "ok" else None
     if doc is None or page is None:
         raise NotFound(f"there is no page {page_id} in this archive", "no_page")
-    return PageRef(doc, page)
+    return StoredPage(doc, page)
 
 
 def _decisions(catalogue: Catalogue, nhs_number: str) -> dict[tuple[int, int], dict[str, Any]]:

@@ -13,7 +13,6 @@ A page is named by its number in the patient's record (as `lgd review` lists the
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from index import Catalogue
@@ -22,9 +21,7 @@ from pipelines.actor import free_text
 from pipelines.errors import ExitCode, LgdError, NotPermitted
 
 from .access import Permission, Role, Who
-
-_PAGE_ID = re.compile(r"^(\d{1,9})-(\d{1,5})$")
-
+from .notes import page_id_parts
 
 @dataclass(frozen=True, slots=True)
 class PageRef:
@@ -63,8 +60,8 @@ def resolve(catalogue: Catalogue, nhs_number: str, ref: str) -> PageRef:
     found: PageRef | None = None
     if text.isdigit():
         found = pages[int(text) - 1] if 1 <= int(text) <= len(pages) else None
-    elif m := _PAGE_ID.match(text):
-        found = next((p for p in pages if (p.document_id, p.page) == (int(m[1]), int(m[2]))), None)
+    elif parts := page_id_parts(text):
+        found = next((p for p in pages if (p.document_id, p.page) == parts), None)
     else:
         source, sep, number = text.rpartition(":")
         if sep and number.isdigit():
