@@ -22,9 +22,10 @@ ROLES = [r.value for r in Role if r is not Role.owner]
 def register(sub, archive_of) -> None:
     u = sub.add_parser(
         "user", help="accounts for lgd serve: add, list, disable, passwords, API tokens",
-        description="People sign in to `lgd serve` as themselves, with a role: a clerk searches and views; a "
-        "clinician also decides what is sent; a practice admin also manages accounts and packs; an auditor reads the "
-        "audit log only. The first account of an archive can be added by whoever may open the archive's folder; "
+        description="People sign in to `lgd serve` as themselves, with a role: a clerk searches, views, digitises "
+        "and may send more pages; a clinician views and decides what is left out (an omission of a page lgd would "
+        "send needs a second clinician); a practice admin views, digitises, manages accounts, maintains the archive "
+        "and builds packs; an auditor reads the audit log only. The first account of an archive can be added by whoever may open the archive's folder; "
         "after that, say who you are with --as NAME (or LGD_USER).",
         epilog="""examples:
   lgd user add j.smith --role practice-admin --password-file /root/js.pw
