@@ -2,6 +2,7 @@
 
     .venv/bin/python -m tests.benchmarks.bench_reconcile --patients 20 --seed 7 --json tests/benchmarks/last-run-reconcile.json
     .venv/bin/python -m tests.benchmarks.bench_reconcile --style varied ...   (letters, results, rescans that vary)
+    .venv/bin/python -m tests.benchmarks.bench_reconcile --engine auto ...    (lgd digitise --engine; default tesseract)
 
 1. Generates a batch (scans, truth and each patient's coded record in four renderings),
    digitises it with the real OCR, and reconciles every patient against every rendering.
@@ -44,10 +45,10 @@ RENDERINGS = {"csv": "csv", "stu3": "stu3.json", "r4": "r4.json", "gp2gp": "xml"
 LARGE_NHS = "9990000018"
 
 
-def digitise(batch, archive: Path) -> float:
+def digitise(batch, archive: Path, engine: str) -> float:
     started = time.perf_counter()
     done = subprocess.run([str(REPO / ".venv/bin/lgd"), "digitise", str(batch.scans), "--archive", str(archive),
-                           "--jobs", "2", "--json"], check=False, stdout=subprocess.DEVNULL)
+                           "--jobs", "2", "--engine", engine, "--json"], check=False, stdout=subprocess.DEVNULL)
     if done.returncode not in (0, 1):  # 1: some inputs quarantined, the rest digitised
         raise SystemExit(f"lgd digitise exited {done.returncode}; see its messages above")
     return time.perf_counter() - started
@@ -134,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--style", choices=("classic", "varied"), default="classic",
                         help="generator style (fixtures.generate --style); classic keeps old figures comparable")
+    parser.add_argument("--engine", choices=("tesseract", "ppocr", "auto"), default="tesseract",
+                        help="lgd digitise --engine (default tesseract, lgd's own default)")
     args = parser.parse_args(argv)
     batch_dir, archive = args.out / "batch", args.out / "archive"
     if not args.reuse:
@@ -143,11 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     batch = generate_batch(batch_dir, args.patients, args.seed, args.style) if not args.reuse else _existing(batch_dir)
     if not args.reuse:
         print(f"generated {args.patients} patients in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        print(f"digitised in {digitise(batch, archive):.0f} s", file=sys.stderr)
+        print(f"digitised in {digitise(batch, archive, args.engine):.0f} s", file=sys.stderr)
     runs = args.out / "runs"
     shutil.rmtree(runs, ignore_errors=True)
     runs.mkdir()
-    figures: dict = {"patients": args.patients, "seed": args.seed, "style": args.style, "formats": {}}
+    figures: dict = {"patients": args.patients, "seed": args.seed, "style": args.style, "engine": args.engine,
+                     "formats": {}}
     for name, suffix in RENDERINGS.items():
         started = time.perf_counter()
         paths = reconcile_all(archive, batch, runs, suffix)
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in [*figures["formats"].items(), ("oracle", figures["oracle"])]:
         figures["summary"][name]["by_kind"] = {k: {"missed": v["missed"], "compaction": v["compaction"]}
                                                for k, v in r["overall"]["by_kind"].items() if v["pages"]}
-    text = json.dumps({"style": args.style, **figures["summary"], "throughput": figures["throughput"]}, indent=2)
+    text = json.dumps({"style": args.style, "engine": args.engine, **figures["summary"], "throughput": figures["throughput"]}, indent=2)
     print(text)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n")
