@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libtesseract-dev libleptonica-dev pkg-config g++
   python3 python3-venv python3-pip python3-dev
   chromium chromium-driver
+  redis-server
 )
 
 missing=()
