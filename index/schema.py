@@ -210,6 +210,45 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 7: the leavers worklist (issue 14): a patient leaving for another practice, each step of the
+    # transfer as a row of its own (the latest is the state), and the packs built for the leaver.
+    (
+        """
+        CREATE TABLE leavers (
+            id INTEGER PRIMARY KEY,
+            nhs_number TEXT NOT NULL REFERENCES patients (nhs_number),
+            ods_code TEXT NOT NULL,
+            movement_ref TEXT,  -- PCSE Online's movement reference, when given
+            added TEXT NOT NULL,
+            added_by TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX leavers_patient ON leavers (nhs_number, id)",
+        """
+        CREATE TABLE leaver_states (
+            id INTEGER PRIMARY KEY,
+            leaver_id INTEGER NOT NULL REFERENCES leavers (id),
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            from_state TEXT,
+            to_state TEXT NOT NULL CHECK (to_state IN ('awaiting_coded_record', 'reconciled', 'in_review',
+                'signed_off', 'packed', 'sent', 'receipt_confirmed', 'returned_for_rescan')),
+            reason TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '{}'  -- JSON: a sign-off's fingerprint, a receipt's verify result
+        )
+        """,
+        "CREATE INDEX leaver_states_leaver ON leaver_states (leaver_id, id)",
+        """
+        CREATE TABLE leaver_packs (
+            pack_id INTEGER PRIMARY KEY REFERENCES packs (id),
+            leaver_id INTEGER NOT NULL REFERENCES leavers (id),
+            folder TEXT NOT NULL,
+            ods_code TEXT NOT NULL,
+            movement_ref TEXT
+        )
+        """,
+        "CREATE INDEX leaver_packs_leaver ON leaver_packs (leaver_id, pack_id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
