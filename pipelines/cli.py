@@ -29,6 +29,7 @@ from pipelines.cli_search import register as register_search
 from pipelines.cli_who import act_as
 from pipelines.cli_users import register as register_users
 from pipelines.patient import register as register_patient
+from pipelines.queue import command as queue_command
 from pipelines.records.command import register as register_coded
 from pipelines.reconcile.command import register as register_reconcile
 from pipelines.transfer.command import register as register_transfer
@@ -114,6 +115,7 @@ examples:
                         "entries of the same document and patient, and is audited (redigitise); the patient's "
                         "reconciliations are made again. Costs a full OCR of each document")
     d.add_argument("--language", default="eng", help="Tesseract language(s), e.g. eng or eng+cym (default: eng)")
+    queue_command.add_digitise_options(d)
     d.set_defaults(run=cmd_digitise)
     register_search(sub, lambda value: _archive(value).resolve())
     register_coded(sub)
@@ -124,6 +126,7 @@ examples:
     register_key(sub, lambda value: _archive(value).resolve())
     register_users(sub, lambda value: _archive(value).resolve())
     register_serve(sub, lambda value: _archive(value).resolve())
+    queue_command.register(sub, lambda value: _archive(value).resolve())
     return parser
 
 
@@ -204,7 +207,10 @@ def cmd_digitise(args: argparse.Namespace, stdout) -> ExitCode:
     started = time.monotonic()
     from pipelines.ingest.run import Ingest  # OCR and PDF/A: half a second to import, so only when digitising
 
-    ingest = Ingest(archive, options, jobs=args.jobs, progress=for_terminal(), force=args.force)
+    if args.queue:  # digitised by `lgd worker` processes through a Redis broker, stored here
+        ingest = queue_command.queued_ingest(args, archive, options, for_terminal())
+    else:
+        ingest = Ingest(archive, options, jobs=args.jobs, progress=for_terminal(), force=args.force)
     try:
         report = ingest.run(args.paths, manifest)
     finally:

@@ -243,7 +243,7 @@ class Ingest:
         relpath = self.store.put_pdf(doc.patient.nhs_number, scan.pdfa)
         reason = "" if scan.pdfa_valid else "PDF/A validation failed: " + "; ".join(scan.pdfa_findings[:3])
         patient, row, pages, entries = records.digitised(doc, scan, item.sha256, item.size, relpath, reason)
-        read_by = {"engine": self.options.engine, "pages_read_by": records.pages_read_by(scan)}
+        read_by = {"engine": done.engine or self.options.engine, "pages_read_by": records.pages_read_by(scan)}
         old = item.replaces
         try:
             if old is None:
@@ -320,7 +320,7 @@ class Ingest:
             if self.jobs == 1 or len(todo) == 1:
                 worker.init(self.options)
                 for key, item in enumerate(todo):
-                    self._finish(item, worker.digitise(jobs[key]), jobs[key], report)
+                    self._finish(item, worker.digitise(jobs[key]), report, jobs[key].work)
                 return
             # Submit a few documents ahead of the workers only: memory stays bounded
             # however long the batch is, and Ctrl-C has little queued work to cancel.
@@ -339,7 +339,7 @@ class Ingest:
                         finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                         for future in finished:
                             key = pending.pop(future)
-                            self._finish(todo[key], future.result(), jobs[key], report)
+                            self._finish(todo[key], future.result(), report, jobs[key].work)
                 except BaseException:  # Ctrl-C, or an archive error: drop the queued work
                     for future in pending:
                         future.cancel()
@@ -353,14 +353,17 @@ class Ingest:
             for job in jobs.values():
                 shutil.rmtree(job.work, ignore_errors=True)
 
-    def _finish(self, item: Preflighted, done: worker.Done, job: worker.Job, report: Report) -> None:
+    def _finish(self, item: Preflighted, done: worker.Done, report: Report, work: Path | None = None) -> Outcome:
+        """Store one digitised document whole (Ctrl-C waits for it), then remove its work folder."""
         with _hold_ctrl_c():
             try:
                 outcome = self.store_result(item, done)
             finally:
-                shutil.rmtree(job.work, ignore_errors=True)
+                if work is not None:
+                    shutil.rmtree(work, ignore_errors=True)
             report.outcomes.append(outcome)
             self.progress.advance(outcome.source)
+        return outcome
 
 
 def _identity(p: PatientId) -> dict[str, str | None]:

@@ -47,6 +47,7 @@ class Done:
     doc: ScanDoc | None = None
     code: str = ""
     reason: str = ""
+    engine: str = ""  # the --engine that read it, when not this run's (a queue worker's)
 
 
 def init(options: DigitiseOptions) -> None:
