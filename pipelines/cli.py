@@ -28,6 +28,7 @@ from pipelines.cli_common import add_as_option
 from pipelines.cli_search import register as register_search
 from pipelines.cli_who import act_as
 from pipelines.cli_users import register as register_users
+from pipelines.ingest.quarantine_command import register as register_quarantine
 from pipelines.patient import register as register_patient
 from pipelines.queue import command as queue_command
 from pipelines.records.command import register as register_coded
@@ -127,6 +128,7 @@ examples:
     register_users(sub, lambda value: _archive(value).resolve())
     register_serve(sub, lambda value: _archive(value).resolve())
     queue_command.register(sub, lambda value: _archive(value).resolve())
+    register_quarantine(sub, lambda value: _archive(value).resolve())
     return parser
 
 

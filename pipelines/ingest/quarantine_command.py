@@ -1,0 +1,121 @@
+"""`lgd quarantine list|retry|discard`: argument parsing and output; the rules are in ingest.quarantine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from pipelines.cli_common import add_as_option
+from pipelines.errors import ExitCode
+
+
+def register(sub: argparse._SubParsersAction, archive_of: Callable[[str | None], Path]) -> None:
+    q = sub.add_parser("quarantine", help="inputs that could not be digitised: list, retry or discard them",
+                       description="Each input lgd could not digitise is copied to ARCHIVE/quarantine/ID with its "
+                       "reason. retry digitises the copy again (locally, or on the queue with --queue); discard "
+                       "deletes it. Both need the digitise permission and a --reason, which the audit keeps.")
+    actions = q.add_subparsers(dest="quarantine_action", metavar="ACTION", required=True)
+    ls = actions.add_parser("list", help="every quarantined input with its reason")
+    retry = actions.add_parser("retry", help="digitise a quarantined input again")
+    drop = actions.add_parser("discard", help="delete a quarantined input")
+    for p in (ls, retry, drop):
+        p.add_argument("--archive", metavar="DIR", help="archive folder (default: $LGD_ARCHIVE or ./lgd-archive)")
+        p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        add_as_option(p)
+    for p in (retry, drop):
+        p.add_argument("id", metavar="ID", help="the entry's id, as `lgd quarantine list` shows it")
+        p.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    from pipelines.queue.command import add_digitise_options  # the same --queue options as lgd digitise
+
+    add_digitise_options(retry)
+    q.set_defaults(run=lambda args, stdout: cmd_quarantine(args, stdout, archive_of(args.archive)))
+
+
+def cmd_quarantine(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
+    from index import ArchiveStore
+    from pipelines import actor
+    from pipelines.ingest import quarantine as q
+    from pipelines.search import open_catalogue
+    from pipelines.service.accounts import shell_who
+    from pipelines.service.access import Role
+
+    store = ArchiveStore(archive)
+    with open_catalogue(archive) as catalogue:
+        who = shell_who(catalogue, args.as_user)
+        if args.quarantine_action == "list":
+            who.require(q.Permission.digitise)
+            found = q.entries(store)
+            if args.json:
+                json.dump({"quarantine": [i.as_json() for i in found]}, stdout, indent=2)
+                stdout.write("\n")
+            else:
+                for i in found:
+                    stdout.write(f"{i.id}\n  {i.code}: {i.reason}\n")
+                stdout.write(f"{len(found)} quarantined input(s)\n")
+            return ExitCode.ok
+        if args.quarantine_action == "discard":
+            item = q.discard(catalogue, store, who, args.id, args.reason)
+            _done(args, stdout, {"id": item.id, "action": "discarded", "source": item.source})
+            return ExitCode.ok
+        reason = q.check(who, args.reason)
+        item = q.find(store, args.id)
+        nhs = q.failed_nhs_number(catalogue, item.source)
+    if who.role is not Role.owner:
+        actor.act_as(who.name)
+    work, target = q.rebuild_input(store, item)
+    try:
+        report = _digitise(args, archive, target, nhs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    outcome = report.outcomes[-1] if report.outcomes else None
+    status = outcome.status if outcome else "interrupted"
+    with open_catalogue(archive) as catalogue:
+        catalogue.audit(who.name, "quarantine_retry", outcome.nhs_number if outcome else None, **who.audit_detail(),
+                        quarantine=item.id, source=item.source, code=item.code, reason=reason, outcome=status,
+                        new_reason=outcome.reason if outcome and outcome.status == "failed" else None)
+    if outcome is not None:  # stored, or quarantined again under a new id: the old entry has had its turn
+        q.remove(store, item)
+    _done(args, stdout, {"id": item.id, "action": "retried", "source": item.source, "outcome": status,
+                         "reason": outcome.reason if outcome else "", "code": outcome.code if outcome else ""})
+    if report.interrupted:
+        return ExitCode.interrupted
+    return ExitCode.ok if status in ("ok", "skipped") else ExitCode.partial
+
+
+def _digitise(args: argparse.Namespace, archive: Path, target: Path, nhs: str | None):
+    from digitise.options import DigitiseOptions
+    from pipelines.identity import read_manifest
+    from pipelines.ingest.run import Ingest
+    from pipelines.progress import for_terminal
+
+    manifest = None
+    if nhs is not None:  # the identity it was given (perhaps by a manifest row), not one guessed anew
+        csv = target.parent / "metadata.csv"
+        csv.write_text(f"FILEPATH,NHS-NO\n\"{target.name.replace(chr(34), chr(34) * 2)}\",{nhs}\n", encoding="utf-8")
+        manifest = read_manifest(csv)
+    options = DigitiseOptions()
+    if args.queue:
+        from pipelines.queue.command import queued_ingest
+
+        args.force = False
+        ingest = queued_ingest(args, archive, options, for_terminal())
+    else:
+        ingest = Ingest(archive, options, jobs=1, progress=for_terminal())
+    try:
+        return ingest.run([target], manifest)
+    finally:
+        ingest.close()
+
+
+def _done(args: argparse.Namespace, stdout, result: dict) -> None:
+    if args.json:
+        json.dump(result, stdout, indent=2)
+        stdout.write("\n")
+    else:
+        extra = f" ({result['outcome']}{': ' + result['reason'] if result.get('reason') else ''})" if "outcome" in result else ""
+        stdout.write(f"{result['action']} {result['id']}{extra}\n")
+    print(f"lgd: quarantine entry {result['id']} {result['action']}", file=sys.stderr)
