@@ -249,6 +249,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX leaver_packs_leaver ON leaver_packs (leaver_id, pack_id)",
     ),
+    # 8: transfer packs received from other practices (issue 14, receiving side): one row per pack
+    # (by the SHA-256 of its signed pack.pdf), naming the document its pages became, with the signed
+    # manifest and signature kept byte for byte and what the sender's cover says, as provenance.
+    (
+        """
+        CREATE TABLE received_packs (
+            id INTEGER PRIMARY KEY,
+            pack_sha256 TEXT NOT NULL UNIQUE CHECK (length(pack_sha256) = 64),
+            nhs_number TEXT NOT NULL REFERENCES patients (nhs_number),
+            document_id INTEGER NOT NULL REFERENCES documents (id),
+            pack_pdf TEXT NOT NULL,  -- archive path of the pack.pdf as signed (pdf/{nhs}/{sha256}.pdf)
+            received_at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            signer_fingerprint TEXT NOT NULL,
+            trusted_by TEXT NOT NULL,
+            manifest BLOB NOT NULL,  -- manifest.json as signed
+            signature BLOB NOT NULL,  -- manifest.sig
+            provenance TEXT NOT NULL DEFAULT '{}'  -- JSON: sender, cover facts, omitted pages, pack pages
+        )
+        """,
+        "CREATE INDEX received_packs_patient ON received_packs (nhs_number, id)",
+        "CREATE INDEX received_packs_document ON received_packs (document_id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
