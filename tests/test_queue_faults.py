@@ -1,0 +1,112 @@
+"""The queue through failures: a worker SIGKILLed mid-document, a poison document, the broker restarted mid-batch.
+
+Faults are injected where lgd meets an external program: a `tesseract` first on PATH that
+SIGKILLs the worker process calling it (workers run --engine tesseract-cli, which calls it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+
+from tests.conftest import copy_with_accounts
+from tests.queue_support import (LGD, REPO, catalogue_facts, database_url, fake_tesseract, free_port,  # noqa: F401
+                                 make_inputs, queue_scans, redis_base, redis_server, run, wait_for, workers)
+
+
+def test_worker_killed_mid_document_is_read_again_and_stored_once(redis_base, queue_scans, tmp_path):
+    url = database_url(redis_base)
+    archive = tmp_path / "archive"
+    env = fake_tesseract(tmp_path, "once")
+    with workers(url, tmp_path, 1, env, "--engine", "tesseract-cli") as started:
+        proc = run("digitise", queue_scans, "--archive", archive, "--queue", url, "--json", "--broker-timeout", "30")
+        events = started[0].events()
+    assert (tmp_path / "killed-once").is_dir()  # the worker was killed while reading a page
+    assert proc.returncode == 0, proc.stderr
+    assert proc.json["summary"]["ok"] == 3 and proc.json["summary"]["pages"] == 7
+    # The killed document was delivered again and read on its second attempt; nothing was read twice to the end.
+    assert sorted(e["attempt"] for e in events) == [1, 1, 2] and len({e["what"] for e in events}) == 3
+    facts = catalogue_facts(archive)
+    assert len(facts) == 3 and all(f["document"][4] == "ok" and len(f["pages"]) == f["document"][3] for f in facts.values())
+
+
+def test_poison_document_is_quarantined_then_retried_and_discarded(redis_base, tmp_path):
+    from fixtures.bad_inputs import write_bad_inputs
+
+    url = database_url(redis_base)
+    scans = make_inputs(tmp_path / "in", (2,))
+    poison = next(scans.iterdir())
+    truncated = write_bad_inputs(tmp_path / "bad")["truncated_pdf"]
+    shutil.copy(truncated, scans / truncated.name)
+    archive = tmp_path / "archive"
+    with workers(url, tmp_path, 1, fake_tesseract(tmp_path, "always"), "--engine", "tesseract-cli") as started:
+        proc = run("digitise", scans, "--archive", archive, "--queue", url, "--json", "--broker-timeout", "30")
+        events = started[0].events()
+        status = run("status", "--queue", url, "--json")
+    assert proc.returncode == 1, proc.stderr
+    by_source = {d["source"]: d for d in proc.json["documents"]}
+    assert by_source[poison.name]["status"] == "failed" and by_source[poison.name]["code"] == "worker_lost"
+    assert "stopped the worker reading it 2 times" in by_source[poison.name]["reason"]
+    assert by_source[truncated.name]["code"] == "truncated"
+    # The truncated PDF failed in the worker as it would locally; the poison one never finished a reading.
+    assert sorted((e["outcome"], e["attempt"]) for e in events) == [("truncated", 1), ("worker_lost", 3)]
+    assert status.json["failures"][0]["outcome"] == "worker_lost" and status.json["failures"][0]["source"] == poison.name
+
+    listed = run("quarantine", "list", "--archive", archive, "--json")
+    entries = {e["source"]: e for e in listed.json["quarantine"]}
+    assert set(entries) == {poison.name, truncated.name} and entries[poison.name]["code"] == "worker_lost"
+    # Only who may digitise may work the quarantine.
+    guarded = copy_with_accounts(archive, tmp_path / "accounts", {"doc": "clinician", "clerk": "clerk"}, None)
+    refused = run("quarantine", "discard", entries[truncated.name]["id"], "--reason", "x", "--archive", guarded, "--as", "doc")
+    assert refused.returncode == 6 and "may not digitise" in refused.stderr
+    allowed = run("quarantine", "discard", entries[truncated.name]["id"], "--reason", "a rescan follows",
+                  "--archive", guarded, "--as", "clerk", "--json")
+    assert allowed.returncode == 0 and allowed.json["action"] == "discarded"
+
+    no_reason = run("quarantine", "retry", entries[poison.name]["id"], "--reason", " ", "--archive", archive)
+    assert no_reason.returncode == 2 and "--reason is empty" in no_reason.stderr
+    retried = run("quarantine", "retry", entries[poison.name]["id"], "--reason", "worker fixed", "--archive", archive, "--json")
+    assert retried.returncode == 0, retried.stderr
+    assert retried.json["outcome"] == "ok"
+    discarded = run("quarantine", "discard", entries[truncated.name]["id"], "--reason", "rescanned as batch 8",
+                    "--archive", archive, "--json")
+    assert discarded.returncode == 0
+    assert run("quarantine", "list", "--archive", archive, "--json").json["quarantine"] == []
+    facts = catalogue_facts(archive)
+    assert facts[poison.name]["document"][4] == "ok" and len(facts[poison.name]["pages"]) == 2
+    audit = run("audit", "--archive", archive, "--json")
+    actions = {(e["action"], e["detail"].get("reason")) for e in audit.json["events"]}
+    assert {("quarantine_retry", "worker fixed"), ("quarantine_discard", "rescanned as batch 8")} <= actions
+
+
+def test_broker_restarted_mid_batch_loses_nothing(queue_scans, tmp_path):
+    """redis-server stopped with one document read, the rest queued or running, and started again empty."""
+    port = free_port()
+    archive = tmp_path / "archive"
+    url = f"redis://127.0.0.1:{port}/0"
+    with redis_server(port) as first:
+        broker = first
+        with workers(url, tmp_path, 1) as started:
+            writer = subprocess.Popen([*LGD, "digitise", str(queue_scans), "--archive", str(archive), "--queue", url,
+                                       "--json", "--broker-timeout", "60"], cwd=REPO, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                wait_for(lambda: started[0].events(), 60, "the first document to be read")
+                broker.stop()
+                time.sleep(2.0)
+                broker.start()
+                out, err = writer.communicate(timeout=120)
+            finally:
+                if writer.poll() is None:
+                    writer.kill()
+            events = started[0].events()
+    assert writer.returncode == 0, err
+    assert "is unreachable; waiting" in err and "is back" in err
+    assert "sending" in err and "again" in err  # the writer noticed the broker had lost the queue
+    report = json.loads(out)
+    assert report["summary"]["ok"] == 3 and report["summary"]["pages"] == 7
+    assert len({e["what"] for e in events}) == 3
+    facts = catalogue_facts(archive)
+    assert len(facts) == 3 and all(f["document"][4] == "ok" for f in facts.values())
