@@ -23,6 +23,7 @@ from pipelines.identity import nhs_number_valid, normalise_nhs_number
 from pipelines.search import KINDS, Found, search
 
 from .access import Permission, Who
+from .received import page_parts, received_for_patient
 
 CACHE = Path("cache") / "pages"  # inside the archive: rendered page images, private like the rest
 IMAGE_QUALITY = 85
@@ -112,6 +113,8 @@ def patient_pages(catalogue: Catalogue, who: Who, nhs_number: str) -> dict[str, 
         raise NotFound(f"no patient with NHS number {nhs_number} in this archive", "no_patient")
     catalogue.audit(who.name, "view_patient", patient.nhs_number, **who.audit_detail())
     decisions = _decisions(catalogue, patient.nhs_number)
+    received = received_for_patient(catalogue, patient.nhs_number)  # pages another practice sent: their provenance
+    parts = page_parts(received)
     pages = []
     for doc in sorted(catalogue.documents(nhs_number=patient.nhs_number, status="ok"), key=lambda d: (d.part or 0, d.source)):
         entries = catalogue.entries(document_id=doc.id)
@@ -125,12 +128,14 @@ def patient_pages(catalogue: Catalogue, who: Who, nhs_number: str) -> dict[str, 
                 # unreadable page goes on paper whatever was decided.
                 "send": decision is None or decision["decision"] == "include" or page.unreadable,
                 "decision": decision,
+                "received": parts.get((doc.id, page.number)),
             })
     # Inputs that never became pages would otherwise be invisible; a pack's cover names them too.
     failed = [{"source": d.source, "reason": d.reason or d.code or "no reason recorded"}
               for d in catalogue.documents(nhs_number=patient.nhs_number, status="failed")]
     return {"nhs_number": patient.nhs_number, "name": patient.name,
-            "dob": patient.born.isoformat() if patient.born else None, "pages": pages, "not_digitised": failed}
+            "dob": patient.born.isoformat() if patient.born else None, "pages": pages, "not_digitised": failed,
+            "received": received}
 
 
 def open_page(catalogue: Catalogue, who: Who, page_id: str) -> dict[str, Any]:

@@ -1,0 +1,50 @@
+"""Where a patient's received pages came from: the packs other practices sent, as the receiver reads them.
+
+For each received pack: the sending practice and the key that signed it (and why it was
+trusted), when the pack was made and what coded record it was checked against, who received it
+here and when, every page the sender left out with the sender's own reason, and what each page
+of the received document is (the sender's cover, their index of omitted pages, or a record page
+with the source file and page it was scanned as). Read by the caller that already checked the
+user may view the patient and audited the look (notes.patient_pages).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from index import Catalogue
+from index.received import ReceivedPack, received_packs
+
+
+def received_for_patient(catalogue: Catalogue, nhs_number: str) -> list[dict[str, Any]]:
+    """The patient's received packs, oldest first, as `GET /api/v1/patients/{nhs}/pages` gives them ("received")."""
+    return [pack_provenance(p) for p in received_packs(catalogue, nhs_number)]
+
+
+def pack_provenance(pack: ReceivedPack) -> dict[str, Any]:
+    p = pack.provenance
+    facts = p.get("pack") or {}
+    cover = p.get("cover") or {}
+    return {
+        "document_id": pack.document_id,
+        "pack_sha256": pack.pack_sha256,
+        "received_at": pack.received_at.isoformat() if pack.received_at else None,
+        "received_by": pack.actor,
+        "sender": {"practice": (p.get("sender") or {}).get("practice"), "signer_fingerprint": pack.signer_fingerprint,
+                   "trusted_by": pack.trusted_by},
+        "created": facts.get("created"),
+        "coded": facts.get("coded"),
+        "counts": facts.get("counts"),
+        "reconciliation": cover.get("reconciliation"),
+        "omitted": list(p.get("omitted") or []),
+        "pages": list(p.get("pages") or []),
+    }
+
+
+def page_parts(received: list[dict[str, Any]]) -> dict[tuple[int, int], dict[str, Any]]:
+    """(document id, page) -> what that page of a received document is, from `received_for_patient`."""
+    out: dict[tuple[int, int], dict[str, Any]] = {}
+    for pack in received:
+        for part in pack["pages"]:
+            out[(pack["document_id"], part["pack_page"])] = {k: v for k, v in part.items() if k != "pack_page"}
+    return out
