@@ -1,4 +1,4 @@
-"""The queue through failures: a worker SIGKILLed mid-document, a poison document, the broker restarted mid-batch.
+"""The queue through failures: a poison document, the broker restarted mid-batch (a worker killed mid-document: test_queue).
 
 Faults are injected where lgd meets an external program: a `tesseract` first on PATH that
 SIGKILLs the worker process calling it (workers run --engine tesseract-cli, which calls it).
@@ -14,22 +14,6 @@ import time
 from tests.conftest import copy_with_accounts
 from tests.queue_support import (LGD, REPO, catalogue_facts, database_url, fake_tesseract, free_port,  # noqa: F401
                                  make_inputs, queue_scans, redis_base, redis_server, run, wait_for, workers)
-
-
-def test_worker_killed_mid_document_is_read_again_and_stored_once(redis_base, queue_scans, tmp_path):
-    url = database_url(redis_base)
-    archive = tmp_path / "archive"
-    env = fake_tesseract(tmp_path, "once")
-    with workers(url, tmp_path, 1, env, "--engine", "tesseract-cli") as started:
-        proc = run("digitise", queue_scans, "--archive", archive, "--queue", url, "--json", "--broker-timeout", "30")
-        events = started[0].events()
-    assert (tmp_path / "killed-once").is_dir()  # the worker was killed while reading a page
-    assert proc.returncode == 0, proc.stderr
-    assert proc.json["summary"]["ok"] == 3 and proc.json["summary"]["pages"] == 7
-    # The killed document was delivered again and read on its second attempt; nothing was read twice to the end.
-    assert sorted(e["attempt"] for e in events) == [1, 1, 2] and len({e["what"] for e in events}) == 3
-    facts = catalogue_facts(archive)
-    assert len(facts) == 3 and all(f["document"][4] == "ok" and len(f["pages"]) == f["document"][3] for f in facts.values())
 
 
 def test_poison_document_is_quarantined_then_retried_and_discarded(redis_base, tmp_path):
@@ -65,15 +49,13 @@ def test_poison_document_is_quarantined_then_retried_and_discarded(redis_base, t
                   "--archive", guarded, "--as", "clerk", "--json")
     assert allowed.returncode == 0 and allowed.json["action"] == "discarded"
 
-    no_reason = run("quarantine", "retry", entries[poison.name]["id"], "--reason", " ", "--archive", archive)
-    assert no_reason.returncode == 2 and "--reason is empty" in no_reason.stderr
     retried = run("quarantine", "retry", entries[poison.name]["id"], "--reason", "worker fixed", "--archive", archive, "--json")
     assert retried.returncode == 0, retried.stderr
     assert retried.json["outcome"] == "ok"
     discarded = run("quarantine", "discard", entries[truncated.name]["id"], "--reason", "rescanned as batch 8",
                     "--archive", archive, "--json")
     assert discarded.returncode == 0
-    assert run("quarantine", "list", "--archive", archive, "--json").json["quarantine"] == []
+    assert not any((archive / "quarantine").iterdir())
     facts = catalogue_facts(archive)
     assert facts[poison.name]["document"][4] == "ok" and len(facts[poison.name]["pages"]) == 2
     audit = run("audit", "--archive", archive, "--json")
