@@ -101,7 +101,8 @@ def read_coded_file(path: Path) -> CodedRecord:
         raise LgdError(message, ExitCode.partial, e.code.value) from e
 
 
-def coded_for(catalogue: Catalogue, nhs_number: str, path: Path | None) -> tuple[CodedRecord, list[str]]:
+def coded_for(catalogue: Catalogue, nhs_number: str, path: Path | None,
+              actor: str | None = None) -> tuple[CodedRecord, list[str]]:
     """The record to check against: the file given (which must be this patient's), else the stored one."""
     warnings: list[str] = []
     if path is None:
@@ -122,7 +123,8 @@ def coded_for(catalogue: Catalogue, nhs_number: str, path: Path | None) -> tuple
             ExitCode.partial, RecordErrorCode.nhs_mismatch.value)
     document = record_to_json(record)
     document["nhs_number"] = nhs_number
-    store_coded_record(catalogue, nhs_number, document, record.format, record.sha256, path.name, actor=current_actor())
+    store_coded_record(catalogue, nhs_number, document, record.format, record.sha256, path.name,
+                       actor=actor or current_actor())
     return record, warnings
 
 
@@ -138,7 +140,7 @@ def reconcile_patient(catalogue: Catalogue, nhs_number: str, coded_path: Path | 
                       settings: Settings = Settings(), actor: str | None = None) -> Reconciliation:
     """Decide every page of the patient against the coded record, store the run, and return it."""
     patient = _patient(catalogue, nhs_number)
-    record, warnings = coded_for(catalogue, nhs_number, coded_path)
+    record, warnings = coded_for(catalogue, nhs_number, coded_path, actor)
     reader = default_reader()
     index = CodedIndex(record.events, reader)
     names = tuple((patient.name or "").replace("-", " ").split())

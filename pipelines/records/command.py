@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -146,35 +147,60 @@ def _patient(record: CodedRecord, given: str | None, name: str) -> str:
     return nhs
 
 
-def cmd_coded_import(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
-    record = _read(args.file)
-    name = args.file.name
-    nhs = _patient(record, args.patient, name)
-    archive = Path(args.archive or os.environ.get("LGD_ARCHIVE") or DEFAULT_ARCHIVE).resolve()
-    with Catalogue.open(archive, create=False) as catalogue:
-        if catalogue.patient(nhs) is None:
-            raise LgdError(
-                f"{name} is the record of NHS number {nhs}, who is not in the archive {archive}; nothing was stored. "
-                "Digitise the patient's Lloyd George record first, or check --archive.",
-                ExitCode.partial, RecordErrorCode.no_patient.value,
-            )
-        document = record_to_json(record)
-        if record.nhs_number is None:
-            document["nhs_number"] = nhs
-            document["warnings"].append(f"NHS number {nhs} given with --patient at import")
-        record_id = store_coded_record(
-            catalogue, nhs, document, record.format, record.sha256, name, actor=current_actor(),
+@dataclass(frozen=True)
+class CheckedRecord:
+    """A coded record file read and matched to its archive patient, not yet stored."""
+
+    record: CodedRecord
+    name: str  # the file's name, as the catalogue keeps it
+    nhs_number: str
+
+
+def check_coded_file(file: Path, patient: str | None) -> CheckedRecord:
+    """Read `file` and find whose it is (`patient`: required when the record names none, else checked against it).
+
+    Raises LgdError for an unreadable record or the wrong patient; nothing is stored.
+    """
+    record = _read(file)
+    return CheckedRecord(record, file.name, _patient(record, patient, file.name))
+
+
+def import_coded_file(catalogue: Catalogue, checked: CheckedRecord, *, actor: str) -> dict:
+    """Store a checked record against its patient; the summary `lgd coded import --json` prints.
+
+    What `lgd coded import` does, and what adding a leaver with a coded-record file does.
+    """
+    record, name, nhs = checked.record, checked.name, checked.nhs_number
+    if catalogue.patient(nhs) is None:
+        raise LgdError(
+            f"{name} is the record of NHS number {nhs}, who is not in the archive {catalogue.archive}; nothing was "
+            "stored. Digitise the patient's Lloyd George record first, or check --archive.",
+            ExitCode.partial, RecordErrorCode.no_patient.value,
         )
-    summary = {
+    document = record_to_json(record)
+    if record.nhs_number is None:
+        document["nhs_number"] = nhs
+        document["warnings"].append(f"NHS number {nhs} given with --patient at import")
+    record_id = store_coded_record(catalogue, nhs, document, record.format, record.sha256, name, actor=actor)
+    return {
         "patient": nhs,
         "coded": {"id": record_id, "format": record.format, "sha256": record.sha256, "events": len(record.events), "source": name},
         "warnings": list(record.warnings),
     }
+
+
+def cmd_coded_import(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
+    checked = check_coded_file(args.file, args.patient)
+    archive = Path(args.archive or os.environ.get("LGD_ARCHIVE") or DEFAULT_ARCHIVE).resolve()
+    with Catalogue.open(archive, create=False) as catalogue:
+        summary = import_coded_file(catalogue, checked, actor=current_actor())
+    coded = summary["coded"]
     if args.json:
         json.dump(summary, stdout, indent=2)
         stdout.write("\n")
     else:
-        print(f"stored {name} ({record.format}, {len(record.events)} events) for NHS number {nhs} as coded record {record_id}", file=stdout)
-        for w in record.warnings:
+        print(f"stored {coded['source']} ({coded['format']}, {coded['events']} events) for NHS number "
+              f"{summary['patient']} as coded record {coded['id']}", file=stdout)
+        for w in summary["warnings"]:
             print(f"warning: {w}", file=stdout)
     return ExitCode.ok

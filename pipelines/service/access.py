@@ -28,16 +28,17 @@ class Permission(StrEnum):
     include = "send more pages"  # force a page into the pack: never less paper
     decide = "decide"  # reconcile, omit pages, confirm another clinician's omission
     pack = "pack"  # build and hand over transfer packs
+    hand_over = "mark packs sent and received"  # the leavers worklist's last steps
     manage_users = "manage users"
     maintain = "maintain the archive"  # rebuild the index, refile a document under another patient
     read_audit = "read the audit log"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
-    Role.clerk: frozenset({Permission.view, Permission.digitise, Permission.include}),
+    Role.clerk: frozenset({Permission.view, Permission.digitise, Permission.include, Permission.hand_over}),
     Role.clinician: frozenset({Permission.view, Permission.include, Permission.decide}),
     Role.practice_admin: frozenset({Permission.view, Permission.digitise, Permission.include, Permission.pack,
-                                    Permission.manage_users, Permission.maintain}),
+                                    Permission.hand_over, Permission.manage_users, Permission.maintain}),
     Role.auditor: frozenset({Permission.read_audit}),
     Role.owner: frozenset(Permission),
 }

@@ -22,13 +22,14 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from index import Catalogue
 from index.coded import latest_coded_record
 from index.decisions import record_pack
+from index.rows import ReconciliationRow
 from pipelines.errors import ExitCode
 from pipelines.reconcile import ensure_reconciled
 from pipelines.actor import current_actor
@@ -93,6 +94,7 @@ class PackResult:
     print_choice: PrintChoice | None = None
     warnings: tuple[str, ...] = ()
     granularity: str = "page"
+    pack_id: int | None = None  # the catalogue's record of it
 
     @property
     def sheets_saved(self) -> int:
@@ -183,8 +185,12 @@ def _cheapest_print(plan: PackPlan, pack: PackDocument, archive: Path, work: Pat
 
 
 def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOptions, *,
-               coded_path: Path | None = None, passphrase: str | None = None) -> PackResult:
+               coded_path: Path | None = None, passphrase: str | None = None, actor: str | None = None,
+               run: ReconciliationRow | None = None) -> PackResult:
     """Build and record one patient's pack under `out` (a folder; see `lgd pack --help` for the layout).
+
+    `actor` is who builds it (default: the shell's account); `run` packs exactly that reconciliation
+    (a signed-off leaver's) instead of the latest current one, made if need be.
 
     Raises:
         LgdError (and its PackError/PackBuildError kinds): no digitised or coded record, a coded
@@ -192,7 +198,8 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
     """
     started = time.perf_counter()
     archive = catalogue.archive
-    run = ensure_reconciled(catalogue, nhs_number, coded_path, actor=current_actor())
+    actor = actor or current_actor()
+    run = run or ensure_reconciled(catalogue, nhs_number, coded_path, actor=actor)
     plan = plan_pack(catalogue, nhs_number, run)
     if plan.missing_parts and not options.allow_missing_parts:
         raise PackBuildError(
@@ -245,7 +252,7 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
         else:
             check_destination(out, document.bytes, archive)
             with writing(out):
-                bundle = write_ndr(plan, document, out, ods_code=options.ods_code, when=options.when, user=current_actor())
+                bundle = write_ndr(plan, document, out, ods_code=options.ods_code, when=options.when, user=actor)
             outputs = (*(f.path for f in bundle.files), bundle.metadata)
             digests = {str(f.path.relative_to(out)): f.sha256 for f in bundle.files}
             pack_sheets = 0
@@ -262,8 +269,8 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
         if document.excerpts is not None:  # which entries of which cards went as excerpts, for the audit
             detail["granularity"] = "entry"
             detail["excerpts"] = {k: v for k, v in document.excerpts.to_json().items() if k != "whole"}
-        record_pack(catalogue, nhs_number, run.id, format=options.format, sha256=document.sha256,
-                    detail=detail, actor=current_actor())
-        return result
+        pack_id = record_pack(catalogue, nhs_number, run.id, format=options.format, sha256=document.sha256,
+                              detail=detail, actor=actor)
+        return replace(result, pack_id=pack_id)
     finally:
         shutil.rmtree(work, ignore_errors=True)

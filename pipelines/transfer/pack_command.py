@@ -114,29 +114,42 @@ examples:
 
 
 def _options(args: argparse.Namespace) -> PackOptions:
+    if args.coded is not None and not args.coded.is_file():
+        raise LgdError(f"--coded {args.coded}: no such file", ExitCode.usage, "usage")
+    return pack_options(args.format, media=args.media, with_electronic=args.with_electronic,
+                        granularity=args.granularity, allow_missing_parts=args.allow_missing_parts,
+                        keep_minimal=args.keep_minimal, practice=args.practice, ods=args.ods)
+
+
+def pack_options(format: str, *, media: str | None = None, with_electronic: bool = False,  # noqa: A002
+                 granularity: str = "page", allow_missing_parts: bool = False, keep_minimal: bool = False,
+                 practice: str | None = None, ods: str | None = None) -> PackOptions:
+    """The options of one pack, checked together, as `lgd pack` and a leaver's pack (service.handover) give them."""
     from .media import parse_media_size
     from .pack import PackOptions
 
+    if format not in FORMATS:
+        raise LgdError(f"the format must be one of {', '.join(FORMATS)}, not {format!r}", ExitCode.usage, "usage")
+    if granularity not in ("page", "entry"):
+        raise LgdError(f"granularity must be page or entry, not {granularity!r}", ExitCode.usage, "usage")
     size = None
-    if args.media is not None:
-        if args.format not in MEDIA_FORMATS:
-            raise LgdError(f"--media applies to 7z, iso and usb packs, not {args.format}", ExitCode.usage, "usage")
+    if media is not None:
+        if format not in MEDIA_FORMATS:
+            raise LgdError(f"--media applies to 7z, iso and usb packs, not {format}", ExitCode.usage, "usage")
         try:
-            size = parse_media_size(args.media)
+            size = parse_media_size(media)
         except ValueError as e:
-            raise LgdError(f"--media {args.media}: {e}", ExitCode.usage, "usage") from e
-    if args.coded is not None and not args.coded.is_file():
-        raise LgdError(f"--coded {args.coded}: no such file", ExitCode.usage, "usage")
-    if args.granularity == "entry" and args.format == "ndr":
+            raise LgdError(f"--media {media}: {e}", ExitCode.usage, "usage") from e
+    if granularity == "entry" and format == "ndr":
         raise LgdError("--granularity entry applies to print and media packs: the NDR holds scanned record pages, "
                        "so an ndr pack sends them whole", ExitCode.usage, "usage")
-    if args.keep_minimal and args.format != "print":
-        raise LgdError(f"--keep-minimal applies to print packs, not {args.format}", ExitCode.usage, "usage")
-    return PackOptions(args.format, args.with_electronic, size, args.practice, args.ods, granularity=args.granularity,
-                       allow_missing_parts=args.allow_missing_parts, keep_minimal=args.keep_minimal)
+    if keep_minimal and format != "print":
+        raise LgdError(f"--keep-minimal applies to print packs, not {format}", ExitCode.usage, "usage")
+    return PackOptions(format, with_electronic, size, practice, ods, granularity=granularity,
+                       allow_missing_parts=allow_missing_parts, keep_minimal=keep_minimal)
 
 
-class _Secrets:
+class Secrets:
     """Where passphrases come from and go to, so each is shown or written exactly once."""
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -185,7 +198,7 @@ def cmd_pack(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
     from .pack import build_pack
 
     options = _options(args)
-    secrets = _Secrets(args)
+    secrets = Secrets(args)
     with open_catalogue(args.archive_of(args.archive)) as catalogue:
         if args.batch is None:
             phrase = secrets.for_pack()
@@ -225,7 +238,7 @@ def _emit_one(result: PackResult, as_json: bool, stdout: TextIO) -> None:
         print(f"warning: {w}", file=stdout)
 
 
-def _batch(catalogue, args: argparse.Namespace, options: PackOptions, secrets: _Secrets, stdout: TextIO) -> ExitCode:
+def _batch(catalogue, args: argparse.Namespace, options: PackOptions, secrets: Secrets, stdout: TextIO) -> ExitCode:
     from .pack import build_pack
 
     todo = read_patient_list(args.batch)

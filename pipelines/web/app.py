@@ -29,7 +29,7 @@ from pipelines.search import open_catalogue
 from pipelines.service import accounts, audit, notes, review
 from pipelines.service.access import Who
 
-from . import pages
+from . import leavers_api, pages
 from .auth import (CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SESSION_IDLE_SECONDS, LoginThrottle, Sessions, bearer,
                    check_csrf, client_address)
 from .oidc import OIDC_COOKIE, PENDING_SECONDS, Oidc, OidcConfig
@@ -80,6 +80,7 @@ def create_app(archive: Path, oidc: OidcConfig | None = None) -> FastAPI:
     _guards(app)
     _routes(app, service)
     pages.register(app, service)  # the browser's pages (pages.py) beside the API
+    leavers_api.register(app, service, _who)  # /api/v1/leavers (leavers_api.py)
     return app
 
 
