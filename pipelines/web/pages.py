@@ -58,6 +58,9 @@ def register(app: FastAPI, service: Service) -> None:
                                 ("/patients/{nhs}", pages.patient, ["GET"]), ("/pages/{page_id}", pages.page, ["GET"]),
                                 ("/audit", pages.audit_log, ["GET"])):
         app.add_api_route(path, view, methods=methods, include_in_schema=False)
+    from . import leavers_pages  # it builds on Pages: imported here, after this module is whole
+
+    leavers_pages.register(app, pages)  # the leavers worklist, review screen and pack handover
 
 
 def _html(view: Callable[..., Response]) -> Callable[..., Response]:

@@ -1,0 +1,237 @@
+"""The leavers pages in a real browser: a practice admin and two clinicians take a demo leaver from the
+worklist to a verified, received pack, with the four-eyes gate refusing what it should.
+
+A real `lgd serve` (test_serve_browser's `server` fixture over this module's archive) and Debian's
+headless Chromium. The admin adds the leaver with its coded record, one clinician reconciles
+and leaves out a page lgd would send, cannot confirm their own omission (no control on the
+screen, and a forged form is refused), a second clinician confirms it, the first signs off,
+the admin builds a 7z pack, downloads it (checked with `lgd verify`), marks it sent and
+confirms receipt with the verify result. A clerk sees no omit control and a forged omit is a
+403 page. Clicks and seconds from "add leaver" to "pack downloaded" are printed for the README;
+screenshots go to LGD_SCREENSHOTS when set.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from index import Catalogue
+from tests.conftest import copy_with_accounts, run_lgd
+from tests.test_serve_browser import CHROMEDRIVER, CHROMIUM, PASSWORD, WAIT, server, shoot, shots, sign_in  # noqa: F401
+
+ODS, MOVEMENT = "B82005", "PCSE-2026-0042"
+
+
+@pytest.fixture(scope="module")
+def archive(digitised, tmp_path_factory) -> Path:
+    return copy_with_accounts(digitised.archive, tmp_path_factory.mktemp("leavers"),
+                              {"admin": "practice-admin", "dr.patel": "clinician", "dr.jones": "clinician",
+                               "j.clerk": "clerk"}, PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(downloads):
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.fail(f"{' and '.join(missing)} missing: run scripts/setup.sh (apt packages chromium, chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1500",
+                "--hide-scrollbars", "--force-device-scale-factor=1"):
+        options.add_argument(arg)
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(WAIT)
+    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+class Visit:
+    """The browser as the people use it: every click counted, waits for the page that follows."""
+
+    def __init__(self, driver, base: str) -> None:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.driver, self.base, self.clicks = driver, base, 0
+        self.wait = WebDriverWait(driver, WAIT)
+
+    def find(self, css: str):
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def all(self, css: str) -> list:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def click(self, css: str) -> None:
+        """Click and wait for the next page (the old one going stale)."""
+        from selenium.webdriver.support import expected_conditions as until
+
+        old = self.find("html")
+        self.find(css).click()
+        self.clicks += 1
+        self.wait.until(until.staleness_of(old))
+
+    def type(self, css: str, text: str) -> None:
+        self.find(css).clear()
+        self.find(css).send_keys(text)
+
+    def sign_in_as(self, name: str, path: str) -> None:
+        self.driver.get(f"{self.base}/login?{urlencode({'next': path})}")
+        sign_in(self.driver, self.base, name)
+        self.clicks += 1
+        self.wait.until(lambda d: d.current_url.startswith(self.base + path))
+
+    def sign_out(self) -> None:
+        self.click("form.signout button")
+
+    def forged_post(self, path: str, fields: dict[str, str]) -> tuple[int, str]:
+        """A form this person's screen did not offer, posted with their own session and CSRF token."""
+        cookies = {c["name"]: c["value"] for c in self.driver.get_cookies()}
+        request = urllib.request.Request(self.base + path, data=urlencode(fields | {"csrf": cookies["lgd_csrf"]}).encode(),
+                                         headers={"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())})
+        try:
+            with urllib.request.urlopen(request, timeout=WAIT) as answer:
+                return answer.status, answer.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+
+def test_an_admin_and_two_clinicians_take_a_leaver_to_a_received_pack(archive, server, browser, shots, downloads,
+                                                                      digitised, tmp_path):
+    patient = json.loads(digitised.batch.index.read_text())["patients"][1]
+    nhs, coded = patient["nhs_number"], digitised.batch.out / patient["coded"]["csv"]
+    visit = Visit(browser, server)
+
+    # The practice admin puts the patient on the worklist with their coded record.
+    visit.sign_in_as("admin", "/leavers")
+    visit.type("#add-nhs", nhs)
+    visit.type("#add-ods", ODS.lower())
+    visit.type("#add-ref", MOVEMENT)
+    visit.find("#add-coded").send_keys(str(coded))
+    clicks_before, started = visit.clicks, time.monotonic()
+    visit.click("#add-leaver")
+    path = browser.current_url.removeprefix(server).split("?")[0]
+    assert path.startswith("/leavers/") and visit.find("#state").text == "awaiting coded record"
+    leaver_id = int(path.rsplit("/", 1)[1])
+    assert not visit.all("#reconcile") and not visit.all("form.decide")  # an admin neither reconciles nor decides
+    visit.sign_out()
+
+    # A clinician reconciles and leaves out a page lgd would send: it waits for a second clinician.
+    visit.sign_in_as("dr.patel", path)
+    visit.click("#reconcile")
+    assert visit.find("#state").text == "reconciled"
+    sent_before = visit.find("#pages-sent").text
+    page = next(a for a in visit.all("article.transfer-send") if a.find_elements("css selector", "ol.entries li"))
+    number = page.get_attribute("id").removeprefix("page-")
+    assert page.find_elements("css selector", "li.status-paper-only, li.status-uncertain")
+    visit.type(f"#reason-{number}", "the same letter is scanned as part 2")
+    visit.click(f"#omit-{number}")
+    waiting = visit.find(f"#waiting-{number}").text
+    assert "waiting for a second clinician" in waiting and not visit.all(f"#confirm-{number}")
+    assert visit.find("#pages-sent").text == sent_before  # until confirmed, the page is still sent
+    assert not visit.all("#sign-off") and "second clinician" in visit.find("#sign-off-waits").text
+    page_id = visit.find(f"#page-{number} form.decide input[name=page]").get_attribute("value")
+    status, text = visit.forged_post(f"{path}/confirmations", {"page": page_id})
+    assert status == 403 and "a second clinician, signed in as themselves, must confirm it" in text
+    visit.find(f"#page-{number}").location_once_scrolled_into_view
+    shoot(browser, shots, "10-leaver-four-eyes")
+    visit.sign_out()
+
+    # A second clinician confirms; the first signs off.
+    visit.sign_in_as("dr.jones", path)
+    visit.click(f"#confirm-{number}")
+    assert int(visit.find("#pages-sent").text.split()[0]) == int(sent_before.split()[0]) - 1
+    assert "confirmed by dr.jones" in visit.find(f"#page-{number} .decision").text
+    visit.sign_out()
+    visit.sign_in_as("dr.patel", path)
+    shoot(browser, shots, "09-leaver-review")
+    visit.click("#sign-off")
+    assert visit.find("#state").text == "signed off"
+    visit.sign_out()
+
+    # The admin builds a 7z pack, is shown its passphrase once, and downloads it.
+    visit.sign_in_as("admin", path)
+    assert visit.find("#format-7z").is_selected()
+    visit.click("#build-pack")
+    pack_id = int(visit.find("a[id^=download-]").get_attribute("id").removeprefix("download-"))
+    passphrase = visit.find(f"#passphrase-{pack_id}").text
+    fingerprint = visit.find(f"#fingerprint-{pack_id}").text
+    assert len(passphrase) >= 20 and fingerprint.startswith("SHA256:")
+    assert len(visit.find(f"#words-{pack_id}").text.replace("/", " ").split()) == 32
+    assert "against" in visit.find(f"#download-{pack_id}").find_element("xpath", "../preceding-sibling::p[1]").text
+    shoot(browser, shots, "11-pack-handover")
+    visit.find(f"#download-{pack_id}").click()
+    visit.clicks += 1
+    deadline = time.monotonic() + WAIT
+    while not (files := [f for f in downloads.iterdir() if f.suffix == ".7z"]):
+        assert time.monotonic() < deadline, f"no pack downloaded: {list(downloads.iterdir())}"
+        time.sleep(0.1)
+    seconds, clicks = time.monotonic() - started, visit.clicks - clicks_before
+    print(f"\nleaver {leaver_id}: add leaver -> pack downloaded in {clicks} clicks (sign-ins and sign-outs of "
+          f"three people included) and {seconds:.1f} s")
+    secret = tmp_path / "passphrase.txt"
+    secret.write_text(passphrase + "\n")
+    secret.chmod(0o600)
+    verified = run_lgd("verify", files[0], "--passphrase-file", secret, "--fingerprint", fingerprint, "--json")
+    assert verified.returncode == 0 and verified.json["ok"], verified.stdout
+    browser.get(server + path)  # the passphrase is never shown again
+    assert passphrase not in browser.page_source
+
+    # A clerk sees no control to leave a page out, and a forged one is refused; they list two more leavers.
+    visit.sign_out()
+    visit.sign_in_as("j.clerk", path)
+    assert not visit.all("button[value=omit]") and visit.all("button[value=include]")
+    status, text = visit.forged_post(f"{path}/decisions", {"page": page_id, "decision": "omit", "reason": "x"})
+    assert status == 403 and "a clerk may not decide" in text and "Traceback" not in text
+    others = [p["nhs_number"] for p in json.loads(digitised.batch.index.read_text())["patients"] if p["nhs_number"] != nhs]
+    listed = tmp_path / "leavers.csv"
+    listed.write_text("nhs_number,ods_code,movement_ref\n" + "".join(f"{n},A81001,PCSE-{i}\n" for i, n in enumerate(others[:2])))
+    visit.click("a[href='/leavers']")
+    visit.find("#import-csv").send_keys(str(listed))
+    visit.click("#import")
+    assert len(visit.all("#worklist tbody tr")) == 3 and "awaiting coded record" in visit.find("#worklist tbody").text
+    visit.sign_out()
+
+    # The admin marks it sent and records the receiving practice's verify result.
+    visit.sign_in_as("admin", path)
+    visit.type("#sent-note", "Royal Mail Special Delivery")
+    visit.click("#mark-sent")
+    visit.find("#verify-json").send_keys(verified.stdout)
+    visit.click("#confirm-receipt")
+    assert visit.find("#state").text == "receipt confirmed"
+    visit.click("a[href='/leavers']")
+    row = visit.find(f"#worklist a[href='{path}']").find_element("xpath", "../..")
+    assert "receipt confirmed" in row.text and ODS in row.text and MOVEMENT in row.text
+    shoot(browser, shots, "08-leavers-worklist")
+    refused = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]]
+    assert not refused, refused
+
+    with Catalogue.open(archive, create=False) as catalogue:
+        steps = [(e.actor, e.action) for e in catalogue.audit_log(nhs_number=nhs)]
+    for step in (("admin", "leaver_added"), ("dr.patel", "leaver_reconciled"), ("dr.patel", "leaver_in_review"),
+                 ("dr.patel", "leaver_signed_off"), ("admin", "leaver_packed"), ("admin", "pack_downloaded"),
+                 ("admin", "leaver_sent"), ("admin", "leaver_receipt_confirmed")):
+        assert step in steps, (step, steps)
