@@ -32,6 +32,7 @@ from pipelines.service.access import Who
 from . import leavers_api, pages
 from .auth import (CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SESSION_IDLE_SECONDS, LoginThrottle, Sessions, bearer,
                    check_csrf, client_address)
+from .leavers_views import MAX_UPLOAD
 from .oidc import OIDC_COOKIE, PENDING_SECONDS, Oidc, OidcConfig
 
 log = logging.getLogger("lgd.serve")
@@ -116,8 +117,9 @@ def _guards(app: FastAPI) -> None:
     @app.middleware("http")
     async def limits_and_headers(request: Request, call_next):
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-            return JSONResponse({"error": "too_large", "message": f"request bodies are limited to {MAX_BODY} bytes"},
+        limit = MAX_UPLOAD if request.url.path.startswith("/leavers") else MAX_BODY  # the pages' coded-record uploads
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return JSONResponse({"error": "too_large", "message": f"request bodies are limited to {limit} bytes"},
                                 status_code=413)
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
