@@ -103,12 +103,12 @@ def check_movement_ref(value: str | None) -> str | None:
 # -- reading ---------------------------------------------------------------------------------
 
 
-def view(catalogue: Catalogue, row: store.LeaverRow, rules_now: dict[str, Any] | None = None) -> Leaver:
+def view(catalogue: Catalogue, row: store.LeaverRow) -> Leaver:
     """The leaver with its state in force (see the module's docstring)."""
     stored = State(row.state)
     signed = _last_sign_off(catalogue, row.id) if stored in (State.signed_off, State.packed, State.sent) else None
     if signed is not None:
-        changes = basis_of(catalogue, row.nhs_number, rules_now).changes_since(signed["basis"]["parts"])
+        changes = basis_of(catalogue, row.nhs_number).changes_since(signed["basis"]["parts"])
         summary = {k: signed[k] for k in ("by", "at", "fingerprint")} | {"broken": bool(changes)}
         if changes and stored is not State.sent:  # what was sent stays sent; a new pack needs a new sign-off
             return Leaver(row, State.in_review, changes, summary)
@@ -139,8 +139,7 @@ def worklist(catalogue: Catalogue, who: Who, *, state: str | None = None, nhs_nu
     """Leavers in the state asked for (the state in force), oldest in that state first."""
     who.require(Permission.view)
     wanted = _state(state) if state else None
-    rules_now = current_rules()
-    found = [view(catalogue, r, rules_now) for r in store.leavers(catalogue, valid_nhs_number(nhs_number)
+    found = [view(catalogue, r) for r in store.leavers(catalogue, valid_nhs_number(nhs_number)
                                                                  if nhs_number else None)]
     found = [lv for lv in found if (wanted is None or lv.state is wanted)
              and (include_done or lv.state is not State.receipt_confirmed)]
@@ -266,7 +265,7 @@ def sign_off(catalogue: Catalogue, who: Who, leaver_id: int, note: str | None = 
         raise LgdError(f"leaver {leaver.id} cannot be signed off: the omission of page(s) {', '.join(waiting)} awaits "
                        "a second clinician's confirmation (four eyes); confirm or clear it first", ExitCode.partial,
                        "awaiting_confirmation", 409)
-    basis: Basis = basis_of(catalogue, nhs, rules_now)
+    basis: Basis = basis_of(catalogue, nhs)
     text = free_text(note, "the note") if note else ""
     return _move(catalogue, who, leaver, State.signed_off, text, {"fingerprint": basis.fingerprint,
                                                                   "basis": basis.to_json()})

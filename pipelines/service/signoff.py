@@ -22,7 +22,7 @@ from index.rows import ReconciliationRow
 # Each part of the basis, and what it means to the reader when it differs from the signed-off one.
 CHANGED = {
     "coded_record": "coded record changed since sign-off",
-    "rules": "reconciliation rules changed since sign-off (lgd or its settings); reconcile again",
+    "rules": "reconciled again under other rules or settings since sign-off",
     "pages": "pages changed since sign-off (a rescan, a re-digitised or a new document)",
     "decisions": "reconciliation decided differently since sign-off",
     "people": "a person's decision or confirmation was recorded since sign-off",
@@ -59,15 +59,20 @@ def current_rules() -> dict[str, Any]:
     return provenance(Settings())
 
 
-def basis_of(catalogue: Catalogue, nhs_number: str, rules_now: dict[str, Any] | None = None) -> Basis:
-    """The patient's basis now; `rules_now` (current_rules()) may be passed in when many leavers are read."""
+def basis_of(catalogue: Catalogue, nhs_number: str) -> Basis:
+    """The patient's basis now (cheap: catalogue reads only, so every read of a leaver can compare it).
+
+    The rules part is what the latest run decided under. Whether this lgd would decide under the
+    same rules (an upgrade, a changed vocabulary) costs seconds to work out, so it is checked where
+    it matters, at sign-off and at packing (run_is_current), which refuse with "reconcile again".
+    """
     run = latest_reconciliation(catalogue, nhs_number)
     coded = latest_coded_record(catalogue, nhs_number)
     documents = catalogue.documents(nhs_number, status="ok")
     people = overrides(catalogue, nhs_number)
     return Basis({
         "coded_record": coded.sha256 if coded else None,
-        "rules": _digest({"run": run.settings if run else None, "lgd": rules_now or current_rules()}),
+        "rules": _digest(run.settings if run else None),
         # A rescan is a new document; re-digitising stores a new PDF/A under its content hash.
         "pages": _digest([(d.id, d.sha256, d.pdfa_path, d.page_count) for d in documents]),
         "decisions": _digest(None if run is None else
