@@ -222,5 +222,5 @@ def redis_base() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def queue_scans(tmp_path_factory) -> Path:
-    """Three short documents of three patients: 3, 2 and 2 pages."""
-    return make_inputs(tmp_path_factory.mktemp("queue-inputs"), (3, 2, 2))
+    """Three short documents of three patients: 2, 1 and 1 pages (OCR is the cost of these tests)."""
+    return make_inputs(tmp_path_factory.mktemp("queue-inputs"), (2, 1, 1))

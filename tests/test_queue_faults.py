@@ -20,7 +20,7 @@ def test_poison_document_is_quarantined_then_retried_and_discarded(redis_base, t
     from fixtures.bad_inputs import write_bad_inputs
 
     url = database_url(redis_base)
-    scans = make_inputs(tmp_path / "in", (2,))
+    scans = make_inputs(tmp_path / "in", (1,))
     poison = next(scans.iterdir())
     truncated = write_bad_inputs(tmp_path / "bad")["truncated_pdf"]
     shutil.copy(truncated, scans / truncated.name)
@@ -57,7 +57,7 @@ def test_poison_document_is_quarantined_then_retried_and_discarded(redis_base, t
     assert discarded.returncode == 0
     assert not any((archive / "quarantine").iterdir())
     facts = catalogue_facts(archive)
-    assert facts[poison.name]["document"][4] == "ok" and len(facts[poison.name]["pages"]) == 2
+    assert facts[poison.name]["document"][4] == "ok" and len(facts[poison.name]["pages"]) == 1
     audit = run("audit", "--archive", archive, "--json")
     actions = {(e["action"], e["detail"].get("reason")) for e in audit.json["events"]}
     assert {("quarantine_retry", "worker fixed"), ("quarantine_discard", "rescanned as batch 8")} <= actions
@@ -88,7 +88,7 @@ def test_broker_restarted_mid_batch_loses_nothing(queue_scans, tmp_path):
     assert "is unreachable; waiting" in err and "is back" in err
     assert "sending" in err and "again" in err  # the writer noticed the broker had lost the queue
     report = json.loads(out)
-    assert report["summary"]["ok"] == 3 and report["summary"]["pages"] == 7
+    assert report["summary"]["ok"] == 3 and report["summary"]["pages"] == 4
     assert len({e["what"] for e in events}) == 3
     facts = catalogue_facts(archive)
     assert len(facts) == 3 and all(f["document"][4] == "ok" for f in facts.values())
