@@ -255,8 +255,15 @@ def test_the_pages_refuse_bad_input_with_a_message_and_escape_what_people_typed(
         assert answer.status_code == status and answer.headers["content-type"].startswith("text/html"), answer.text
         assert words in answer.text and "Traceback" not in answer.text
 
-    admin, clerk = person("admin"), person("j.clerk")
+    admin, clerk, clinician = person("admin"), person("j.clerk"), person("dr.jones")
     csrf = admin.cookies["lgd_csrf"]
+    # Bulk actions with nothing to do (or, after the walk above, only leavers without a coded record).
+    bulk = clinician.post("/leavers/reconcile-all", data={"csrf": clinician.cookies["lgd_csrf"]})
+    assert bulk.status_code == 200 and ("No leaver was waiting" in bulk.text or "skipped: no coded record" in bulk.text)
+    bulk = admin.post("/leavers/pack-all", data={"csrf": csrf, "format": "7z"})
+    assert bulk.status_code == 200 and "No leaver was waiting" in bulk.text
+    assert bulk.headers["cache-control"].startswith("no-store")
+    refused(admin.post("/leavers/reconcile-all", data={"csrf": csrf}), 403, "may not decide")
     refused(admin.get("/leavers", params={"state": "lost"}), 400, "is not a leaver state")
     refused(admin.get("/leavers/99999"), 404, "there is no leaver 99999")
     refused(admin.post("/leavers", data={"nhs": nhs, "ods": "A81001"}), 403, "did not come from one of lgd")
