@@ -12,11 +12,14 @@ killing its worker into a quarantined failure instead of an endless loop.
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import os
 import shutil
 import socket
 import tempfile
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +37,8 @@ from pipelines.queue.tracker import QUEUE, TASK, Tracker
 
 MAX_DEATHS = 2  # a document that has stopped its worker this often is quarantined, not tried again
 WORKER_LOST = "worker_lost"
+RETRY_AFTER = 30  # seconds before a delivery that met a fault of the worker's surroundings is tried again
+log = logging.getLogger("lgd.worker")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,19 +86,36 @@ def _init_process(**_: object) -> None:
 
 
 def _run(task, batch: str, key: str) -> None:
+    """One delivery of one document. A fault of the worker's surroundings (the store not mounted,
+    Redis gone for a moment, a full local disk) is tried again later, not counted as the
+    document's fault and never dropped: the writer waits for every document it sent."""
     assert _settings is not None and _tracker is not None, "not started by lgd worker"
+    counted: list[str] = []
+    try:
+        _read(task, batch, key, counted)
+    except Exception as e:
+        log.warning("document %s: %s: %s; trying again in %d s", key, type(e).__name__, e, RETRY_AFTER)
+        if counted:
+            with suppress(*_tracker.errors):
+                _tracker.uncount(key)
+        raise task.retry(exc=e, countdown=RETRY_AFTER, max_retries=None) from e
+
+
+def _read(task, batch: str, key: str, counted: list[str]) -> None:
+    assert _settings is not None and _tracker is not None
     started = time.monotonic()
     who = f"{task.request.hostname}/{os.getpid()}"
     root = _settings.store or Path(_tracker.batch_store(batch) or "")
     if not root.is_dir():
-        raise RuntimeError(f"batch {batch}: the shared store {root} is not reachable from this worker; "
-                           "start lgd worker with --store naming where it is mounted")
+        raise FileNotFoundError(f"batch {batch}: the shared store {root} is not reachable from this worker; "
+                                "start lgd worker with --store naming where it is mounted")
     store = FolderStore(root)
     try:
         spec, files = store.job(key)
     except FileNotFoundError:  # a late second delivery of a document the writer has already stored
         return
     attempt = _tracker.attempt(key)
+    counted.append(key)
     _tracker.running(key, who, spec.source)
     if attempt > MAX_DEATHS:
         reason = (f"{spec.source} stopped the worker reading it {attempt - 1} times (a crash, or killed for "
@@ -103,8 +125,6 @@ def _run(task, batch: str, key: str) -> None:
         return
     work = Path(tempfile.mkdtemp(prefix="lgd-job-"))
     try:
-        import datetime as dt
-
         born = dt.date.fromisoformat(spec.born) if spec.born else None
         done = worker.digitise(worker.Job(0, ScanDoc(source=spec.source, inputs=files, born=born), work))
         pdfa = done.doc.pdfa if done.doc is not None else None

@@ -70,6 +70,10 @@ class Tracker:
         pipe.expire(name, ATTEMPTS_TTL)
         return int(pipe.execute()[0])
 
+    def uncount(self, key: str) -> None:
+        """Take back one attempt: the delivery failed for the worker's reasons, not the document's."""
+        self.redis.decr(f"{PREFIX}attempts:{key}")
+
     def reset_attempts(self, keys: list[str]) -> None:
         if keys:
             self.redis.delete(*(f"{PREFIX}attempts:{k}" for k in keys))

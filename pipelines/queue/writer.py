@@ -28,6 +28,7 @@ from pipelines.queue.tracker import QUEUE, TASK, Tracker, safe_url
 log = logging.getLogger(__name__)
 POLL = 0.2  # seconds between looks at the store for new results
 CHECK = 2.0  # seconds between looks at the broker
+QUIET = 120.0  # seconds without a result before the writer asks whether any worker is running
 
 
 class BrokerUnreachable(LgdError):
@@ -119,6 +120,9 @@ class QueuedIngest(Ingest):
         broker.wait_until_up()
         broker.tracker.open_batch(batch, str(self.shared.root.resolve()), len(items))
         ready = self.shared.finished()
+        for key in ready - items.keys():  # a late second result of a document stored by an earlier run
+            if self.catalogue.find_done(key) is not None:
+                self.shared.forget(key)
         # A document delivered again by this run starts counting its worker deaths afresh.
         broker.tracker.reset_attempts([k for k in items if k not in ready])
         pending: set[str] = set()
@@ -127,19 +131,40 @@ class QueuedIngest(Ingest):
                 pending.add(key)
                 continue
             self.shared.forget(key)
-            doc = item.input
-            self.shared.put_input(key, doc.source, doc.patient.born.isoformat() if doc.patient.born else None, doc.files)
+            if not self._put(key, item, report):
+                continue
             broker.send(batch, key)
             pending.add(key)
             self._store_ready(pending, items, report)
-        checked = time.monotonic()
+        checked = progressed = time.monotonic()
+        hinted = False
         while pending:
-            if not self._store_ready(pending, items, report):
+            if self._store_ready(pending, items, report):
+                progressed = time.monotonic()
+            else:
                 time.sleep(POLL)
+            if not hinted and time.monotonic() - progressed > QUIET:
+                hinted = True
+                self._say(f"lgd: no document has come back for {QUIET:g} s; is an `lgd worker --queue "
+                          f"{safe_url(self.url)}` running, and can it reach {self.shared.root}? "
+                          "(`lgd status --queue URL` shows the queue)")
             if time.monotonic() - checked > CHECK:
                 checked = time.monotonic()
                 if not broker.tracker.reachable() or not broker.tracker.batch_known(batch):
                     self._resend(broker, batch, pending)
+
+    def _put(self, key: str, item: Preflighted, report: Report) -> bool:
+        """Copy the input into the shared store; an input that cannot be read now fails on its own."""
+        doc = item.input
+        try:
+            self.shared.put_input(key, doc.source, doc.patient.born.isoformat() if doc.patient.born else None, doc.files)
+            return True
+        except OSError as e:
+            if e.filename and Path(str(e.filename)).resolve().is_relative_to(self.shared.root.resolve()):
+                raise LgdError(f"the shared store {self.shared.root} cannot be written ({e.strerror or e}); "
+                               "documents already stored are kept", ExitCode.archive_error, "store_unwritable") from e
+            self._finish(item, Done(0, code="unreadable", reason=f"{doc.source} cannot be read ({e.strerror or e})"), report)
+            return False
 
     def _usable(self, key: str) -> bool:
         """A result left by an earlier run is kept only if it is a reading (a failure is tried again)."""
