@@ -28,6 +28,7 @@ from pipelines.cli_common import add_as_option
 from pipelines.cli_search import register as register_search
 from pipelines.cli_who import act_as
 from pipelines.cli_users import register as register_users
+from pipelines.leavers_command import register as register_leavers
 from pipelines.ingest.quarantine_command import register as register_quarantine
 from pipelines.patient import register as register_patient
 from pipelines.queue import command as queue_command
@@ -126,6 +127,7 @@ examples:
     register_transfer(sub)
     register_key(sub, lambda value: _archive(value).resolve())
     register_users(sub, lambda value: _archive(value).resolve())
+    register_leavers(sub, lambda value: _archive(value).resolve())
     register_serve(sub, lambda value: _archive(value).resolve())
     queue_command.register(sub, lambda value: _archive(value).resolve())
     register_quarantine(sub, lambda value: _archive(value).resolve())

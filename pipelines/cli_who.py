@@ -32,6 +32,7 @@ _NEEDS: dict[str, Callable[[argparse.Namespace], Permission | None]] = {
     "review": lambda a: (Permission.include if a.include else
                          Permission.decide if (a.omit or a.clear or a.confirm) else Permission.view),
     "pack": lambda a: Permission.pack,
+    "leavers": lambda a: Permission.view,  # each step checks its own permission (service.leavers)
     "patient": lambda a: Permission.maintain,
     "key": lambda a: Permission.maintain if getattr(a, "key_command", None) == "rotate" else Permission.pack,
 }

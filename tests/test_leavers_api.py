@@ -172,3 +172,53 @@ def test_return_for_rescan_and_bad_requests(served):
     no_csrf = _client(app, "clerk")
     del no_csrf.headers["X-CSRF-Token"]
     assert no_csrf.post(f"{base}/{lid}/return", json={"reason": "x"}).json()["error"] == "csrf"
+
+
+def test_each_step_is_refused_to_the_roles_that_may_not_take_it(served):
+    """Every step checks the role first: refused (NotPermitted) exactly where the permission table says so."""
+    from pipelines.errors import LgdError, NotPermitted
+    from pipelines.service import handover, leavers, worklist
+    from pipelines.service.access import Role, Who
+
+    archive, _, patients, _ = served
+    nhs = patients[2]["nhs_number"]
+    allowed = {
+        "add": {Role.clerk, Role.clinician, Role.practice_admin, Role.owner},
+        "list": {Role.clerk, Role.clinician, Role.practice_admin, Role.owner},
+        "reconcile": {Role.clinician, Role.owner},
+        "decide": {Role.clerk, Role.clinician, Role.practice_admin, Role.owner},  # include; omit is checked by review
+        "sign_off": {Role.clinician, Role.owner},
+        "pack": {Role.practice_admin, Role.owner},
+        "sent": {Role.clerk, Role.practice_admin, Role.owner},
+        "received": {Role.clerk, Role.practice_admin, Role.owner},
+        "return": {Role.clerk, Role.clinician, Role.practice_admin, Role.owner},
+    }
+    with Catalogue.open(archive, create=False) as catalogue:
+        clerk = Who("clerk", Role.clerk)
+        lid = leavers.add(catalogue, clerk, nhs, "A81001").id
+        leavers.return_for_rescan(catalogue, clerk, lid, "the envelope front is upside down")
+        steps = {  # in returned_for_rescan every step but add and list is illegal, so nothing moves
+            "add": lambda w: worklist.add_rows(catalogue, w, [worklist.NewRow(0, nhs, "A81001")]),
+            "list": lambda w: leavers.worklist(catalogue, w),
+            "reconcile": lambda w: leavers.reconcile(catalogue, w, lid),
+            "decide": lambda w: leavers.decide_page(catalogue, w, lid, "1", "include", "the receiver asked"),
+            "sign_off": lambda w: leavers.sign_off(catalogue, w, lid),
+            "pack": lambda w: handover.pack(catalogue, w, lid, "7z"),
+            "sent": lambda w: handover.mark_sent(catalogue, w, lid),
+            "received": lambda w: handover.confirm_receipt(catalogue, w, lid),
+            "return": lambda w: leavers.return_for_rescan(catalogue, w, lid, "again"),
+        }
+        for step, run in steps.items():
+            for role in Role:
+                who = Who(f"someone-{role.value}", role)
+                try:
+                    run(who)
+                    outcome = "done"
+                except NotPermitted:
+                    outcome = "refused"
+                except LgdError as e:
+                    outcome = e.code
+                assert (outcome != "refused") == (role in allowed[step]), (step, role, outcome)
+                if outcome not in ("refused", "done"):
+                    assert outcome in ("illegal_transition", "already_listed", "awaiting_coded_record"), (step, outcome)
+        assert leavers.get(catalogue, clerk, lid).state is leavers.State.returned_for_rescan
