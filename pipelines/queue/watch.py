@@ -32,7 +32,8 @@ ALREADY_STORED = "already stored"
 EPILOG = f"""what counts as complete:
   a file      its size and times have not changed for --quiet-period seconds and no process on
               this machine still has it open for writing; or at once when it was renamed into
-              DIR (write "scan.pdf.part", then rename it to "scan.pdf")
+              DIR (write "scan.pdf.part", then rename it to "scan.pdf"; with --poll a rename is
+              not told apart from a new file, so the quiet period applies)
   a patient   a folder named "{{NHS number}} {{Name}} {{DD-MM-YYYY}}" (as for lgd digitise) is one
   folder      input, taken whole: when it holds a file named {MARKER}, when it was renamed in, or
               (unless --require-done) when nothing in it changed for --quiet-period seconds
@@ -237,7 +238,8 @@ class Watch:
         try:
             self._resume()
             started = time.monotonic()
-            tick = self.poll or min(1.0, max(0.1, self.tracker.quiet / 4))
+            # Events wake the loop at once; the tick only has to notice quiet periods ending.
+            tick = self.poll or min(5.0, max(0.1, self.tracker.quiet / 4))
             while not self.stopping:
                 self.wake.clear()
                 now = time.monotonic()
@@ -249,6 +251,8 @@ class Watch:
                     why = "resumed" if rel in self.resumed else self.tracker.complete(now, seen)
                     if why is not None and (why == "resumed" or not self._being_written(seen)):
                         ready[seen] = why
+                    if len(ready) >= 2 * self.batch:  # enough for this batch; the rest wait for the next look
+                        break
                 if ready:
                     self._digitise(ready)
                     continue  # look again at once: more may have become complete meanwhile
@@ -276,6 +280,7 @@ class Watch:
         from watchdog.observers.polling import PollingObserver
 
         observer = PollingObserver(timeout=self.poll) if self.poll else Observer()
+        self._events.trust_moves = not self.poll
         try:
             observer.schedule(self._events, str(self.inbox), recursive=True)
             observer.start()

@@ -316,6 +316,9 @@ class Events:
 
     def __init__(self, inbox: Path, wake: threading.Event) -> None:
         self.inbox, self.wake = str(inbox), wake
+        # Only inotify pairs the two halves of a rename. The polling observer guesses moves from inode
+        # numbers, and a new file given the inode of one just replaced (our own journal) looked renamed in.
+        self.trust_moves = True
         self._lock = threading.Lock()
         self._touched: set[str] = set()
         self._renamed: set[str] = set()
@@ -330,7 +333,8 @@ class Events:
         with self._lock:
             if event.event_type == "moved" and (dest := self._rel(event.dest_path)) is not None:
                 self._touched.add(dest)
-                self._renamed.add(dest)
+                if self.trust_moves:
+                    self._renamed.add(dest)
             elif (src := self._rel(event.src_path)) is not None:
                 self._touched.add(src)
             else:
