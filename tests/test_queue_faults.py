@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.request
 
 from tests.conftest import copy_with_accounts
 from tests.queue_support import (LGD, REPO, catalogue_facts, database_url, fake_tesseract, free_port,  # noqa: F401
@@ -25,10 +26,15 @@ def test_poison_document_is_quarantined_then_retried_and_discarded(redis_base, t
     truncated = write_bad_inputs(tmp_path / "bad")["truncated_pdf"]
     shutil.copy(truncated, scans / truncated.name)
     archive = tmp_path / "archive"
-    with workers(url, tmp_path, 1, fake_tesseract(tmp_path, "always"), "--engine", "tesseract-cli") as started:
+    metrics_port = free_port()
+    env = {**fake_tesseract(tmp_path, "always"), "TMPDIR": str(tmp_path)}  # its metrics files, left by SIGKILL
+    with workers(url, tmp_path, 1, env, "--engine", "tesseract-cli",
+                 "--metrics-port", str(metrics_port)) as started:
         proc = run("digitise", scans, "--archive", archive, "--queue", url, "--json", "--broker-timeout", "30")
         events = started[0].events()
         status = run("status", "--queue", url, "--json")
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+            metrics = response.read().decode()
     assert proc.returncode == 1, proc.stderr
     by_source = {d["source"]: d for d in proc.json["documents"]}
     assert by_source[poison.name]["status"] == "failed" and by_source[poison.name]["code"] == "worker_lost"
@@ -37,6 +43,9 @@ def test_poison_document_is_quarantined_then_retried_and_discarded(redis_base, t
     # The truncated PDF failed in the worker as it would locally; the poison one never finished a reading.
     assert sorted((e["outcome"], e["attempt"]) for e in events) == [("truncated", 1), ("worker_lost", 3)]
     assert status.json["failures"][0]["outcome"] == "worker_lost" and status.json["failures"][0]["source"] == poison.name
+    # The worker's Prometheus counters sum its pool processes, the ones that died included.
+    assert 'lgd_worker_documents_total{outcome="worker_lost"} 1.0' in metrics
+    assert 'lgd_worker_documents_total{outcome="truncated"} 1.0' in metrics
 
     listed = run("quarantine", "list", "--archive", archive, "--json")
     entries = {e["source"]: e for e in listed.json["quarantine"]}

@@ -7,9 +7,11 @@ prometheus_client's multiprocess mode (one file per process in a private folder)
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 import tempfile
 from typing import Any
@@ -56,7 +58,9 @@ def serve_metrics(port: int, *, multiprocess: bool) -> None:
     processes forked later count into files rather than into their own memory.
     """
     if multiprocess:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lgd-metrics-")
+        folder = tempfile.mkdtemp(prefix="lgd-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
     from prometheus_client import CollectorRegistry, start_http_server
     from prometheus_client import multiprocess as mp
 
