@@ -37,6 +37,7 @@ from pipelines.reconcile.command import register as register_reconcile
 from pipelines.transfer.command import register as register_transfer
 from pipelines.transfer.key_command import register as register_key
 from pipelines.transfer.pack_command import register as register_pack
+from pipelines.transfer.receive_command import register as register_receive
 from pipelines.web.command import register as register_serve
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Digitise Lloyd George records into searchable PDF/A, search them, reconcile them "
         "page by page with the coded electronic record, and send only the pages that are not already "
         "coded: on encrypted media, as a minimal print run or as a National Document Repository upload.\n\n"
-        "the usual order: digitise -> search -> coded import -> reconcile -> review -> pack -> (receiver) verify, unpack",
+        "the usual order: digitise -> search -> coded import -> reconcile -> review -> pack -> (receiver) verify, unpack, receive",
         epilog=EXIT_CODE_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -125,6 +126,7 @@ examples:
     register_pack(sub, lambda value: _archive(value).resolve())
     register_patient(sub, lambda value: _archive(value).resolve())
     register_transfer(sub)
+    register_receive(sub, lambda value: _archive(value).resolve())
     register_key(sub, lambda value: _archive(value).resolve())
     register_users(sub, lambda value: _archive(value).resolve())
     register_leavers(sub, lambda value: _archive(value).resolve())

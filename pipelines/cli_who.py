@@ -33,6 +33,7 @@ _NEEDS: dict[str, Callable[[argparse.Namespace], Permission | None]] = {
                          Permission.decide if (a.omit or a.clear or a.confirm) else Permission.view),
     "pack": lambda a: Permission.pack,
     "leavers": lambda a: Permission.view,  # each step checks its own permission (service.leavers)
+    "receive": lambda a: Permission.digitise,  # filing another practice's pack is adding pages
     "patient": lambda a: Permission.maintain,
     "key": lambda a: Permission.maintain if getattr(a, "key_command", None) == "rotate" else Permission.pack,
 }

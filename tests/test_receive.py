@@ -1,0 +1,224 @@
+"""`lgd receive` end to end: a real pack from the digitised sample, received into a second archive with accounts.
+
+The sending archive is a copy of the session's digitised sample with one patient reconciled and
+packed by the real `lgd pack` (7z); the receiving archive starts empty with a clerk and a
+clinician. Real 7zz, Tesseract/OCRmyPDF, SQLite and Whoosh throughout; the web page and the JSON
+API are read through the real application (FastAPI's TestClient).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import lxml.html
+import pytest
+from fastapi.testclient import TestClient
+
+from index import Catalogue
+from index.received import received_packs
+from index.rows import DocumentRow, PatientRow
+from index.store import sha256_file
+from pipelines.service import accounts as service
+from pipelines.service.access import Role, Who
+from pipelines.transfer.receive_read import read_texts
+from tests.conftest import run_lgd
+
+pytestmark = pytest.mark.skipif(shutil.which("7zz") is None, reason="7zz not installed: run scripts/setup.sh")
+
+PASSPHRASE = "correct horse battery staple orbit lantern"
+PASSWORD = "correct horse battery staple"
+PRACTICE = "Riverside Surgery"
+
+
+def _empty_archive(folder: Path, accounts: dict[str, str]) -> Path:
+    archive = folder / "lgd-archive"
+    with Catalogue.open(archive) as catalogue:
+        for name, role in accounts.items():
+            service.add_user(catalogue, Who("test-setup", Role.owner), name, role, PASSWORD)
+    return archive
+
+
+@pytest.fixture(scope="module")
+def sent(digitised, tmp_path_factory):
+    """(the pack's .7z, its passphrase file, the signer's fingerprint, the patient as the batch made them)."""
+    root = tmp_path_factory.mktemp("sender")
+    archive = root / "archive"
+    shutil.copytree(digitised.archive, archive)
+    patient = json.loads(digitised.batch.index.read_text())["patients"][0]
+    coded = digitised.batch.out / patient["coded"]["gp2gp"]
+    secret = root / "pass.txt"
+    secret.write_text(PASSPHRASE + "\n")
+    secret.chmod(0o600)
+    proc = run_lgd("pack", "--patient", patient["nhs_number"], "--coded", coded, "--format", "7z", "--out",
+                   root / "out", "--archive", archive, "--passphrase-file", secret, "--practice", PRACTICE, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return Path(proc.json["outputs"][0]), secret, proc.json["fingerprint"], patient, proc.json
+
+
+@pytest.fixture(scope="module")
+def received(sent, tmp_path_factory):
+    """A new archive (a clerk and a clinician) that received the pack once, as the clerk."""
+    pack, secret, fingerprint, patient, _ = sent
+    archive = _empty_archive(tmp_path_factory.mktemp("receiver"), {"clerk1": "clerk", "dr.jones": "clinician"})
+    proc = run_lgd("receive", pack, "--passphrase-file", secret, "--fingerprint", fingerprint, "--archive", archive,
+                   "--as", "clerk1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    return archive, proc.json
+
+
+def _state(archive: Path) -> dict:
+    """Everything a refused receive must leave as it was: rows of every table, the files under pdf/ and tmp/."""
+    con = sqlite3.connect(f"file:{archive / 'catalogue.sqlite'}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        rows = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+    finally:
+        con.close()
+    files = sorted(str(p.relative_to(archive)) for d in ("pdf", "tmp") for p in (archive / d).rglob("*"))
+    return {"rows": rows, "files": files}
+
+
+def test_a_received_pack_is_filed_with_its_pages_entries_search_and_provenance(sent, received):
+    _, _, fingerprint, patient, pack = sent
+    archive, doc = received
+    nhs = patient["nhs_number"]
+    assert doc["status"] == "received" and doc["patient"] == nhs
+    assert doc["pages"] == pack["pack"]["pages"] and doc["record_pages"] == pack["pages_included"]
+    assert doc["pages_omitted_by_sender"] == pack["pages_omitted"]
+    assert doc["sender"] == {"practice": PRACTICE, "signer_fingerprint": fingerprint,
+                             "trusted_by": f"--fingerprint {fingerprint}"}
+    with Catalogue.open(archive, create=False) as catalogue:
+        stored = catalogue.patient(nhs)
+        assert (stored.name, stored.born) == (patient["name"], dt.date.fromisoformat(patient["dob"]))
+        (row,) = received_packs(catalogue, nhs)
+        document = catalogue.document(row.document_id)
+        pages = catalogue.pages(document.id)
+        entries = catalogue.entries(document_id=document.id)
+        audit = catalogue.audit_log(nhs_number=nhs, action="receive_pack")
+        unindexed = catalogue.unindexed_documents()
+    # The pack as signed is kept byte for byte beside the manifest that names its hash.
+    assert row.pack_sha256 == sha256_file(archive / row.pack_pdf) == row.manifest_json["files"][0]["sha256"]
+    assert row.manifest_json["patient"] == nhs and row.signer_fingerprint == fingerprint
+    assert not unindexed and len(pages) == doc["pages"] and all(p.words for p in pages if not p.blank)
+    parts = {p["pack_page"]: p for p in row.provenance["pages"]}
+    assert [parts[n]["part"] for n in (1, 2)] == ["cover", "omitted_index"]
+    # Dated entries come from the record pages only, never the cover, the index or the strip's date of birth.
+    born = dt.date.fromisoformat(patient["dob"])
+    assert entries and all(parts[e.page]["part"] == "record" for e in entries)
+    assert all(e.date != born for e in entries)
+    # Provenance: every page the sender left out, with the sender's reason; who received it, audited.
+    omitted = row.provenance["omitted"]
+    assert len(omitted) == pack["pages_omitted"] and all(o["reason"] and o["source"].endswith(".pdf") for o in omitted)
+    assert row.provenance["pack"]["coded"]["sha256"] == pack["reconciliation"]["coded_sha256"]
+    assert row.actor == "clerk1" and len(audit) == 1 and audit[0].actor == "clerk1"
+    assert audit[0].detail["sender_practice"] == PRACTICE and audit[0].detail["role"] == "clerk"
+    # Search finds the received pages like any scan's.
+    record_words = next(w[0] for p in pages if parts[p.number]["part"] == "record" for w in p.words if len(w[0]) > 6
+                        and w[0].isalpha())
+    found = run_lgd("search", record_words, "--patient", nhs, "--archive", archive, "--as", "dr.jones", "--json")
+    assert found.returncode == 0, found.stderr
+    assert any(h["source"] == document.source for h in found.json["hits"]), found.json
+
+
+def test_the_page_viewer_and_api_show_where_received_pages_came_from(sent, received):
+    from pipelines.web.app import create_app
+
+    _, _, _, patient, pack = sent
+    archive, doc = received
+    client = TestClient(create_app(archive), follow_redirects=False)
+    form = client.get("/login")
+    token = lxml.html.fromstring(form.text).xpath("//input[@name='token']/@value")[0]
+    assert client.post("/login", data={"username": "dr.jones", "password": PASSWORD, "token": token,
+                                       "next": "/"}).status_code == 303
+    api = client.get(f"/api/v1/patients/{patient['nhs_number']}/pages").json()
+    (block,) = api["received"]
+    assert block["sender"]["practice"] == PRACTICE and block["received_by"] == "clerk1"
+    assert block["counts"]["pages_omitted"] == pack["pages_omitted"] == len(block["omitted"])
+    record = [p for p in api["pages"] if (p["received"] or {}).get("part") == "record"]
+    assert len(record) == pack["pages_included"] and all(p["received"]["source"].endswith(".pdf") for p in record)
+    html = lxml.html.fromstring(client.get(f"/patients/{patient['nhs_number']}").text)
+    section = html.get_element_by_id(f"received-{doc['document_id']}")
+    assert PRACTICE in section.text_content()
+    assert len(section.xpath(".//table[@class='omitted']/tbody/tr")) == pack["pages_omitted"]
+    opened = client.get(f"/api/v1/pages/{next(p for p in record if p['kind'] == 'card')['id']}").json()
+    assert opened["words"] and opened["entries"]
+
+
+def test_receiving_the_same_pack_again_stores_nothing_and_says_so(sent, received):
+    pack, secret, fingerprint, _, _ = sent
+    archive, first = received
+    before = _state(archive)
+    again = run_lgd("receive", pack, "--passphrase-file", secret, "--fingerprint", fingerprint, "--archive", archive,
+                    "--as", "clerk1", "--json")
+    assert again.returncode == 0, again.stderr
+    assert again.json["status"] == "already_received" and again.json["document_id"] == first["document_id"]
+    assert again.json["received_by"] == "clerk1"
+    assert _state(archive) == before
+
+
+def test_a_tampered_or_untrusted_pack_is_refused_and_nothing_is_written(sent, received, tmp_path):
+    pack, secret, fingerprint, _, _ = sent
+    archive, _ = received
+    before = _state(archive)
+    tampered = tmp_path / "lgd-pack.7z"
+    data = bytearray(pack.read_bytes())
+    data[-1] ^= 0xFF  # the (encrypted) header's last byte: its CRC fails before 7-Zip is asked
+    tampered.write_bytes(bytes(data))
+    bad = run_lgd("receive", tampered, "--passphrase-file", secret, "--fingerprint", fingerprint, "--archive",
+                  archive, "--as", "clerk1", "--json")
+    assert bad.returncode == 5 and bad.json["error"]["code"] == "verify_failed", bad.stderr
+    assert "archive_corrupt" in bad.json["error"]["message"] and "nothing was stored" in bad.stderr
+    # Signed, intact, but by a key nobody vouched for: the pack's own claim about its signer is not trust.
+    untrusted = run_lgd("receive", pack, "--passphrase-file", secret, "--archive", archive, "--as", "clerk1", "--json")
+    assert untrusted.returncode == 5 and "untrusted_signer" in untrusted.json["error"]["message"]
+    assert _state(archive) == before
+
+
+def test_a_conflicting_patient_or_a_clinician_is_refused(sent, tmp_path):
+    pack, secret, fingerprint, patient, _ = sent
+    archive = _empty_archive(tmp_path, {"clerk1": "clerk", "dr.jones": "clinician"})
+    nhs = patient["nhs_number"]
+    with Catalogue.open(archive, create=False) as catalogue:  # the same NHS number, someone else's name and birth
+        catalogue.record_failure(PatientRow(nhs, "Somebody Else", dt.date(1990, 1, 1)),
+                                 DocumentRow("scan.pdf", "ef" * 32, nhs, 0, "failed", None, False, None, None,
+                                             "unreadable", "unreadable_input", 10))
+    before = _state(archive)
+    args = ("receive", pack, "--passphrase-file", secret, "--fingerprint", fingerprint, "--archive", archive, "--json")
+    clinician = run_lgd(*args, "--as", "dr.jones")
+    assert clinician.returncode == 6 and clinician.json["error"]["code"] == "not_permitted", clinician.stderr
+    conflict = run_lgd(*args, "--as", "clerk1")
+    assert conflict.returncode == 1 and conflict.json["error"]["code"] == "identity_conflict", conflict.stderr
+    assert "Somebody Else" in conflict.stderr and "nothing was stored" in conflict.stderr
+    assert _state(archive) == before
+
+
+def test_the_cover_and_index_are_read_as_the_pack_builder_writes_them():
+    cover = "\n".join([
+        "Lloyd George record: transfer pack", "Patient Ann O'Neil-Smith", "NHS number 943 476 5919",
+        "Date of birth 03-Jul-1928", "Sending practice not given", "Pack date 01-Dec-2026",
+        "Coded record SHA-256 " + "ab" * 32,
+        "Ann O'Neil-Smith · NHS 943 476 5919 · born 03-Jul-1928 · Cover sheet, page 1 of 1"])
+    index = "\n".join([
+        "Pages omitted from this pack", "2 page(s) were left out: 1 every entry coded, 1 clinician decision.",
+        "card.pdf, page 2", "Reason: every entry on it was found in the coded record, each matched by date and",
+        "meaning", "Paper entry 2001-03-12 [coded]: asthma review", "covered by: Asthma annual review — SNOMED 270442000",
+        "card.pdf, page 5", "Reason: clinician decision by dr.a confirmed by dr.b: duplicate of page 4",
+        "No dated entries were read on this page.", "Clinician overrides in force",
+        "• card.pdf, page 5: omit (machine decision: include), by dr.a on 01-Dec-2026",
+        "Ann O'Neil-Smith · NHS 943 476 5919 · born 03-Jul-1928 · Pages omitted from this pack, page 1 of 1"])
+    record = "12/03/2001 asthma review\nAnn O'Neil-Smith · NHS 943 476 5919 · born 03-Jul-1928 page 1 of 1\n" \
+             "source: card.pdf, page 1 of 5"
+    reading = read_texts([cover, index, record, "This page is intentionally blank."])
+    assert (reading.nhs_number, reading.name, reading.born) == ("9434765919", "Ann O'Neil-Smith", dt.date(1928, 7, 3))
+    assert reading.cover["practice"] == "not given" and reading.cover["coded_sha256"] == "ab" * 32
+    assert [p.part for p in reading.parts] == ["cover", "omitted_index", "record", "blank"]
+    assert (reading.parts[2].source, reading.parts[2].page, reading.parts[2].number) == ("card.pdf", 1, 1)
+    first, second = reading.omitted
+    assert (first.source, first.page) == ("card.pdf", 2)
+    assert first.reason.endswith("matched by date and meaning") and first.detail[1].startswith("covered by: Asthma")
+    assert (second.page, second.reason) == (5, "clinician decision by dr.a confirmed by dr.b: duplicate of page 4")
+    assert second.detail == ("No dated entries were read on this page.",)
