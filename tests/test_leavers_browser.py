@@ -156,6 +156,9 @@ def test_an_admin_and_two_clinicians_take_a_leaver_to_a_received_pack(archive, s
     page_id = visit.find(f"#page-{number} form.decide input[name=page]").get_attribute("value")
     status, text = visit.forged_post(f"{path}/confirmations", {"page": page_id})
     assert status == 403 and "a second clinician, signed in as themselves, must confirm it" in text
+    entry = visit.find(f"#page-{number} li.status-paper-only")
+    entry.find_element("css selector", "summary").click()  # reading the evidence: not a step of the flow
+    assert "coded record" in entry.text or "No coded event" in entry.text
     visit.find(f"#page-{number}").location_once_scrolled_into_view
     shoot(browser, shots, "10-leaver-four-eyes")
     visit.sign_out()
