@@ -32,6 +32,7 @@ from pipelines.leavers_command import register as register_leavers
 from pipelines.ingest.quarantine_command import register as register_quarantine
 from pipelines.patient import register as register_patient
 from pipelines.queue import command as queue_command
+from pipelines.queue.watch import register as register_watch
 from pipelines.records.command import register as register_coded
 from pipelines.reconcile.command import register as register_reconcile
 from pipelines.transfer.command import register as register_transfer
@@ -132,6 +133,7 @@ examples:
     register_leavers(sub, lambda value: _archive(value).resolve())
     register_serve(sub, lambda value: _archive(value).resolve())
     queue_command.register(sub, lambda value: _archive(value).resolve())
+    register_watch(sub, lambda value: _archive(value).resolve())
     register_quarantine(sub, lambda value: _archive(value).resolve())
     return parser
 
