@@ -66,6 +66,28 @@ def browser(downloads):
         driver.quit()
 
 
+def controls_without_label(html: str) -> list[str]:
+    """The form fields of a page that no <label for=...> names (hidden fields and buttons need none)."""
+    from html.parser import HTMLParser
+
+    class Fields(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fields: list[str] = []
+            self.labelled: set[str] = set()
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = dict(attrs)
+            if tag == "label" and a.get("for"):
+                self.labelled.add(a["for"])
+            elif tag in ("input", "select", "textarea") and a.get("type") not in ("hidden", "submit"):
+                self.fields.append(a.get("id") or f"<{tag} name={a.get('name')}> without an id")
+
+    parsed = Fields()
+    parsed.feed(html)
+    return [f for f in parsed.fields if f not in parsed.labelled]
+
+
 class Visit:
     """The browser as the people use it: every click counted, waits for the page that follows."""
 
@@ -127,6 +149,7 @@ def test_an_admin_and_two_clinicians_take_a_leaver_to_a_received_pack(archive, s
 
     # The practice admin puts the patient on the worklist with their coded record.
     visit.sign_in_as("admin", "/leavers")
+    assert not controls_without_label(browser.page_source), controls_without_label(browser.page_source)
     visit.type("#add-nhs", nhs)
     visit.type("#add-ods", ODS.lower())
     visit.type("#add-ref", MOVEMENT)
@@ -143,6 +166,7 @@ def test_an_admin_and_two_clinicians_take_a_leaver_to_a_received_pack(archive, s
     visit.sign_in_as("dr.patel", path)
     visit.click("#reconcile")
     assert visit.find("#state").text == "reconciled"
+    assert not controls_without_label(browser.page_source), controls_without_label(browser.page_source)
     sent_before = visit.find("#pages-sent").text
     page = next(a for a in visit.all("article.transfer-send") if a.find_elements("css selector", "ol.entries li"))
     number = page.get_attribute("id").removeprefix("page-")
@@ -178,6 +202,9 @@ def test_an_admin_and_two_clinicians_take_a_leaver_to_a_received_pack(archive, s
     # The admin builds a 7z pack, is shown its passphrase once, and downloads it.
     visit.sign_in_as("admin", path)
     assert visit.find("#format-7z").is_selected()
+    unlabelled = controls_without_label(browser.page_source)
+    assert not unlabelled, unlabelled  # every field named to a screen reader and reachable by its label
+    seen = visit.find("input[name=seen]").get_attribute("value")
     visit.click("#build-pack")
     pack_id = int(visit.find("a[id^=download-]").get_attribute("id").removeprefix("download-"))
     passphrase = visit.find(f"#passphrase-{pack_id}").text
@@ -202,6 +229,8 @@ def test_an_admin_and_two_clinicians_take_a_leaver_to_a_received_pack(archive, s
     assert verified.returncode == 0 and verified.json["ok"], verified.stdout
     browser.get(server + path)  # the passphrase is never shown again
     assert passphrase not in browser.page_source
+    status, text = visit.forged_post(f"{path}/packs", {"format": "7z", "seen": seen})  # the build form sent again
+    assert status == 409 and "nothing was built" in text
 
     # A clerk sees no control to leave a page out, and a forged one is refused; they list two more leavers.
     visit.sign_out()
