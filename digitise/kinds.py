@@ -8,7 +8,7 @@ from difflib import SequenceMatcher
 
 from digitise.entries import HEADER_WORDS, leading_date
 from digitise.model import PageKind, PageText
-from digitise.results import is_result_slip
+from digitise.results import is_result_slip, slip_rows
 from digitise.rows import rows
 
 MM_PER_INCH = 25.4
@@ -113,7 +113,7 @@ def classify(text: PageText | None, width: int, height: int, dpi: int, blank: bo
         return PageKind.envelope
     # Slips come on any paper, A4 and card-sized too, so their rows decide before the size
     # does; a letter quoting results, or a card of dated entries, stays what it is.
-    if text and not letter_text and date_rows < CARD_MIN_DATE_ROWS and is_result_slip(rows(text.words)):
+    if text and not letter_text and date_rows < CARD_MIN_DATE_ROWS and is_result_slip(slip_rows(text.words)):
         return PageKind.result
     if _size_is(width, height, dpi, A4_MM):
         return PageKind.letter

@@ -5,15 +5,21 @@ name, then a number, then a unit or a reference range. "Specimen", "Collected" o
 "Reference range" may be printed or not; they only help find which date is the sample's.
 Every row of a slip is in some entry: one per result row, and one per run of other rows
 (the header, a comment, a hand-written note), so reconciliation sees all of it.
+
+Rows come from the words' boxes (rows.py), never from the engine's text lines, and a table
+printed as two blocks side by side is cut into its blocks before its lines are read, so one
+entry holds one analyte's name, value, unit and range and never a neighbour's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import statistics
 
 from digitise.dates import DateMatch, find_dates
-from digitise.model import Entry, PageText
+from digitise.model import Entry, PageText, Word
+from digitise.ppocr import split_box
 from digitise.rows import Row, entry_of, rows
 
 # Three results make a table; and result lines must be at least as many as the rows of
@@ -21,6 +27,15 @@ from digitise.rows import Row, entry_of, rows
 # stays what it is. A slip's header rows ("Hosp No: M969596 Requested by: Dr Moore") are short.
 RESULT_MIN_ANALYTES = 3
 PROSE_WORDS = 8
+# Two results make a slip only when a labelled sample or report date says it is one
+# ("Collected: 14.3.12"): a thyroid or a diabetes panel has two rows.
+LABELLED_MIN_ANALYTES = 2
+# A name that starts a second result on the same row, this many word heights or more right
+# of the word before it, starts a block of the table printed beside the first; two rows
+# must start one there, within BLOCK_ALIGN word heights, for the page to be cut.
+BLOCK_GAP = 1.5
+BLOCK_ALIGN = 1.0
+BLOCK_MIN_ROWS = 2
 
 # "139", "5.9", "<5", ">90", "13.2*", "5.9H": a measured value, perhaps with its flag glued on.
 _VALUE = re.compile(r"^[<>≤≥]?\d+(?:\.\d+)?[*!]?[HLhl]?$")
@@ -94,7 +109,20 @@ def is_result_slip(page_rows: tuple[Row, ...]) -> bool:
     in_lines = {i for line in lines for i in line}
     analytes = sum(len(_values(_tokens(page_rows[line[0]]))) for line in lines)
     prose = sum(len(r.words) >= PROSE_WORDS for i, r in enumerate(page_rows) if i not in in_lines)
-    return analytes >= RESULT_MIN_ANALYTES and len(lines) >= prose
+    enough = analytes >= RESULT_MIN_ANALYTES or (analytes >= LABELLED_MIN_ANALYTES and _labelled_date(page_rows))
+    return enough and len(lines) >= prose
+
+
+def _labelled_date(page_rows: tuple[Row, ...]) -> bool:
+    """Whether a printed date is labelled as a sample's or a report's ("Collected: 4.9.84", "Reported 12/3/88")."""
+    for row in page_rows:
+        line, after = row.text, 0
+        for m in find_dates(row.text, None, dt.date.max):
+            kinds = [k.lastgroup for k in _LABEL.finditer(line[after:m.start])]
+            after = m.end
+            if kinds and kinds[-1] in _RANKS:
+                return True
+    return False
 
 
 def slip_date(page_rows: tuple[Row, ...], born: dt.date | None, today: dt.date) -> DateMatch | None:
@@ -112,10 +140,16 @@ def slip_date(page_rows: tuple[Row, ...], born: dt.date | None, today: dt.date) 
     return found[min(found)] if found else None
 
 
+def slip_rows(words: tuple[Word, ...] | list[Word]) -> tuple[Row, ...]:
+    """A slip's rows in reading order: rows by their boxes, a table printed in blocks side by side
+    read block by block (each block's rows top to bottom), glued words parted (see `parted`)."""
+    return in_blocks(rows(parted(words)))
+
+
 def result_entries(text: PageText, width: int, height: int, born: dt.date | None,
                    today: dt.date) -> tuple[Entry, ...]:
-    """One entry per result line, one per run of other rows, top to bottom, all dated with the slip's date."""
-    page_rows = rows(text.words)
+    """One entry per result line, one per run of other rows, in reading order, all dated with the slip's date."""
+    page_rows = slip_rows(text.words)
     date = slip_date(page_rows, born, today)
     starts = {line[0]: line for line in result_lines(page_rows)}
     parts: list[list[Row]] = []
@@ -135,3 +169,100 @@ def result_entries(text: PageText, width: int, height: int, born: dt.date | None
     if others:
         parts.append(others)
     return tuple(e for e in (entry_of(p, date) for p in parts) if e is not None)
+
+
+# -- tables printed as blocks side by side ---------------------------------------------------
+
+
+def in_blocks(page_rows: tuple[Row, ...]) -> tuple[Row, ...]:
+    """The rows with a table of blocks side by side read block by block.
+
+    A block starts where a name and its value begin a second result on a row, far right of
+    the word before it, at the same x on two or more rows. The rows from the first such row
+    to the end of the table (the rows that still hold result lines or units) are cut at that
+    x; the left block's rows come first, then the right block's. Anything else is left as it is.
+    """
+    cut = _block_start(page_rows)
+    if cut is None:
+        return page_rows
+    split = [_split(r, cut) for r in page_rows]
+    starts = [i for i, (left, right) in enumerate(split) if left and right and _starts_result(right)]
+    first, last = starts[0], starts[-1]
+    while last + 1 < len(page_rows) and _table_row(split[last + 1]):
+        last += 1
+    left = [part for part, _ in split[first:last + 1] if part]
+    right = [part for _, part in split[first:last + 1] if part]
+    return (*page_rows[:first], *(Row(w) for w in left), *(Row(w) for w in right), *page_rows[last + 1:])
+
+
+def _block_start(page_rows: tuple[Row, ...]) -> float | None:
+    """Where a second block of the table starts (pixels), or None when the table is one block.
+
+    Two rows must say so: rows that start a result there, or rows of units and ranges alone
+    that part there into two (the units printed under each block's values).
+    """
+    height = statistics.median(w.box[3] - w.box[1] for r in page_rows for w in r.words) if page_rows else 0
+    starts: list[float] = []
+    for row in page_rows:
+        tokens = _tokens(row)
+        for v in _values(tokens):
+            name = _name_start(tokens, v)
+            if name > 0 and row.words[name].box[0] - row.words[name - 1].box[2] >= BLOCK_GAP * height:
+                starts.append(row.words[name].box[0])
+    for x in sorted(starts):
+        cut = x - BLOCK_ALIGN * height
+        units = sum(all(h and _units_only(_tokens(Row(h))) for h in _split(r, cut)) for r in page_rows)
+        if sum(abs(s - x) <= BLOCK_ALIGN * height for s in starts) + units >= BLOCK_MIN_ROWS:
+            return cut
+    return None
+
+
+def _name_start(tokens: list[str], value: int) -> int:
+    """The index of the first word of the name before the value at `value` ("Free T4 19": "Free")."""
+    i = value - 1
+    while i > 0 and _named(tokens[i - 1]) and not _VALUE.match(tokens[i - 1]) and not _RANGE.search(tokens[i - 1]):
+        i -= 1
+        if value - i >= 3:  # names of results are short; more words are the row before's unit or flag
+            break
+    return i
+
+
+def _split(row: Row, cut: float) -> tuple[tuple[Word, ...], tuple[Word, ...]]:
+    left = tuple(w for w in row.words if (w.box[0] + w.box[2]) / 2 < cut)
+    return left, tuple(w for w in row.words if (w.box[0] + w.box[2]) / 2 >= cut)
+
+
+def _starts_result(words: tuple[Word, ...]) -> bool:
+    return bool(_values(_tokens(Row(words))))
+
+
+def _table_row(halves: tuple[tuple[Word, ...], tuple[Word, ...]]) -> bool:
+    """Whether a row cut in two still belongs to the table: each half a result, units alone, or empty."""
+    return any(halves) and all(not h or _starts_result(h) or _units_only(_tokens(Row(h))) for h in halves)
+
+
+# -- words an engine glued together --------------------------------------------------------
+
+# "Sex:F", "Comment:Results", "D0B:15/06/1935": a printed label glued to what follows it
+# (PP-OCR drops the space after a colon); "Bilirubin3": a name glued to its value.
+_GLUED_LABEL = re.compile(r"^([A-Za-z][A-Za-z0.]*[A-Za-z][:])(\S+)$")
+_GLUED_VALUE = re.compile(r"^([A-Za-z]{4,})(\d+(?:\.\d+)?)$")
+# "D0B", "N0:": capitals with a zero among them; the zero is the letter O.
+_CAPS_WITH_ZERO = re.compile(r"^(?=(?:[A-Z0]*[A-Z]){2})[A-Z0]*0[A-Z0]*:?$")
+
+
+def parted(words: tuple[Word, ...] | list[Word]) -> tuple[Word, ...]:
+    """The words with labels and values an engine glued together parted again, each part
+    with its share of the box; a full-width colon read as a colon, a zero among capitals as O.
+    """
+    out: list[Word] = []
+    for w in words:
+        text = w.text.replace("\uff1a", ":")
+        glued = _GLUED_LABEL.match(text) or _GLUED_VALUE.match(text)
+        parts = [glued.group(1), glued.group(2)] if glued else [text]
+        parts = [p.replace("0", "O") if _CAPS_WITH_ZERO.match(p) else p for p in parts]
+        if parts == [w.text]:
+            out.append(w)
+            continue
+        out.extend(Word(t, b, w.confidence, w.line, w.block) for t, b in zip(parts, split_box(w.box, parts)))
+    return tuple(out)

@@ -103,10 +103,13 @@ def test_a_slip_in_two_columns_with_units_under_the_values():
     assert classify(text, *ODD, False) is PageKind.result
     entries = entries_for(PageKind.result, text, *ODD[:2], BORN, TODAY)
     assert_every_word_in_an_entry(text, entries)
+    # Two blocks side by side: read block by block, each line its own analyte's name, value, unit and range.
     assert [e.text for e in entries] == [
         "Haematology Collected: 4.9.84",
-        "Hb 14.9 PLT 276 g/dl (11.5 - 16.5) 10*9/1 (150 - 400)",
-        "WBC 13.1H MCV 90 10*9/L (4.0 - 11.0) fL (80 - 100)",
+        "Hb 14.9 g/dl (11.5 - 16.5)",
+        "WBC 13.1H 10*9/L (4.0 - 11.0)",
+        "PLT 276 10*9/1 (150 - 400)",
+        "MCV 90 fL (80 - 100)",
         "Authorised by: Dixon (BMS)",
     ]
     assert {e.date for e in entries} == {dt.date(1984, 9, 4)}

@@ -20,6 +20,7 @@ from enum import StrEnum
 from .coded import CodedFact, date_text
 from .reading import Mention, Reader, Reading, Role
 from .text import EDGE, normalise
+from .units import coded_values, same_unit
 from .vocabulary import MAX_PHRASE_WORDS
 
 # Coded events that mark content which did not travel electronically: never coverage.
@@ -135,6 +136,7 @@ class _Indexed:
     how: str  # code | term
     forms: frozenset[str]  # words of the event's terms, to vouch for qualifiers the code also says
     values: tuple[str, ...]
+    units: tuple[str, ...] = ()  # the unit of each value, "" when none is recorded
 
 
 class CodedIndex:
@@ -165,15 +167,16 @@ class CodedIndex:
                 self.conflicting += 1  # the code and the words disagree: trust neither
                 continue
             forms = frozenset(w.strip(EDGE).casefold() for t in terms + [event.text] for w in t.split())
-            values = tuple(v for m in _VALUE.finditer(event.text or "") for v in _NUM.findall(m.group(1)))
-            self.usable.append(_Indexed(event, "term", forms, values))
+            recorded = coded_values(event.text or "")
+            values, units = tuple(v for v, _ in recorded), tuple(u for _, u in recorded)
+            self.usable.append(_Indexed(event, "term", forms, values, units))
             self.usable_by_year[event.date.year].append(self.usable[-1])
             if reactions:
                 self.reactions[id(event)] = reactions
             for concept in by_code:
-                self.by_concept[concept].append(_Indexed(event, "code", forms, values))
+                self.by_concept[concept].append(_Indexed(event, "code", forms, values, units))
             for concept in by_term - by_code:
-                self.by_concept[concept].append(_Indexed(event, "term", forms, values))
+                self.by_concept[concept].append(_Indexed(event, "term", forms, values, units))
 
     @staticmethod
     def _by_code(event: CodedFact, reader: Reader) -> set[int]:
@@ -239,6 +242,19 @@ def _same_values(paper: tuple[str, ...], coded: tuple[str, ...]) -> bool:
     return bool(want) and all(any(float(n) == float(c) for c in coded) for n in want)
 
 
+def _same_units(paper: tuple[str, ...], coded: tuple[str, ...], result: bool) -> bool:
+    """Whether the paper's units say what the coded value's unit says.
+
+    A unit written on both must be the same unit. A result row and its coded result must both
+    show a unit or neither: a row whose unit was not read cannot be told from one in another
+    unit, and a coded value without one cannot say which it was.
+    """
+    recorded = [u for u in coded if u]
+    if result and bool(recorded) != bool(paper):
+        return False
+    return all(any(same_unit(p, c) for c in recorded) for p in paper) if recorded else True
+
+
 def _best(m: Mention, entry: PaperEntry, reading: Reading, index: CodedIndex, letter: bool,
           result: bool = False) -> Evidence | None:
     types = _TYPES_FOR["allergy"] if m.allergen else _TYPES_FOR.get(m.kind, _ANY_BUT_ALLERGY)
@@ -253,7 +269,7 @@ def _best(m: Mention, entry: PaperEntry, reading: Reading, index: CodedIndex, le
     for item in index.by_concept.get(m.concept, ()):
         if item.event.type not in types:
             continue
-        if m.values and not _same_values(m.values, item.values):
+        if m.values and not (_same_values(m.values, item.values) and _same_units(m.units, item.units, result)):
             continue
         fits = [f for d, p, receipt in when if (f := _date_fits(d, p, item.event, receipt)) is not None]
         if result and not fits and entry.date and item.event.precision == "day" \
@@ -329,7 +345,7 @@ def _reaction(m: Mention, evidence: list[Evidence], index: CodedIndex) -> Eviden
 def assess(entry: PaperEntry, reader: Reader, index: CodedIndex, *, min_confidence: float,
            names: tuple[str, ...] = (), letter: bool = False, factless_ok: bool = False,
            result: bool = False, printed: frozenset[str] = frozenset(),
-           requests_covered: bool = False) -> EntryFinding:
+           requests_covered: bool = False, requested: frozenset[str] = frozenset()) -> EntryFinding:
     """The status of one paper entry against the coded record, with its evidence.
 
     `factless_ok`: an entry whose every word is accounted for but names no fact may be
@@ -337,7 +353,9 @@ def assess(entry: PaperEntry, reader: Reader, index: CodedIndex, *, min_confiden
     so reading no fact in one means it was not read. `result`: the entry is a row of a
     laboratory report, covered only by a coded result of the same analyte, date and value;
     `printed`: the words of the form the entry is written on; `requests_covered`: on a result slip
-    with a covered row, a panel named without a value (FBC, U&E on the request line) adds no fact.
+    with a covered row, a panel named without a value (FBC, U&E on the request line) adds no fact;
+    `requested`: analytes whose rows on the slip are covered, so their names on the request line
+    above the table ("Request: Ferritin and ESR") add nothing either.
     """
     reading = reader.read(entry.text, names=names, printed=printed, row=result)
     evidence, uncovered, qualified = [], [], []
@@ -346,9 +364,9 @@ def assess(entry: PaperEntry, reader: Reader, index: CodedIndex, *, min_confiden
             qualified.append(m.preferred)
             continue
         found = _best(m, entry, reading, index, letter, result) or _reaction(m, evidence, index)
-        if found is None and result and not m.values and requests_covered \
-                and normalise(m.preferred) in reader.lexicon.lists.panels:
-            continue  # a panel named on the request line: its results are the slip's rows, judged one by one
+        if found is None and result and not m.values and (requests_covered and normalise(m.preferred)
+                                                          in reader.lexicon.lists.panels or m.preferred in requested):
+            continue  # a panel or analyte named on the request line: its results are the slip's rows, judged one by one
         if found is None:
             uncovered.append(m.preferred)
         else:

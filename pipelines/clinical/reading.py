@@ -47,6 +47,10 @@ _NUMBER = re.compile(r"^[<>~]?\d+(?:[.,]\d+)?(?:/\d+(?:[.,]\d+)?)?$")  # 7.2, 14
 _VALUE_WITH_UNIT = re.compile(r"^[<>~]?\d+(?:[.,]\d+)?([a-zµ/%^0-9.*]+)$", re.I)  # 500mg, 2cm, 5ml, 37.5c
 _RANGE = re.compile(r"^\(?\d+(?:[.,]\d+)?\s*[-\u2013]\s*\d+(?:[.,]\d+)?\)?$")  # (130-170)
 _YEAR = re.compile(r"^(1[89]\d\d|20\d\d)$")
+# A reference range as OCR spaces it ("133 - 146", "60- 110", "< 5.0"), written closed up on a
+# result row so it reads as one range, not as more readings.
+_SPACED_RANGE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*[-\u2013]\s*(\d+(?:\.\d+)?)(?![\d.])")
+_SPACED_BOUND = re.compile(r"(?<![\w.])([<>\u2264\u2265])\s+(?=\d)")
 _DURATION = re.compile(r"^\d+/(?:52|12|7|24|40)$")  # 2/52 weeks, 3/12 months, 5/7 days, 24 hours
 _TIMES = re.compile(r"^x\d+$|^\d+x$", re.I)
 _POSTCODE_OUT = re.compile(r"^[A-Z]{1,2}\d[A-Z\d]?$")
@@ -103,6 +107,7 @@ class Mention:
     qualified: bool = False  # a negation, doubt or other-person cue comes before it in its sentence
     allergen: bool = False  # a drug or substance named in a sentence about an allergy
     values: tuple[str, ...] = ()  # readings bound to it ("140/90", "7.2")
+    units: tuple[str, ...] = ()  # the units written after its readings ("mmol/L")
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +199,11 @@ class Reader:
         """Read `text`; `names` are the patient's own names, `printed` the words of the form it is written on.
 
         `row`: the text is one row of a laboratory report (analyte, value, unit, range, flag), so
-        only its first number is the reading; the numbers after it are the reference range.
+        only its first number is the reading, and after it only a unit, a flag and a reference range
+        ("133-146", "(<5)") are accounted for: a second number (another sample's column) is not.
         """
+        if row:
+            text = _SPACED_BOUND.sub(r"\1", _SPACED_RANGE.sub(r"\1-\2", text))
         tokens = tokens_of(text)
         words = [t.word for t in tokens]
         roles: list[Role | None] = [None] * len(tokens)
@@ -364,11 +372,15 @@ def _bind(tokens: tuple[Token, ...], roles: list[Role | None], mentions: list[Me
             o.kind == "allergy" for o in by_sentence[m.sentence]) or (m.kind == "medication" and any(
                 tokens[k].word in _ALLERGY_WORDS for k in before))
         values: list[str] = []
+        units: list[str] = []
         k = m.end
         # What follows a fact up to the next fact or the sentence's end qualifies it.
         while k < len(tokens) and tokens[k].sentence == m.sentence and roles[k] not in (Role.concept,):
             w, raw = tokens[k].word, tokens[k].raw.strip(EDGE)
-            if roles[k] == Role.unbound:
+            if row and values and m.kind == "observation" and roles[k] in (Role.unbound, Role.identifier) \
+                    and _NUMBER.match(raw) and not _bounds_range(tokens[k].raw):
+                roles[k] = Role.unbound  # a second reading on one row: another column's, never accounted for
+            elif roles[k] == Role.unbound:
                 if m.kind == "observation" and (_NUMBER.match(raw) or _VALUE_WITH_UNIT.match(raw) or _RANGE.match(raw)):
                     roles[k] = Role.value
                     if not _RANGE.match(raw) and not tokens[k].raw.startswith("(") and not (row and values):
@@ -382,6 +394,8 @@ def _bind(tokens: tuple[Token, ...], roles: list[Role | None], mentions: list[Me
                     roles[k] = Role.value
                 elif (w in lists.units or fold(w) in lexicon.folded_units) and k > m.end and roles[k - 1] == Role.value:
                     roles[k] = Role.value  # "umol/1": a unit as OCR reads it
+                    if values and not units:
+                        units.append(raw)
             elif row and roles[k] in (Role.narrative, Role.unknown) and w in _FLAGS and k > m.end \
                     and roles[k - 1] == Role.value:
                 roles[k] = Role.value  # "591 H umol/L": the laboratory's high/low flag
@@ -403,5 +417,11 @@ def _bind(tokens: tuple[Token, ...], roles: list[Role | None], mentions: list[Me
                 if roles[k] == Role.unbound and tokens[k].word in lists.prescribing:
                     roles[k] = Role.value
         out.append(Mention(m.concept, m.preferred, m.kind, m.written, m.start, m.end, m.sentence, m.ocr,
-                           qualified, allergen, tuple(values)))
+                           qualified, allergen, tuple(values), tuple(units)))
     return out
+
+
+def _bounds_range(raw: str) -> bool:
+    """Whether a number as written is a reference range's bound: "(<5)", "<0.5", "(133-146)", "[3.5-5.3]"."""
+    bare = raw.strip(EDGE)
+    return raw.lstrip()[:1] in "([" or bare[:1] in "<>\u2264\u2265" or bool(_RANGE.match(bare))

@@ -156,16 +156,21 @@ def decide_page(page: PaperPage, index: CodedIndex, reader: Reader, settings: Se
         return PageDecision(page, "include", PageReason.no_entries)
     result = page.kind == "result"
     printed = reader.lexicon.lists.result_print if result else frozenset()
-    def judge(requests_covered: bool = False) -> tuple[EntryFinding, ...]:
+    def judge(requests_covered: bool = False, requested: frozenset[str] = frozenset(),
+              header: int = 0) -> tuple[EntryFinding, ...]:
         return tuple(assess(e, reader, index, min_confidence=settings.entry_min_confidence, names=names,
                             letter=page.kind == "letter", factless_ok=page.kind != "card", result=result,
-                            printed=printed, requests_covered=requests_covered) for e in page.entries)
+                            printed=printed, requests_covered=requests_covered,
+                            requested=requested if i < header else frozenset()) for i, e in enumerate(page.entries))
 
     findings = judge()
-    # A slip names the panels it answers ("Request: U&E, LFT"); the panel's results are its rows,
-    # so once one row is covered by a coded result the panel names add nothing of their own.
+    # A slip names the panels and tests it answers ("Request: U&E, LFT", "Request: Ferritin and ESR");
+    # their results are its rows, so once one row is covered by a coded result the panel names add
+    # nothing of their own, nor does an analyte named above the table whose own row is covered (H43).
     if result and any(f.evidence for f in findings):
-        findings = judge(requests_covered=True)
+        header = next(i for i, f in enumerate(findings) if f.evidence)
+        requested = frozenset(e.fact for f in findings if f.status is EntryStatus.covered for e in f.evidence)
+        findings = judge(requests_covered=True, requested=requested, header=header)
     counts = Counter(f.status.value for f in findings)
     detail = {"entries": len(findings), "paper-only": counts["paper-only"], "uncertain": counts["uncertain"]}
     if counts["paper-only"] or counts["uncertain"]:

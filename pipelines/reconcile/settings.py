@@ -7,7 +7,11 @@ from typing import Any
 
 # Bump when a rule changes what may be omitted, so stored decisions say which rules made them.
 # A run's fingerprint (run.py) also covers the lexicon, vocabulary, dictionaries and lgd version.
-RULES_VERSION = 3  # 3: a coded term outside the vocabulary may account for a whole sentence (H48); reactions read apart
+# 3: a coded term outside the vocabulary may account for a whole sentence (H48); reactions read apart.
+# 4: a result row needs the coded unit too, and one reading only; an analyte named on a slip's
+#    request line is passed over when its row is covered (H43); coded values no longer take the
+#    digits of their unit ("10*9/L") as values.
+RULES_VERSION = 4
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ DIGITISED_KIND = {"card": "card", "card_back": "card", "letter": "letter", "resu
 EXPECT = ("include", "omit_ok")
 HANDS = ("typed", "humor", "femke", "dkg")
 OPTIONS = ("hand", "ink", "top_margin", "ruled", "confidence", "looks_alike", "split", "born")
-PAGE_FIELDS = ("entries", "head", "right", "lines", "rows", "tail")
+PAGE_FIELDS = ("entries", "head", "right", "lines", "rows", "tail", "margin")
 SYSTEMS = {"SNOMED": "http://snomed.info/sct", "LOCAL": "urn:oid:2.16.840.1.113883.2.1.6.3"}
 CSV_HEADER = "date,system,code,display,type,text,nhs_number"
 TODAY = dt.date(2024, 1, 1)  # no case is dated later, so dates resolve the same on any day
@@ -59,6 +59,7 @@ class Page:
     lines: tuple[str, ...] = ()
     rows: tuple[tuple[str, ...], ...] = ()  # result table: analyte, value, unit, range
     tail: tuple[str, ...] = ()  # result lines under the table
+    margin: tuple[str, ...] = ()  # a note written by hand in the right margin, beside the table
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ def digitised_kind(case: Case) -> str:
 def _page(raw: dict) -> Page:
     return Page(tuple(Note(n["date"], n["text"]) for n in raw.get("entries", ())), tuple(raw.get("head", ())),
                 tuple(raw.get("right", ())), tuple(raw.get("lines", ())), tuple(tuple(r) for r in raw.get("rows", ())),
-                tuple(raw.get("tail", ())))
+                tuple(raw.get("tail", ())), tuple(raw.get("margin", ())))
 
 
 def load_cases(folder: Path = HERE) -> tuple[Case, ...]:
@@ -137,7 +138,8 @@ def without_hidden(case: Case) -> Case:
 
     pages = tuple(Page(tuple(Note(n.date, strike(n.text)) for n in p.notes), p.head, p.right,
                        tuple(strike(ln) for ln in p.lines), tuple(r for r in p.rows if case.hidden not in " ".join(r)),
-                       tuple(strike(ln) for ln in p.tail)) for p in case.pages)
+                       tuple(strike(ln) for ln in p.tail), tuple(ln for ln in (strike(m) for m in p.margin) if ln))
+             for p in case.pages)
     return dataclasses.replace(case, pages=pages)
 
 
@@ -201,7 +203,7 @@ def page_lines(case: Case, page: Page) -> list[str]:
     if case.kind in ("card", "card_back"):
         head = ["Surname Forenames", "Date Clinical notes"] if case.kind == "card" else []
         return head + [f"{n.date} {n.text}" for n in page.notes]
-    return [*page.head, *page.right, *page.lines, *(" ".join(r) for r in page.rows), *page.tail]
+    return [*page.head, *page.right, *page.lines, *(" ".join(r) for r in page.rows), *page.tail, *page.margin]
 
 
 def page_text(case: Case, page: Page) -> str:
@@ -227,13 +229,15 @@ def _typed_parts(case: Case, page: Page, who: Patient) -> list[str]:
     """
     if case.kind == "result":
         parts, run = [], [*page.head, *page.right, *page.lines]
-        for row in page.rows:
+        # A table of two blocks side by side (8 cells a row) is read block by block.
+        rows = [r[:4] if len(r) == 8 else r for r in page.rows] + [r[4:] for r in page.rows if len(r) == 8]
+        for row in rows:
             if any(c.isdigit() for c in row[1]):
                 parts += [" ".join(run), " ".join(row)]
                 run = []
             else:
                 run.append(" ".join(row))
-        parts.append(" ".join([*run, *page.tail]))
+        parts.append(" ".join([*run, *page.tail, *page.margin]))
     else:
         lines = [*page.head, *page.right, *page.lines]
         folded = [ln.casefold() for ln in lines]
@@ -331,6 +335,12 @@ def _card(case: Case, page: Page, who: Patient) -> Image.Image:
     return img
 
 
+# Where a table's cells start: analyte, value, unit, range; with two sample columns
+# (a cumulative report); or two blocks of four side by side.
+_COLUMNS = {4: (150, 620, 800, 1030), 5: (150, 470, 680, 890, 1060), 8: (150, 400, 510, 650, 880, 1130, 1240, 1380)}
+MARGIN_X = 1250  # a hand-written margin note's left edge on an A4 page at 200 dpi
+
+
 def _typed(case: Case, page: Page, who: Patient) -> Image.Image:
     """An A4 letter or lab report at 200 dpi: letterhead, a right-hand block, body lines, a table."""
     w, h = 1654, 2339
@@ -349,11 +359,14 @@ def _typed(case: Case, page: Page, who: Patient) -> Image.Image:
         for part in _wrap(fill(line, who), body, w - 300) or [""]:
             d.text((150, y), part, font=body, fill=case.ink, anchor="ls")
             y += step
-    columns = (150, 620, 800, 1030)
+    columns = _COLUMNS.get(max((len(r) for r in page.rows), default=4), _COLUMNS[4])
+    hand, table_top = _font("humor", 40), y
     for row in page.rows:
         for x, cell in zip(columns, row):
             d.text((x, y), cell, font=body, fill=case.ink, anchor="ls")
         y += step
+    for i, line in enumerate(_wrap(" ".join(fill(m, who) for m in page.margin), hand, w - MARGIN_X - 40)):
+        d.text((MARGIN_X, table_top + step + 52 * i), line, font=hand, fill=50, anchor="ls")
     for line in page.tail:
         d.text((150, y), fill(line, who), font=body, fill=case.ink, anchor="ls")
         y += step
