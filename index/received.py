@@ -119,3 +119,11 @@ def received_packs(catalogue: Catalogue, nhs_number: str) -> tuple[ReceivedPack,
     rows = catalogue._conn.execute(f"SELECT {_COLUMNS} FROM received_packs WHERE nhs_number = ? ORDER BY id",
                                    (nhs_number,))
     return tuple(_row(r) for r in rows)
+
+
+@mapped
+def received_for_document(catalogue: Catalogue, document_id: int) -> ReceivedPack | None:
+    """The received pack whose pages became document `document_id`, if it is one."""
+    row = catalogue._conn.execute(f"SELECT {_COLUMNS} FROM received_packs WHERE document_id = ?",
+                                  (document_id,)).fetchone()
+    return None if row is None else _row(row)

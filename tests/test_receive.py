@@ -144,8 +144,15 @@ def test_the_page_viewer_and_api_show_where_received_pages_came_from(sent, recei
     section = html.get_element_by_id(f"received-{doc['document_id']}")
     assert PRACTICE in section.text_content()
     assert len(section.xpath(".//table[@class='omitted']/tbody/tr")) == pack["pages_omitted"]
-    opened = client.get(f"/api/v1/pages/{next(p for p in record if p['kind'] == 'card')['id']}").json()
+    card = next(p for p in record if p["kind"] == "card")
+    opened = client.get(f"/api/v1/pages/{card['id']}").json()
     assert opened["words"] and opened["entries"]
+    assert opened["received"]["part"] == "record" and opened["received"]["source"] == card["received"]["source"]
+    assert opened["received"]["sender"]["practice"] == PRACTICE
+    viewer = lxml.html.fromstring(client.get(f"/pages/{card['id']}").text).get_element_by_id("received")
+    assert f"the sender's {card['received']['source']}, page {card['received']['page']}" in viewer.text_content()
+    cover = lxml.html.fromstring(client.get(f"/pages/{doc['document_id']}-1").text).get_element_by_id("received")
+    assert "the pack's cover, not a page of the record" in " ".join(cover.text_content().split())
 
 
 def test_receiving_the_same_pack_again_stores_nothing_and_says_so(sent, received):

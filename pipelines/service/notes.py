@@ -23,7 +23,7 @@ from pipelines.identity import nhs_number_valid, normalise_nhs_number
 from pipelines.search import KINDS, Found, search
 
 from .access import Permission, Who
-from .received import page_parts, received_for_patient
+from .received import page_parts, page_received, received_for_patient
 
 CACHE = Path("cache") / "pages"  # inside the archive: rendered page images, private like the rest
 IMAGE_QUALITY = 85
@@ -161,7 +161,8 @@ def open_page(catalogue: Catalogue, who: Who, page_id: str) -> dict[str, Any]:
             "blank": page.blank, "unreadable": page.unreadable, "confidence": page.confidence,
             "text": page.text, "words": [list(w) for w in page.words], "entries": entries,
             "send": decision is None or decision["decision"] == "include" or page.unreadable,
-            "decision": {k: v for k, v in decision.items() if k != "entries"} if decision else None}
+            "decision": {k: v for k, v in decision.items() if k != "entries"} if decision else None,
+            "received": page_received(catalogue, doc.id, page.number)}
 
 
 def page_image(catalogue: Catalogue, who: Who, archive: Path, page_id: str) -> bytes:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from index import Catalogue
-from index.received import ReceivedPack, received_packs
+from index.received import ReceivedPack, received_for_document, received_packs
 
 
 def received_for_patient(catalogue: Catalogue, nhs_number: str) -> list[dict[str, Any]]:
@@ -48,3 +48,15 @@ def page_parts(received: list[dict[str, Any]]) -> dict[tuple[int, int], dict[str
         for part in pack["pages"]:
             out[(pack["document_id"], part["pack_page"])] = {k: v for k, v in part.items() if k != "pack_page"}
     return out
+
+
+def page_received(catalogue: Catalogue, document_id: int, page: int) -> dict[str, Any] | None:
+    """For one page of a received document: what it is in the pack, and who sent the pack when; else None."""
+    pack = received_for_document(catalogue, document_id)
+    if pack is None:
+        return None
+    part = next((p for p in pack.provenance.get("pages") or [] if p.get("pack_page") == page), {"part": "unknown"})
+    about = pack_provenance(pack)
+    return {k: v for k, v in part.items() if k != "pack_page"} | {
+        "sender": about["sender"], "created": about["created"], "received_at": about["received_at"],
+        "received_by": about["received_by"]}
