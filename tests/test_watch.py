@@ -318,8 +318,9 @@ def test_an_input_stored_before_a_crash_is_checked_by_checksum_and_moved_without
 # --- polling, and what --help teaches ------------------------------------------------------------
 
 
-def test_polling_mode_takes_a_patient_folder_once_it_is_quiet_and_keeps_the_layout(fed, tmp_path):
-    """As on a network share: a copy of a stored patient folder (no .done, so by quiet period), found by polling."""
+def test_polling_mode_takes_folders_once_they_are_quiet_and_keeps_the_layout(fed, tmp_path):
+    """As on a network share: copies of stored inputs (no .done, so by quiet period), found by polling:
+    a patient folder inside a day's folder, and a batch folder whose metadata.csv names the patient."""
     inbox, archive = tmp_path / "inbox", tmp_path / "archive"
     inbox.mkdir()
     shutil.copytree(fed.archive, archive)
@@ -329,7 +330,12 @@ def test_polling_mode_takes_a_patient_folder_once_it_is_quiet_and_keeps_the_layo
         assert watcher.events[0]["mode"] == "poll every 0.3 s"
         copy = inbox / "monday" / fed.names["folder"]
         shutil.copytree(fed.inbox / "done" / fed.names["folder"], copy, ignore=shutil.ignore_patterns(".done"))
+        batch = inbox / "batch7"  # a bureau's batch: unnamed scans and the metadata.csv naming their patients
+        batch.mkdir()
+        shutil.copy(fed.inbox / "done" / fed.names["slow"], batch / "scan1.pdf")
+        (batch / "metadata.csv").write_text(f"FILEPATH,NHS-NO\nscan1.pdf,{fed.names['slow'].split('_[')[2][:10]}\n")
         event = watcher.wait_input(f"monday/{copy.name}")
+        by_manifest = watcher.wait_input("batch7")
         assert watcher.stop(signal.SIGINT) == 0
     finally:
         if watcher.proc.poll() is None:
@@ -337,6 +343,8 @@ def test_polling_mode_takes_a_patient_folder_once_it_is_quiet_and_keeps_the_layo
     assert event["outcome"] == "already_stored" and event["complete"] == "quiet", event
     assert event["moved_to"] == f"done/monday/{copy.name}"
     assert (inbox / "done" / "monday" / copy.name / "page1.png").is_file()
+    assert by_manifest["outcome"] == "already_stored" and by_manifest["patient"] == fed.names["slow"].split("_[")[2][:10]
+    assert (inbox / "done" / "batch7" / "metadata.csv").is_file()  # the batch moved whole
     assert stored(archive) == before
 
 
@@ -380,7 +388,8 @@ def test_with_a_queue_the_inputs_are_read_by_lgd_workers_and_stored_here(redis_b
 
 def test_what_is_an_input_and_when_it_is_complete(tmp_path):
     inbox = tmp_path / "inbox"
-    for name in ("a.pdf", "b.pdf.part", "c.crdownload", "~$d.pdf", ".e.pdf", "batch/f.tif", "done/g.pdf"):
+    for name in ("a.pdf", "b.pdf.part", "c.crdownload", "~$d.pdf", ".e.pdf", "batch/f.tif", "done/g.pdf",
+                 "bureau/Metadata.csv", "bureau/x.pdf"):
         (inbox / name).parent.mkdir(parents=True, exist_ok=True)
         (inbox / name).write_bytes(b"x")
     person = inbox / "9434765919 Jo Bloggs 01-02-1960"
@@ -388,10 +397,11 @@ def test_what_is_an_input_and_when_it_is_complete(tmp_path):
     (person / "scans" / "page1.png").write_bytes(b"x")
     (person / "page2.png.part").write_bytes(b"x")
     found = watch_folder.scan(inbox)
-    assert sorted(found) == ["9434765919 Jo Bloggs 01-02-1960", "a.pdf", "batch/f.tif"]
+    assert sorted(found) == ["9434765919 Jo Bloggs 01-02-1960", "a.pdf", "batch/f.tif", "bureau"]
+    assert found["bureau"].kind == "folder" and found["bureau"].manifest == inbox / "bureau" / "Metadata.csv"
     tracker = watch_folder.Tracker(quiet=10)
     tracker.update(0.0, found)
-    assert [tracker.complete(9.9, seen) for seen in found.values()] == [None, None, None]
+    assert [tracker.complete(9.9, seen) for seen in found.values()] == [None] * 4
     assert tracker.complete(10.0, found["a.pdf"]) == "quiet"
     assert tracker.complete(10.0, found[person.name]) is None  # still holds a .part file
     (person / "page2.png.part").rename(person / "page2.png")

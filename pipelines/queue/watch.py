@@ -17,17 +17,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from digitise.options import DEFAULT_ENGINE, ENGINE_CHOICES
 from pipelines.cli_common import add_as_option
 from pipelines.errors import ExitCode, LgdError
 from pipelines.queue import watch_folder as folder
-from pipelines.queue.watch_folder import DONE, FAILED, MARKER, STATE, Seen
+from pipelines.queue.watch_folder import ALREADY_STORED, FAILED, MARKER, STATE, Result, Seen, judge
 
 log = logging.getLogger(__name__)
-ALREADY_STORED = "already stored"
 
 EPILOG = f"""what counts as complete:
   a file      its size and times have not changed for --quiet-period seconds and no process on
@@ -39,7 +37,9 @@ EPILOG = f"""what counts as complete:
               (unless --require-done) when nothing in it changed for --quiet-period seconds
   never       hidden files, *.part, *.partial, *.crdownload, *.tmp, ~$* (until renamed), and a
               patient folder that still holds such a file
-  other folders (a batch, a day) are looked into; each file in them is an input of its own.
+  a batch     a folder holding a metadata.csv (FILEPATH, NHS-NO, as for lgd digitise --manifest) is
+  folder      one input, taken whole by the same rules as a patient folder
+  other folders (a day, a scanner) are looked into; each file in them is an input of its own.
 
 where things go:
   DIR/done/REL            digitised and stored (REL: the input's path inside DIR, kept)
@@ -114,7 +114,7 @@ def register(sub: argparse._SubParsersAction, archive_of: Callable[[str | None],
     w.add_argument("--quiet-period", type=_seconds, default=10.0, metavar="SECONDS",
                    help="how long an input must stay unchanged to count as complete (default: 10)")
     w.add_argument("--require-done", action="store_true",
-                   help=f"take patient folders only once they hold {MARKER} (or were renamed in), never by quiet period")
+                   help=f"take patient and batch folders only once they hold {MARKER} (or were renamed in), never by quiet period")
     w.add_argument("--once", action="store_true", help="take what is complete within one quiet period, "
                    "digitise it, and exit (0, or 1 if an input failed)")
     w.add_argument("--log-json", action="store_true", help="every line on stderr is one JSON object")
@@ -182,37 +182,6 @@ class _JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps({"at": folder.now_iso(), "event": "log", "level": record.levelname.lower(),
                            "logger": record.name, "message": record.getMessage()}, ensure_ascii=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """Where one input went, and why: what the log line and reason.json say."""
-
-    outcome: str  # stored | already_stored | failed
-    where: str  # DONE | FAILED
-    reason: str
-    patient: str | list[str] | None
-    pages: int
-    documents: list[dict]
-
-
-def judge(outcomes: list) -> Result:
-    """Decide from the ingest's outcomes for one input: any failure sends it to failed/ (a person looks)."""
-    failed = [o for o in outcomes if o.status == "failed"]
-    nhs = sorted({o.nhs_number for o in outcomes if o.nhs_number})
-    patient = nhs[0] if len(nhs) == 1 else (nhs or None)
-    pages = sum(o.pages for o in outcomes)
-    documents = [{"source": o.source, "nhs_number": o.nhs_number, "status": o.status, "code": o.code,
-                  "reason": o.reason, "pages": o.pages, "pdfa": o.pdfa} for o in outcomes]
-    if not outcomes:
-        return Result("failed", FAILED, "no scans found in it (PDF, TIFF, PNG or JPEG pages)", None, 0, [])
-    if failed:
-        return Result("failed", FAILED, "; ".join(o.reason for o in failed), patient, pages, documents)
-    if all(o.status == "skipped" for o in outcomes):
-        why = "; ".join(o.reason for o in outcomes)
-        return Result("already_stored", DONE, f"{ALREADY_STORED} ({why})", patient, pages, documents)
-    warn = "; ".join(f"{o.source}: {o.reason}" for o in outcomes if o.status == "ok" and o.reason)
-    return Result("stored", DONE, warn, patient, pages, documents)
 
 
 class Watch:
@@ -300,13 +269,34 @@ class Watch:
     def _digitise(self, ready: dict[Seen, str]) -> None:
         batch, owners = [], {}
         for seen in ready:
+            if seen.kind == "file" and Path(seen.rel).name.lower() == folder.MANIFEST:
+                why = (f"a {folder.MANIFEST} directly in the hot folder is not a batch of its own; put it in a folder "
+                       "with the scans it names, and that folder is taken as one input")
+                self._finish(seen.rel, Result("failed", FAILED, why, None, 0, []), 0.0, 1, ready[seen])
+                continue
             names = {Path(seen.rel).name} | set(folder.names_in(self.inbox / seen.rel))
+            if seen.manifest is not None or (batch and batch[0].manifest is not None):
+                if not batch:  # a manifest applies to a whole ingest run: its folder goes alone
+                    batch.append(seen)
+                    owners.update(dict.fromkeys(names, seen.rel))
+                continue
             if len(batch) < self.batch and not names & owners.keys():  # outcomes are told apart by source name
                 batch.append(seen)
                 owners.update(dict.fromkeys(names, seen.rel))
         from index.errors import ArchiveError, ArchiveErrorCode
 
+        if not batch:
+            return
         started = time.monotonic()
+        manifest = None
+        if batch[0].manifest is not None:
+            from pipelines.identity import IdentityError, read_manifest
+
+            try:
+                manifest = read_manifest(batch[0].manifest)
+            except IdentityError as e:
+                self._finish(batch[0].rel, Result("failed", FAILED, str(e), None, 0, []), 0.0, 1, ready[batch[0]])
+                return
         try:
             ingest = self.make_ingest()
         except ArchiveError as e:
@@ -318,7 +308,7 @@ class Watch:
         try:
             for seen in batch:
                 self.journal.set(seen.rel, {"step": "digitise", "since": folder.now_iso(), "pid": os.getpid()})
-            report = ingest.run([self.inbox / seen.rel for seen in batch], None)
+            report = ingest.run([self.inbox / seen.rel for seen in batch], manifest)
         finally:
             ingest.close()
         seconds = time.monotonic() - started
@@ -334,13 +324,13 @@ class Watch:
                 continue
             grouped[rel].append(outcome)
         for seen in batch:
-            result = judge(grouped[seen.rel])
+            result = judge(grouped[seen.rel], report.warnings if len(batch) == 1 else ())
             if report.interrupted or (self.stopping and result.outcome == "failed"):
                 # A stop signal also reaches the OCR programs of a terminal's process group: a failure
                 # now may be ours, not the input's. The journal keeps it for a re-check at the next start.
                 self._say("input", input=seen.rel, outcome="left", note="stopped while digitising; re-checked at the next start")
                 continue
-            self._finish(seen.rel, result, seconds, len(batch), complete=ready[seen])
+            self._finish(seen.rel, result, seconds, len(batch), ready[seen])
 
     def _finish(self, rel: str, result: Result, seconds: float, batch: int, complete: str) -> None:
         if not (self.inbox / rel).exists():  # taken away by someone while it was read: nothing to move

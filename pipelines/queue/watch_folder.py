@@ -1,4 +1,4 @@
-"""The hot folder's own bookkeeping: what in it is an input, when an input is complete, the journal and lock, and moving inputs out.
+"""The hot folder's own bookkeeping: what in it is an input, when it is complete, where it goes, the journal and lock, and moving it.
 
 Nothing here reads a scan or opens the archive: `watch.py` composes these with the ingest.
 """
@@ -21,7 +21,9 @@ from pipelines.errors import ExitCode, LgdError
 from pipelines.identity import IdentityError, parse_patient_folder
 
 DONE, FAILED, STATE = "done", "failed", ".lgd-watch"  # the hot folder's own sub-folders, never inputs
-MARKER = ".done"  # a patient folder holding this file is complete
+ALREADY_STORED = "already stored"
+MARKER = ".done"  # a folder input (patient or batch folder) holding this file is complete
+MANIFEST = "metadata.csv"  # a folder holding one is a batch whose files it names
 # Names that copy tools, browsers and office programs give a file while it is still being written;
 # they become inputs only when renamed. Dotfiles (rsync's, the marker's) are skipped too.
 _TEMP_SUFFIXES = (".part", ".partial", ".crdownload", ".download", ".tmp", ".filepart", ".!sync")
@@ -55,8 +57,9 @@ class Seen:
     rel: str  # path relative to the hot folder, '/'-separated
     kind: Literal["file", "folder"]
     signature: Signature
-    marked: bool = False  # a patient folder holding the `.done` marker
-    busy: bool = False  # a patient folder still holding temporary files
+    marked: bool = False  # a folder input holding the `.done` marker
+    busy: bool = False  # a folder input still holding temporary files
+    manifest: Path | None = None  # a batch folder's metadata.csv, naming the patient of each file
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:
@@ -64,7 +67,7 @@ def _stamp(st: os.stat_result) -> tuple[int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
-def _folder(path: Path, rel: str) -> Seen:
+def _folder(path: Path, rel: str, manifest: Path | None = None) -> Seen:
     parts, marked, busy = [], False, False
     for root, dirs, files in os.walk(path):
         dirs.sort()
@@ -78,14 +81,15 @@ def _folder(path: Path, rel: str) -> Seen:
                 marked = True
             elif name in files and is_temporary(name) and not name.startswith("."):
                 busy = True  # a .part or ~$ file: still being copied (dotfiles change the signature instead)
-    return Seen(rel, "folder", tuple(parts), marked, busy)
+    return Seen(rel, "folder", tuple(parts), marked, busy, manifest)
 
 
 def scan(inbox: Path) -> dict[str, Seen]:
-    """Every input now in `inbox`: files anywhere under it, and patient folders taken whole.
+    """Every input now in `inbox`: files anywhere under it, and patient folders and folders holding
+    a metadata.csv taken whole.
 
-    Other folders (a batch folder, a scanner's date folder) are walked into; `done/`, `failed/`
-    and the watcher's state are not.
+    Other folders (a scanner's date folder) are walked into; `done/`, `failed/` and the watcher's
+    state are not.
     """
     found: dict[str, Seen] = {}
 
@@ -104,6 +108,8 @@ def scan(inbox: Path) -> dict[str, Seen]:
                         continue
                     if is_patient_folder(entry.name):
                         found[rel] = _folder(Path(entry.path), rel)
+                    elif (manifest := _manifest_in(Path(entry.path))) is not None:
+                        found[rel] = _folder(Path(entry.path), rel, manifest)
                     else:
                         walk(Path(entry.path), rel + "/")
                 elif entry.is_file(follow_symlinks=False) and not is_temporary(entry.name):
@@ -113,6 +119,14 @@ def scan(inbox: Path) -> dict[str, Seen]:
 
     walk(inbox, "")
     return found
+
+
+def _manifest_in(folder: Path) -> Path | None:
+    """A batch folder's metadata.csv (any case): the folder is then one input, like a patient folder."""
+    try:
+        return next((Path(e.path) for e in os.scandir(folder) if e.name.lower() == MANIFEST and e.is_file()), None)
+    except OSError:
+        return None
 
 
 def open_for_writing(path: Path) -> bool | None:
@@ -218,6 +232,41 @@ def owner(path: str, found: dict[str, Seen]) -> str | None:
             return path
         path = path.rpartition("/")[0]
     return None
+
+
+# --- where an input goes ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """Where one input went, and why: what the log line and reason.json say."""
+
+    outcome: str  # stored | already_stored | failed
+    where: str  # DONE | FAILED
+    reason: str
+    patient: str | list[str] | None
+    pages: int
+    documents: list[dict]
+
+
+def judge(outcomes: list, warnings=()) -> Result:
+    """Decide from the ingest's outcomes for one input: any failure sends it to failed/ (a person looks)."""
+    failed = [o for o in outcomes if o.status == "failed"]
+    nhs = sorted({o.nhs_number for o in outcomes if o.nhs_number})
+    patient = nhs[0] if len(nhs) == 1 else (nhs or None)
+    pages = sum(o.pages for o in outcomes)
+    documents = [{"source": o.source, "nhs_number": o.nhs_number, "status": o.status, "code": o.code,
+                  "reason": o.reason, "pages": o.pages, "pdfa": o.pdfa} for o in outcomes]
+    if not outcomes:
+        why = "; ".join(warnings) or "no scans found in it (PDF, TIFF, PNG or JPEG pages)"
+        return Result("failed", FAILED, why, None, 0, [])
+    if failed:
+        return Result("failed", FAILED, "; ".join(o.reason for o in failed), patient, pages, documents)
+    if all(o.status == "skipped" for o in outcomes):
+        why = "; ".join(o.reason for o in outcomes)
+        return Result("already_stored", DONE, f"{ALREADY_STORED} ({why})", patient, pages, documents)
+    warn = "; ".join(f"{o.source}: {o.reason}" for o in outcomes if o.status == "ok" and o.reason)
+    return Result("stored", DONE, warn, patient, pages, documents)
 
 
 # --- journal and lock -------------------------------------------------------------------------
