@@ -229,3 +229,22 @@ def test_the_cover_and_index_are_read_as_the_pack_builder_writes_them():
     assert first.reason.endswith("matched by date and meaning") and first.detail[1].startswith("covered by: Asthma")
     assert (second.page, second.reason) == (5, "clinician decision by dr.a confirmed by dr.b: duplicate of page 4")
     assert second.detail == ("No dated entries were read on this page.",)
+
+
+def test_a_pack_whose_provenance_cannot_be_stored_leaves_no_document_pages_or_audit(tmp_path):
+    """The document, its pages and entries, the provenance row and the audit record commit together or not at all."""
+    from index.received import ReceivedPack, record_received
+    from index.rows import EntryRow, PageRow
+
+    nhs = "9434765919"
+    archive = _empty_archive(tmp_path, {})
+    page = PageRow(1, 1500, 2192, 300, 0, 0.0, False, "0" * 16, None, 90.0, False, "card", "12/03/2001 asthma",
+                   (("asthma", 10, 10, 90, 40, 90.0, 1, 1),))
+    entry = EntryRow(1, dt.date(2001, 3, 12), "12/03/2001", "asthma", (10, 10, 90, 40), 90.0)
+    document = DocumentRow("received-pack.pdf", "ab" * 32, nhs, 1, "ok", "pdf/x.pdf", True, None, None, None, None, 10)
+    broken = ReceivedPack("not a sha-256", nhs, "pdf/y.pdf", "SHA256:x", "--fingerprint SHA256:x", b"{}", b"sig")
+    before = _state(archive)
+    with Catalogue.open(archive, create=False) as catalogue, pytest.raises(sqlite3.IntegrityError):
+        record_received(catalogue, PatientRow(nhs, "Ann Smith", dt.date(1950, 1, 1)), document, [page], [entry],
+                        broken, actor="clerk1", at=dt.datetime.now(dt.timezone.utc))
+    assert _state(archive) == before
