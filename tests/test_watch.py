@@ -174,12 +174,21 @@ def fed(tmp_path_factory) -> Run:
         (inbox / "batch2" / renamed_name).write_bytes(renamed)
         watcher.wait_input(f"batch2/{renamed_name}")
         half_seen_at_end = (inbox / half_name).is_file() and half_name not in watcher.inputs()
+        # SIGTERM while a card is being read: it is finished and moved, then the watcher exits 0.
+        last_name, last = card_pdf(5)
+        (inbox / f"{last_name}.part").write_bytes(last)
+        os.rename(inbox / f"{last_name}.part", inbox / last_name)
+        journal = inbox / ".lgd-watch" / "journal.json"
+        deadline = time.monotonic() + 30
+        while last_name not in json.loads(journal.read_text())["in_progress"]:
+            assert time.monotonic() < deadline, watcher.lines
+            time.sleep(0.01)
         code = watcher.stop(signal.SIGTERM)
     finally:
         if watcher.proc.poll() is None:
             watcher.stop(signal.SIGKILL)
     held.close()
-    names = {"slow": slow_name, "renamed": renamed_name, "half": half_name, "folder": folder.name}
+    names = {"slow": slow_name, "renamed": renamed_name, "half": half_name, "folder": folder.name, "last": last_name}
     return Run(inbox, archive, watcher, names, second, half_seen_at_end, can_tell, folder_waited, code)
 
 
@@ -232,15 +241,17 @@ def test_a_second_copy_is_stored_once_and_moved_to_done_keeping_its_folder(fed):
     reason = json.loads(target.with_name(target.name + ".reason.json").read_text())
     assert reason["reason"].startswith("already stored")
     sources = [source for source, _ in stored(fed.archive)]
-    assert sorted(sources) == sorted([fed.names["slow"], fed.names["renamed"], fed.names["folder"]])
+    assert sorted(sources) == sorted([fed.names[k] for k in ("slow", "renamed", "folder", "last")])
 
 
-def test_one_watcher_per_folder_and_a_clean_stop_on_sigterm(fed):
+def test_one_watcher_per_folder_and_sigterm_finishes_the_input_being_read_then_exits_0(fed):
     second = fed.second_watcher
     assert second.returncode == 4, second.stderr
     assert "already watching" in second.stderr and str(fed.watcher.proc.pid) in second.stderr
     assert fed.exit_code == 0
-    assert fed.watcher.events[-1]["event"] == "stop"
+    assert fed.watcher.events[-1]["event"] == "stop" and fed.watcher.events[-1]["why"] == "SIGTERM"
+    assert fed.watcher.inputs()[fed.names["last"]]["outcome"] == "stored"  # the card being read was finished
+    assert (fed.inbox / "done" / fed.names["last"]).is_file() and not (fed.inbox / fed.names["last"]).exists()
     assert json.loads((fed.inbox / ".lgd-watch" / "journal.json").read_text())["in_progress"] == {}
 
 
