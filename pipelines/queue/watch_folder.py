@@ -348,10 +348,15 @@ def destination(inbox: Path, where: str, rel: str) -> str:
 def move(inbox: Path, rel: str, target: str, record: dict | None) -> None:
     """Write the reason beside the destination, then rename the input there: one atomic step, never half a move."""
     src, dst = inbox / rel, inbox / target
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if record is not None:
-        write_atomic(dst.parent / f"{dst.name}.reason.json", (json.dumps(record, indent=2) + "\n").encode(), 0o600)
-    os.rename(src, dst)  # same file system (inside the hot folder): a file or a whole folder at once
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if record is not None:
+            write_atomic(dst.parent / f"{dst.name}.reason.json", (json.dumps(record, indent=2) + "\n").encode(), 0o600)
+        os.rename(src, dst)  # same file system (inside the hot folder): a file or a whole folder at once
+    except OSError as e:  # the journal keeps the move, so the next start finishes it
+        raise LgdError(f"cannot move {rel} to {target} ({e.strerror or e}); the watcher needs to write in {inbox} "
+                       f"and every folder in it, on one file system. What was stored stays stored, and the "
+                       "next start finishes the move", ExitCode.archive_error, "watch_move") from e
 
 
 def now_iso() -> str:
