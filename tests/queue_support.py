@@ -175,7 +175,7 @@ def catalogue_facts(archive: Path) -> dict:
         facts = {}
         for doc in docs:
             pages = db.execute("SELECT number, width, height, rotation, blank, phash, duplicate_of, confidence, "
-                               "unreadable, kind, text FROM pages WHERE document_id = ? ORDER BY number",
+                               "unreadable, kind, text, words FROM pages WHERE document_id = ? ORDER BY number",
                                (doc[0],)).fetchall()
             entries = db.execute("SELECT page, date, date_text, text, x0, y0, x1, y1, precision FROM entries "
                                  "WHERE document_id = ? ORDER BY page, y0, x0", (doc[0],)).fetchall()

@@ -39,14 +39,22 @@ def _page(p: Page) -> dict[str, Any]:
     }
 
 
+class NotWhole(ValueError):
+    """The PDF/A beside a result is not the one the result describes (being replaced by a second delivery)."""
+
+
 def dump_done(done: Done, engine: str, pdfa_name: str | None) -> str:
-    """The result of one document; its PDF/A travels beside it as the file `pdfa_name`."""
+    """The result of one document; its PDF/A travels beside it as the file `pdfa_name`, named by checksum."""
+    from index import sha256_file
+
     scan = done.doc
     body: dict[str, Any] = {"version": VERSION, "code": done.code, "reason": done.reason, "engine": engine}
     if scan is not None:
         body["doc"] = {
             "source": scan.source, "born": _date(scan.born), "pages": [_page(p) for p in scan.pages],
             "pdfa": pdfa_name, "pdfa_valid": scan.pdfa_valid, "pdfa_findings": list(scan.pdfa_findings),
+            # The writer stores only the PDF/A that was validated, never one a late delivery is replacing.
+            "pdfa_sha256": sha256_file(scan.pdfa) if scan.pdfa is not None else None,
         }
     return json.dumps(body, ensure_ascii=False)
 
@@ -68,8 +76,11 @@ def _load_page(p: dict[str, Any]) -> Page:
 def load_done(text: str, key: int, inputs: tuple[Path, ...], folder: Path) -> Done:
     """The Done that dump_done wrote (with the worker's engine); the PDF/A is looked for in `folder`.
 
-    Raises ValueError on a result this version cannot read (a bad or foreign file in the store).
+    Raises NotWhole when the PDF/A is not (yet) the one described, ValueError on a result this
+    version cannot read (a bad or foreign file in the store).
     """
+    from index import sha256_file
+
     try:
         body = json.loads(text)
         if body.get("version") != VERSION:
@@ -83,6 +94,13 @@ def load_done(text: str, key: int, inputs: tuple[Path, ...], folder: Path) -> Do
                 pdfa=folder / raw["pdfa"] if raw["pdfa"] else None, pdfa_valid=bool(raw["pdfa_valid"]),
                 pdfa_findings=tuple(raw["pdfa_findings"]),
             )
+            if doc.pdfa is not None:
+                try:
+                    whole = sha256_file(doc.pdfa) == raw.get("pdfa_sha256")
+                except OSError:
+                    whole = False
+                if not whole:
+                    raise NotWhole(f"{doc.pdfa} is not the PDF/A its result describes")
         return Done(key, doc, str(body.get("code", "")), str(body.get("reason", "")), str(body.get("engine", "")))
     except (KeyError, TypeError, IndexError, json.JSONDecodeError) as e:
         raise ValueError(f"unreadable result: {type(e).__name__}: {e}") from e

@@ -28,6 +28,7 @@ from pipelines.queue.tracker import QUEUE, TASK, Tracker, safe_url
 log = logging.getLogger(__name__)
 POLL = 0.2  # seconds between looks at the store for new results
 CHECK = 2.0  # seconds between looks at the broker
+UNSETTLED_POLLS = 50  # looks at a result whose PDF/A keeps changing before it counts as bad
 QUIET = 120.0  # seconds without a result before the writer asks whether any worker is running
 
 
@@ -99,6 +100,7 @@ class QueuedIngest(Ingest):
         self.broker_timeout = broker_timeout
         self.events = events
         self.metrics = metrics
+        self._unsettled: dict[str, int] = {}
 
     def _say(self, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -187,13 +189,19 @@ class QueuedIngest(Ingest):
             broker.send(batch, key)
 
     def _store_ready(self, pending: set[str], items: dict[str, Preflighted], report: Report) -> bool:
-        ready = sorted(self.shared.finished() & pending)
-        for key in ready:
+        """Store every result that has come back; True if any was."""
+        stored = False
+        for key in sorted(self.shared.finished() & pending):
             item = items[key]
             started = time.monotonic()
             try:
                 text, folder = self.shared.result(key)
                 done = wire.load_done(text, 0, tuple(item.input.files), folder)
+            except wire.NotWhole as e:  # a second delivery is replacing it right now: look again shortly
+                self._unsettled[key] = self._unsettled.get(key, 0) + 1
+                if self._unsettled[key] < UNSETTLED_POLLS:
+                    continue
+                done = Done(0, code="bad_result", reason=f"{item.input.source}: the worker's result stayed unreadable ({e})")
             except (OSError, ValueError) as e:
                 done = Done(0, code="bad_result", reason=f"{item.input.source}: the worker's result could not be read ({e})")
             if self.catalogue.find_done(key) is not None and item.replaces is None:
@@ -206,7 +214,8 @@ class QueuedIngest(Ingest):
             pending.discard(key)
             self.shared.forget(key)
             self._record(key, outcome, time.monotonic() - started)
-        return bool(ready)
+            stored = True
+        return stored
 
     def _record(self, key: str, outcome: Outcome, seconds: float) -> None:
         # A log collector gets the document's checksum, never its file name (which names the patient).
