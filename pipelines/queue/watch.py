@@ -35,18 +35,19 @@ EPILOG = f"""what counts as complete:
   a patient   a folder named "{{NHS number}} {{Name}} {{DD-MM-YYYY}}" (as for lgd digitise) is one
   folder      input, taken whole: when it holds a file named {MARKER}, when it was renamed in, or
               (unless --require-done) when nothing in it changed for --quiet-period seconds
-  never       hidden files, *.part, *.partial, *.crdownload, *.tmp, ~$* (until renamed), and a
-              patient folder that still holds such a file
   a batch     a folder holding a metadata.csv (FILEPATH, NHS-NO, as for lgd digitise --manifest) is
   folder      one input, taken whole by the same rules as a patient folder
+  never       hidden files, *.part, *.partial, *.crdownload, *.tmp, ~$* (until renamed), and a
+              patient or batch folder that still holds such a file
   other folders (a day, a scanner) are looked into; each file in them is an input of its own.
 
 where things go:
-  DIR/done/REL            digitised and stored (REL: the input's path inside DIR, kept)
-  DIR/done/REL.reason.json    beside an input that was {ALREADY_STORED} (same checksum) or stored with a warning
+  DIR/done/REL            digitised and stored (REL: the input's path inside DIR, kept); a
+                          REL.reason.json beside it when it was {ALREADY_STORED} (same checksum) or
+                          stored with a warning
   DIR/failed/REL          could not be digitised; DIR/failed/REL.reason.json says why, and
                           the archive's quarantine/ holds a copy as for lgd digitise
-  DIR/{STATE}/        the watcher's lock and journal: what it was doing, so a restart (even
+  DIR/{STATE}/         the watcher's lock and journal: what it was doing, so a restart (even
                           after a power cut) re-checks that input against the archive by checksum
                           and neither loses nor repeats it
 one line per input on stderr (--log-json: JSON with input, patient, pages, seconds, outcome).
@@ -59,6 +60,8 @@ run it as a service (systemd), e.g. /etc/systemd/system/lgd-watch.service:
   [Service]
   User=lgd
   Environment=LGD_ARCHIVE=/srv/lgd/archive
+  # once the archive has accounts: one that may digitise (clerk or practice admin)
+  Environment=LGD_USER=scanning-bureau
   ExecStart=/opt/lgd/.venv/bin/lgd watch /srv/lgd/inbox --log-json
   # SIGTERM to lgd alone, so the document being read is finished, not killed
   KillMode=mixed
