@@ -87,6 +87,8 @@ def load_done(text: str, key: int, inputs: tuple[Path, ...], folder: Path) -> Do
             raise ValueError(f"result version {body.get('version')!r}, this lgd reads {VERSION}")
         raw = body.get("doc")
         doc = None
+        if raw is not None and raw["pdfa"] and ("/" in raw["pdfa"] or raw["pdfa"].startswith(".")):
+            raise ValueError(f"the PDF/A name {raw['pdfa']!r} is not a file in the store's results folder")
         if raw is not None:
             doc = ScanDoc(
                 source=raw["source"], inputs=inputs, born=dt.date.fromisoformat(raw["born"]) if raw["born"] else None,
