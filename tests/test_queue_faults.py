@@ -42,7 +42,10 @@ def test_poison_document_is_quarantined_then_retried_and_discarded(redis_base, t
     assert by_source[truncated.name]["code"] == "truncated"
     # The truncated PDF failed in the worker as it would locally; the poison one never finished a reading.
     assert sorted((e["outcome"], e["attempt"]) for e in events) == [("truncated", 1), ("worker_lost", 3)]
-    assert status.json["failures"][0]["outcome"] == "worker_lost" and status.json["failures"][0]["source"] == poison.name
+    # lgd status gives the failures with their reasons, naming documents by checksum: no file (patient) names.
+    lost = next(f for f in status.json["failures"] if f["outcome"] == "worker_lost")
+    assert lost["reason"].startswith("the document stopped the worker reading it 2 times")
+    assert "Lloyd_George" not in status.stdout and lost["key"] in {e["what"] for e in events}
     # The worker's Prometheus counters sum its pool processes, the ones that died included.
     assert 'lgd_worker_documents_total{outcome="worker_lost"} 1.0' in metrics
     assert 'lgd_worker_documents_total{outcome="truncated"} 1.0' in metrics
@@ -50,6 +53,7 @@ def test_poison_document_is_quarantined_then_retried_and_discarded(redis_base, t
     listed = run("quarantine", "list", "--archive", archive, "--json")
     entries = {e["source"]: e for e in listed.json["quarantine"]}
     assert set(entries) == {poison.name, truncated.name} and entries[poison.name]["code"] == "worker_lost"
+    assert entries[poison.name]["sha256"] == lost["key"]  # status's checksum finds the quarantined file
     # Only who may digitise may work the quarantine.
     guarded = copy_with_accounts(archive, tmp_path / "accounts", {"doc": "clinician", "clerk": "clerk"}, None)
     refused = run("quarantine", "discard", entries[truncated.name]["id"], "--reason", "x", "--archive", guarded, "--as", "doc")

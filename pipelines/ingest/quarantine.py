@@ -8,6 +8,7 @@ the digitise permission and a reason, and both are audited with it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -38,9 +39,23 @@ class Quarantined:
     def copies(self) -> list[str]:
         return [f["name"] for f in self.files if f.get("copied") and f.get("name")]
 
+    @property
+    def checksum(self) -> str | None:
+        """The input's checksum as `lgd digitise` computes it (ingest.run.input_checksum), which names the
+        document in `lgd status` and the JSON logs; None unless every file was copied."""
+        shas = [f.get("sha256") for f in self.files]
+        if not shas or not all(shas):
+            return None
+        if len(shas) == 1:
+            return str(shas[0])
+        outer = hashlib.sha256()
+        for f in self.files:
+            outer.update(f"{Path(str(f.get('path', ''))).name}\0{f['sha256']}\n".encode())
+        return outer.hexdigest()
+
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "source": self.source, "code": self.code, "reason": self.reason, "at": self.at,
-                "files": len(self.files), "copied": len(self.copies)}
+                "files": len(self.files), "copied": len(self.copies), "sha256": self.checksum}
 
 
 def entries(store: ArchiveStore) -> list[Quarantined]:

@@ -54,7 +54,7 @@ def cmd_quarantine(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
                 stdout.write("\n")
             else:
                 for i in found:
-                    stdout.write(f"{i.id}\n  {i.code}: {i.reason}\n")
+                    stdout.write(f"{i.id}\n  {i.code}: {i.reason}\n  document {i.checksum or 'not copied'}\n")
                 stdout.write(f"{len(found)} quarantined input(s)\n")
             return ExitCode.ok
         if args.quarantine_action == "discard":

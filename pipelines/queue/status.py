@@ -1,4 +1,8 @@
-"""`lgd status`: the queue's numbers from the tracker's snapshot, as a dict for --json and as text."""
+"""`lgd status`: the queue's numbers from the tracker's snapshot, as a dict for --json and as text.
+
+Documents are named by input checksum (SHA-256, as in each quarantine entry's reason.json):
+the broker holds no file names, since those name the patient.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ def summarise(snapshot: dict[str, Any], now: float) -> dict[str, Any]:
         pages_per_hour = 0.0
     done = [e for e in events if e.get("outcome") == "ok"]
     pages_per_doc = (sum(e.get("pages", 0) for e in done) / len(done)) if done else None
-    running = [{"key": k, "worker": v.get("worker"), "source": v.get("source"),
+    running = [{"key": k, "worker": v.get("worker"),
                 "seconds": round(now - v.get("started", now), 1)} for k, v in sorted(snapshot["running"].items())]
     left = snapshot["queued"] + len(running)
     eta = (left * pages_per_doc * 3600.0 / pages_per_hour) if (left and pages_per_doc and pages_per_hour) else None
@@ -32,7 +36,7 @@ def summarise(snapshot: dict[str, Any], now: float) -> dict[str, Any]:
     for w in workers.values():
         w["pages_per_hour"] = round(w["pages"] * 3600.0 / w["busy_seconds"], 1) if w["busy_seconds"] else None
         w["busy_seconds"] = round(w["busy_seconds"], 1)
-    failures = [{"key": e.get("key"), "source": e.get("source"), "outcome": e.get("outcome"),
+    failures = [{"key": e.get("key"), "outcome": e.get("outcome"),
                  "reason": e.get("reason", ""), "worker": e.get("worker")}
                 for e in events if e.get("outcome") != "ok"][:MAX_FAILURES]
     return {
@@ -56,13 +60,13 @@ def render(s: dict[str, Any]) -> str:
              f"{s['pages_per_hour']:g} pages per hour over the last hour; time left: {eta}"]
     if s["running"]:
         lines.append("\nrunning:")
-        lines += [f"  {r['worker']}  {r['seconds']:>7.1f} s  {r['source']}" for r in s["running"]]
+        lines += [f"  {r['worker']}  {r['seconds']:>7.1f} s  document {r['key'][:16]}" for r in s["running"]]
     if s["workers"]:
         lines.append("\nworkers:")
         for name, w in s["workers"].items():
             rate = "-" if w["pages_per_hour"] is None else f"{w['pages_per_hour']:g}"
             lines.append(f"  {name}  {w['documents']} documents, {w['pages']} pages, {rate} pages per busy hour")
     if s["failures"]:
-        lines.append("\nfailures (newest first):")
-        lines += [f"  {f['outcome']}  {f['source']}: {f['reason']}" for f in s["failures"]]
+        lines.append("\nfailures (newest first; `lgd quarantine list` names their files):")
+        lines += [f"  {f['outcome']}  document {f['key'][:16]}: {f['reason']}" for f in s["failures"]]
     return "\n".join(lines) + "\n"

@@ -116,7 +116,7 @@ def _read(task, batch: str, key: str, counted: list[str]) -> None:
         return
     attempt = _tracker.attempt(key)
     counted.append(key)
-    _tracker.running(key, who, spec.source)
+    _tracker.running(key, who)
     if attempt > MAX_DEATHS:
         reason = (f"{spec.source} stopped the worker reading it {attempt - 1} times (a crash, or killed for "
                   "using too much memory); it is quarantined instead of tried again")
@@ -143,8 +143,10 @@ def _finished(key: str, who: str, source: str, started: float, outcome: str, pag
               reason: str = "") -> None:
     assert _settings is not None and _tracker is not None
     seconds = time.monotonic() - started
-    event = {"key": key, "worker": who, "source": source, "outcome": outcome, "pages": pages,
-             "seconds": round(seconds, 3), "attempt": attempt, "at": time.time(), "reason": reason}
+    # Redis is a network service that lgd status reads: it holds checksums, never a file name (which
+    # names the patient), so a reason names "the document" instead; the archive's quarantine has the rest.
+    event = {"key": key, "worker": who, "outcome": outcome, "pages": pages, "seconds": round(seconds, 3),
+             "attempt": attempt, "at": time.time(), "reason": reason.replace(source, "the document")}
     try:
         _tracker.finished(key, event)
     except _tracker.errors:  # the result is in the store: the writer still stores it

@@ -1,7 +1,7 @@
 """The queue's bookkeeping in Redis beside Celery's own keys: attempts per document, what is running, what finished.
 
 Workers and the writer both write here; `lgd status` reads it. Everything is keyed by the
-document's input checksum and holds no patient data beyond the source name.
+document's input checksum and holds no patient data: no file names (they name the patient), no text.
 """
 
 from __future__ import annotations
@@ -78,8 +78,8 @@ class Tracker:
         if keys:
             self.redis.delete(*(f"{PREFIX}attempts:{k}" for k in keys))
 
-    def running(self, key: str, worker: str, source: str) -> None:
-        self.redis.hset(f"{PREFIX}running", key, json.dumps({"worker": worker, "source": source, "started": time.time()}))
+    def running(self, key: str, worker: str) -> None:
+        self.redis.hset(f"{PREFIX}running", key, json.dumps({"worker": worker, "started": time.time()}))
 
     def finished(self, key: str, event: dict[str, Any]) -> None:
         pipe = self.redis.pipeline()
