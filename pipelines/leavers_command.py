@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -219,12 +218,11 @@ def _sign_off(args, stdout) -> ExitCode:
 
 def _pack(args, stdout) -> ExitCode:
     from pipelines.transfer.pack_command import Secrets
-    from pipelines.transfer.pgpwords import spoken
 
     secrets = Secrets(argparse.Namespace(format=args.format, passphrase_file=args.passphrase_file,
                                          new_passphrase_file=args.new_passphrase_file,
                                          batch=True if args.all_signed_off else None))
-    fingerprint: list[str | None] = [None, None]
+    fingerprint: list[str | None] = [None]
 
     def one(lv: leavers.Leaver, out: Path | None) -> dict:
         phrase = secrets.for_pack()
@@ -232,7 +230,7 @@ def _pack(args, stdout) -> ExitCode:
                              granularity=args.granularity, with_electronic=args.with_electronic,
                              keep_minimal=args.keep_minimal, passphrase=phrase)
         secrets.used(f"leaver-{lv.id}", lv.row.nhs_number, phrase)
-        fingerprint[:] = [made.fingerprint or fingerprint[0], spoken(made.fingerprint_words) or fingerprint[1]]
+        fingerprint[0] = made.fingerprint or fingerprint[0]
         return {k: v for k, v in made.to_json().items() if k != "passphrase"}  # never on stdout
 
     with open_catalogue(args.archive_of(args.archive)) as catalogue:
@@ -253,9 +251,6 @@ def _pack(args, stdout) -> ExitCode:
                              "packed")
         finally:
             secrets.deliver(fingerprint[0])
-    if fingerprint[1]:
-        print(f"  key fingerprint as words (read them out with the passphrase):\n    {fingerprint[1]}\n",
-              file=sys.stderr)
     return code
 
 

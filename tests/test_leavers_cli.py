@@ -70,7 +70,7 @@ def test_a_leaver_from_a_csv_to_receipt_confirmed(digitised, archive, tmp_path):
     assert leavers(archive, "pack", "--all-signed-off", "--new-passphrase-file", secret, who="clerk").returncode == 6
     packed = leavers(archive, "pack", "--all-signed-off", "--format", "7z", "--new-passphrase-file", secret, "--json",
                      who="admin")
-    assert packed.returncode == 0, packed.stderr
+    assert packed.returncode == 0, packed.stdout
     made = packed.json["results"][0]["result"]
     assert made["leaver"]["state"] == "packed" and "passphrase" not in made and len(made["fingerprint_words"]) == 32
     phrase = secret.read_text().splitlines()[1].split(",")[2]

@@ -97,7 +97,9 @@ def pack(catalogue: Catalogue, who: Who, leaver_id: int, format: str = "7z", *, 
                            ods=sender_ods)
     phrase = (passphrase or passphrases.generate().secret) if format in MEDIA_FORMATS else None
     made = out is None
-    if made:
+    if out is not None:
+        out = Path(out).absolute()  # recorded, and found again by the server whatever its working folder
+    else:
         base = packs_folder(catalogue.archive)
         base.mkdir(mode=0o700, exist_ok=True)
         out = Path(tempfile.mkdtemp(prefix=f"leaver-{leaver.id}-", dir=base))

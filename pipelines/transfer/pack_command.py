@@ -191,7 +191,11 @@ class Secrets:
             print("\n  passphrase (shown once; send it by a separate channel, never with the media):\n", file=sys.stderr)
             for line in self._lines:
                 print(f"    {line}", file=sys.stderr)
-            print(f"\n  key fingerprint: {fingerprint}\n", file=sys.stderr)
+            print(f"\n  key fingerprint: {fingerprint}", file=sys.stderr)
+        if fingerprint:  # read aloud with the passphrase: words are heard right where base64 is not
+            from .pgpwords import fingerprint_words, spoken
+
+            print(f"\n  key fingerprint as words:\n    {spoken(fingerprint_words(fingerprint))}\n", file=sys.stderr)
 
 
 def cmd_pack(args: argparse.Namespace, stdout: TextIO) -> ExitCode:

@@ -23,6 +23,7 @@ A step the leaver's state does not allow is 409 {"error": "illegal_transition", 
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -110,7 +111,9 @@ def register(app: FastAPI, service: Service, who_of: WhoOf) -> None:
         from starlette.concurrency import run_in_threadpool
 
         raw = await request.body()
-        name = Path(request.headers.get("x-file-name") or "coded-record").name[:100] or "coded-record"
+        # Only the name's safe characters: it becomes a file name in a private temporary folder.
+        given = re.sub(r"[^A-Za-z0-9._-]", "_", Path(request.headers.get("x-file-name") or "").name)
+        name = given.lstrip(".")[:100] or "coded-record"
         return await run_in_threadpool(run, request, lambda c, w: _store_coded(c, w, leaver_id, raw, name))
 
     @app.post("/api/v1/leavers/{leaver_id}/reconcile")
