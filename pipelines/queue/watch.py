@@ -51,7 +51,8 @@ where things go:
                           after a power cut) re-checks that input against the archive by checksum
                           and neither loses nor repeats it
 one line per input on stderr (--log-json: JSON with input, patient, pages, seconds, outcome).
-Ctrl-C or SIGTERM: the inputs being digitised are finished and moved, then lgd exits 0.
+Ctrl-C or SIGTERM: the inputs being digitised (one with --jobs 1, up to 4 per worker otherwise)
+are finished and moved, then lgd exits 0.
 
 run it as a service (systemd), e.g. /etc/systemd/system/lgd-watch.service:
   [Unit]
@@ -122,7 +123,9 @@ def register(sub: argparse._SubParsersAction, archive_of: Callable[[str | None],
                    "digitise it, and exit (0, or 1 if an input failed)")
     w.add_argument("--log-json", action="store_true", help="every line on stderr is one JSON object")
     w.add_argument("--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N",
-                   help="inputs digitised at once, one worker process each (default: CPU count)")
+                   help="inputs digitised at once, one worker process each (default: CPU count). With N > 1 "
+                   "each run takes up to 4N complete inputs, and Ctrl-C or SIGTERM waits for them; --jobs 1 "
+                   "takes one input at a time")
     w.add_argument("--engine", choices=sorted(ENGINE_CHOICES), default=DEFAULT_ENGINE,
                    help=f"OCR engine, as for lgd digitise (default: {DEFAULT_ENGINE})")
     w.add_argument("--language", default="eng", help="Tesseract language(s), as for lgd digitise (default: eng)")
