@@ -21,6 +21,7 @@ from pathlib import Path
 
 from digitise.options import DEFAULT_ENGINE, ENGINE_CHOICES
 from pipelines.cli_common import add_as_option
+from pipelines.display import printable
 from pipelines.errors import ExitCode, LgdError
 from pipelines.queue import watch_folder as folder
 from pipelines.queue.watch_folder import ALREADY_STORED, FAILED, MARKER, STATE, Result, Seen, judge
@@ -399,7 +400,8 @@ class Watch:
             line = f"lgd watch: {fields['outcome']} {fields['input']}{where} ({', '.join(extra)}){why}"
         else:
             line = f"lgd watch: {event} " + ", ".join(f"{k} {v}" for k, v in fields.items())
-        print(line, file=sys.stderr, flush=True)
+        # File names are anyone's to choose: never let one write escape sequences to an operator's terminal.
+        print(line if self.json_lines else printable(line), file=sys.stderr, flush=True)
 
 
 def _pages(n: int) -> str:
