@@ -77,7 +77,8 @@ def recall(expected: str, read: str) -> float:
 
 
 def _typed(case: Case) -> bool:
-    return case.hand == "typed" and case.ink <= 60
+    """Typed in dark ink throughout: a page with a note written by hand in its margin is not."""
+    return case.hand == "typed" and case.ink <= 60 and not any(p.margin for p in case.pages)
 
 
 @dataclass(frozen=True)

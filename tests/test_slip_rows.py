@@ -65,6 +65,8 @@ def test_generated_slip_rows_hold_one_analyte_each(ppocr, seed, layout):
     """Each analyte's entry holds its own value, unit and range and no other analyte's, in either layout."""
     image, truth, born = _generated(seed, layout)
     text = ppocr.read(image)
+    for w in text.words:  # PP-OCR's word boxes are used only when sane: inside the page, with an area
+        assert 0 <= w.box[0] < w.box[2] <= image.width and 0 <= w.box[1] < w.box[3] <= image.height, w
     assert classify(text, image.width, image.height, 200, False) is PageKind.result
     entries = entries_for(PageKind.result, text, image.width, image.height, born, TODAY)
     assert {e.date for e in entries} == {SAMPLE}

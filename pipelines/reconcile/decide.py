@@ -24,6 +24,8 @@ from typing import Any, Literal
 from rapidfuzz import fuzz
 
 from digitise.analyse import phash_distance
+from digitise.model import Word
+from digitise.results import parted
 from pipelines.clinical.coded import date_text
 from pipelines.clinical.evidence import CodedIndex, EntryFinding, EntryStatus, PaperEntry, assess
 from pipelines.clinical.reading import UNACCOUNTED, Reader, Role
@@ -124,8 +126,11 @@ def _outside_entries(page: PaperPage, reader: Reader, names: tuple[str, ...]) ->
     A date alone is not flagged: card entries keep their date cell apart from their text.
     """
     in_entries = Counter(w.casefold() for e in page.entries for w in e.text.split())
+    written = page.text.split()
+    if page.kind == "result":  # the slip's reader parted what the engine glued ("Sex:F", "D0B"): so do we
+        written = [w.text for w in parted(tuple(Word(t, (0, 0, 1, 1), 0.0, 0) for t in written))]
     left = []
-    for word in page.text.split():
+    for word in written:
         key = word.casefold()
         if in_entries[key] > 0:
             in_entries[key] -= 1
