@@ -94,7 +94,7 @@ class Visit:
     def __init__(self, driver, base: str) -> None:
         from selenium.webdriver.support.ui import WebDriverWait
 
-        self.driver, self.base, self.clicks = driver, base, 0
+        self.driver, self.base, self.clicks, self.sign_clicks = driver, base, 0, 0  # sign_clicks: in and out
         self.wait = WebDriverWait(driver, WAIT)
 
     def find(self, css: str):
@@ -115,6 +115,10 @@ class Visit:
         self.find(css).click()
         self.clicks += 1
         self.wait.until(until.staleness_of(old))
+        self.loaded()
+
+    def loaded(self) -> None:
+        self.wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def type(self, css: str, text: str) -> None:
         self.find(css).clear()
@@ -124,10 +128,15 @@ class Visit:
         self.driver.get(f"{self.base}/login?{urlencode({'next': path})}")
         sign_in(self.driver, self.base, name)
         self.clicks += 1
-        self.wait.until(lambda d: d.current_url.startswith(self.base + path))
+        self.sign_clicks += 1
+        # The sign-in answers with a redirect: wait for the page it leads to, whole, not the address alone.
+        self.wait.until(lambda d: d.current_url.startswith(self.base + path)
+                        and d.find_elements("css selector", "form.signout"))
+        self.loaded()
 
     def sign_out(self) -> None:
         self.click("form.signout button")
+        self.sign_clicks += 1
 
     def forged_post(self, path: str, fields: dict[str, str]) -> tuple[int, str]:
         """A form this person's screen did not offer, posted with their own session and CSRF token."""
@@ -154,7 +163,7 @@ def test_an_admin_and_two_clinicians_take_a_leaver_to_a_received_pack(archive, s
     visit.type("#add-ods", ODS.lower())
     visit.type("#add-ref", MOVEMENT)
     visit.find("#add-coded").send_keys(str(coded))
-    clicks_before, started = visit.clicks, time.monotonic()
+    clicks_before, signing_before, started = visit.clicks, visit.sign_clicks, time.monotonic()
     visit.click("#add-leaver")
     path = browser.current_url.removeprefix(server).split("?")[0]
     assert path.startswith("/leavers/") and visit.find("#state").text == "awaiting coded record"
@@ -194,6 +203,7 @@ def test_an_admin_and_two_clinicians_take_a_leaver_to_a_received_pack(archive, s
     assert "confirmed by dr.jones" in visit.find(f"#page-{number} .decision").text
     visit.sign_out()
     visit.sign_in_as("dr.patel", path)
+    sheets = " ".join(visit.find("#totals").text.split())
     shoot(browser, shots, "09-leaver-review")
     visit.click("#sign-off")
     assert visit.find("#state").text == "signed off"
@@ -219,9 +229,9 @@ def test_an_admin_and_two_clinicians_take_a_leaver_to_a_received_pack(archive, s
     while not (files := [f for f in downloads.iterdir() if f.suffix == ".7z"]):
         assert time.monotonic() < deadline, f"no pack downloaded: {list(downloads.iterdir())}"
         time.sleep(0.1)
-    seconds, clicks = time.monotonic() - started, visit.clicks - clicks_before
-    print(f"\nleaver {leaver_id}: add leaver -> pack downloaded in {clicks} clicks (sign-ins and sign-outs of "
-          f"three people included) and {seconds:.1f} s")
+    seconds, clicks, signing = time.monotonic() - started, visit.clicks - clicks_before, visit.sign_clicks - signing_before
+    print(f"\nleaver {leaver_id}: add leaver -> pack downloaded in {clicks} clicks ({clicks - signing} for the steps, "
+          f"{signing} signing three people in and out) and {seconds:.1f} s; {sheets}")
     secret = tmp_path / "passphrase.txt"
     secret.write_text(passphrase + "\n")
     secret.chmod(0o600)
