@@ -213,6 +213,7 @@ class Watch:
         self.stopping: str | None = None  # the signal that asked to stop
         self.resumed: set[str] = set()
         self.failures = 0
+        self.waiting = False  # for the archive, locked by another lgd digitise
         self._events = folder.Events(inbox, self.wake)
 
     # -- the loop ------------------------------------------------------------------------------
@@ -319,9 +320,14 @@ class Watch:
         except ArchiveError as e:
             if e.code != ArchiveErrorCode.archive_locked:
                 raise
-            self._say("waiting", note=str(e))  # another lgd digitise is writing; try again shortly
-            self.wake.wait(max(1.0, self.tracker.quiet))
+            pause = max(1.0, self.tracker.quiet)
+            if not self.waiting:  # say so once, not at every try
+                self._say("waiting", note=f"another lgd digitise is writing to the archive {self.archive}; "
+                          f"trying again every {pause:g} s")
+            self.waiting = True
+            self.wake.wait(pause)
             return
+        self.waiting = False
         try:
             for seen in batch:
                 self.journal.set(seen.rel, {"step": "digitise", "since": folder.now_iso(), "pid": os.getpid()})
