@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.queue_support import LGD, REPO, free_port, make_inputs, wait_for, wait_ready
@@ -56,14 +58,38 @@ def start_worker(url: str, log: Path) -> subprocess.Popen:
 
 def stop(proc: subprocess.Popen) -> None:
     """A warm shutdown, waited for: the pool's CPU time then counts in ours (RUSAGE_CHILDREN)."""
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(60)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class Handle:
     def __init__(self, proc):
         self.proc = proc
         self.log = Path(os.devnull)
+
+
+@contextmanager
+def queue_with_worker(log: Path) -> Iterator[str]:
+    """A fresh redis-server (kombu keeps connections to an old one pooled) and one ready worker; both
+    stopped and waited for on the way out, whatever happened."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    server = redis(port)
+    worker = None
+    try:
+        worker = start_worker(url, log)
+        wait_ready(url, [Handle(worker)])
+        yield url
+    finally:
+        if worker is not None:
+            stop(worker)
+        server.terminate()
+        server.wait()
 
 
 def digitise(*args) -> tuple[float, float, dict]:
@@ -80,28 +106,15 @@ def overhead(work: Path, docs: int, doc_pages: int) -> dict:
     scans = make_inputs(work / "inputs", (doc_pages,) * docs)
     local_cpu, local_wall, local = digitise(scans, "--archive", work / "local", "--jobs", "1")
     pages = local["summary"]["pages"]
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
 
     cpu = children_cpu()
-    server = redis(port)
-    idle = start_worker(url, work / "idle-worker.log")
-    wait_ready(url, [Handle(idle)])
-    stop(idle)
-    server.terminate()
-    server.wait()
+    with queue_with_worker(work / "idle-worker.log"):
+        pass
     fixed_cpu = children_cpu() - cpu
 
-    port = free_port()  # a fresh server: kombu keeps connections to the first one pooled
-    url = f"redis://127.0.0.1:{port}/0"
     cpu = children_cpu()
-    server = redis(port)
-    worker = start_worker(url, work / "worker.log")
-    wait_ready(url, [Handle(worker)])
-    _, queued_wall, queued = digitise(scans, "--archive", work / "queued", "--queue", url)
-    stop(worker)
-    server.terminate()
-    server.wait()
+    with queue_with_worker(work / "worker.log") as url:
+        _, queued_wall, queued = digitise(scans, "--archive", work / "queued", "--queue", url)
     queued_cpu = children_cpu() - cpu
     assert queued["summary"]["pages"] == pages and queued["summary"]["ok"] == docs, queued["summary"]
     per_page_local = local_cpu / pages
