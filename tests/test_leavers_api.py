@@ -140,6 +140,8 @@ def test_a_leaver_from_the_worklist_to_receipt_confirmed(served, tmp_path):
     assert clerk.post(f"{base}/{lid}/sent", json={"note": "courier SD123"}).json()["leaver"]["state"] == "sent"
     failed = clerk.post(f"{base}/{lid}/receipt", json={"verify": {"ok": False}})
     assert failed.status_code == 409 and failed.json()["error"] == "verify_failed"
+    other = {**unpacked.json, "manifest": {**unpacked.json["manifest"], "patient": second["nhs_number"]}}
+    assert clerk.post(f"{base}/{lid}/receipt", json={"verify": other}).json()["error"] == "verify_other_pack"
     received = clerk.post(f"{base}/{lid}/receipt", json={"verify": json.dumps(unpacked.json)})
     assert received.status_code == 200 and received.json()["leaver"]["state"] == "receipt_confirmed"
 

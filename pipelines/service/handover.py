@@ -173,13 +173,15 @@ def confirm_receipt(catalogue: Catalogue, who: Who, leaver_id: int, verify_json:
     leaver = get(catalogue, who, leaver_id)
     if leaver.state is not State.sent:
         raise illegal(leaver, "confirmed received", {State.sent})
-    detail: dict[str, Any] = {"pack": store.leaver_packs(catalogue, leaver_id)[-1].pack_id}
+    built = store.leaver_packs(catalogue, leaver_id)
+    detail: dict[str, Any] = {"pack": built[-1].pack_id}
     if verify_json is not None and verify_json.strip():
-        detail["verify"] = _verify_result(verify_json)
+        detail["verify"] = _verify_result(verify_json, leaver.row.nhs_number, {p.sha256 for p in built})
     return move(catalogue, who, leaver, State.receipt_confirmed, free_text(note, "the note") if note else "", detail)
 
 
-def _verify_result(text: str) -> dict[str, Any]:
+def _verify_result(text: str, nhs_number: str, pack_sha256: set[str]) -> dict[str, Any]:
+    """The receiver's `lgd verify --json` result, if it passed and is of one of this leaver's packs."""
     if len(text) > MAX_VERIFY_JSON:
         raise LgdError(f"the verify result is {len(text):,} characters; lgd verify --json prints a few thousand",
                        ExitCode.usage, "bad_verify_result")
@@ -195,4 +197,9 @@ def _verify_result(text: str) -> dict[str, Any]:
         raise LgdError("the receiving practice's lgd verify reports the pack failed its checks; it is not received. "
                        "Build and send a new pack (lgd leavers pack), then confirm", ExitCode.partial,
                        "verify_failed", 409)
+    manifest = result.get("manifest") if isinstance(result.get("manifest"), dict) else {}
+    signed = {f.get("sha256") for f in manifest.get("files", []) if isinstance(f, dict) and f.get("name") == "pack.pdf"}
+    if manifest.get("patient") not in (None, nhs_number) or (signed and not signed & pack_sha256):
+        raise LgdError("the verify result is of another pack (its patient or pack.pdf is not this leaver's): check "
+                       "which pack the receiving practice verified", ExitCode.partial, "verify_other_pack", 409)
     return result
