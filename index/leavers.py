@@ -193,3 +193,14 @@ def leaver_packs(catalogue: Catalogue, leaver_id: int) -> tuple[LeaverPackRow, .
     return tuple(LeaverPackRow(pid, lid, folder, ods, ref, fmt, dt.datetime.fromisoformat(created), actor, sha,
                                json.loads(detail))
                  for pid, lid, folder, ods, ref, fmt, created, actor, sha, detail in rows)
+
+
+@mapped
+def coded_and_run(catalogue: Catalogue, nhs_number: str) -> tuple[str | None, str | None]:
+    """(SHA-256 of the patient's latest coded record, of the record their latest run was checked against): cheap."""
+    conn = catalogue._conn
+    coded = conn.execute("SELECT sha256 FROM coded_records WHERE nhs_number = ? ORDER BY id DESC LIMIT 1",
+                         (nhs_number,)).fetchone()
+    run = conn.execute("SELECT coded_sha256 FROM reconciliations WHERE nhs_number = ? ORDER BY id DESC LIMIT 1",
+                       (nhs_number,)).fetchone()
+    return (coded[0] if coded else None), (run[0] if run else None)

@@ -42,6 +42,7 @@ def test_a_leaver_from_a_csv_to_receipt_confirmed(digitised, archive, tmp_path):
     assert added.returncode == 0, added.stderr
     lid = str(added.json["leavers"][0]["id"])
     assert added.json["leavers"][0]["state"] == "awaiting_coded_record"
+    assert added.json["leavers"][0]["why"] == ["a coded record is stored: ready to reconcile"]
     assert leavers(archive, "add", second["nhs_number"], "--ods", "nope", who="clerk").returncode == 2
 
     assert leavers(archive, "reconcile", "--all", who="clerk").returncode == 6

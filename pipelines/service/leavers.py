@@ -60,7 +60,8 @@ class Leaver:
 
     row: store.LeaverRow
     state: State
-    why: tuple[str, ...] = ()  # why the state is not the stored one (e.g. "coded record changed since sign-off")
+    why: tuple[str, ...] = ()  # why the state is not the stored one ("coded record changed since sign-off"), or what
+    # the next step needs ("the coded record changed since reconciliation: reconcile again")
     signed_off: dict[str, Any] | None = None  # the sign-off in force or broken: by, at, fingerprint
 
     @property
@@ -113,12 +114,18 @@ def view(catalogue: Catalogue, row: store.LeaverRow) -> Leaver:
         if changes and stored is not State.sent:  # what was sent stays sent; a new pack needs a new sign-off
             return Leaver(row, State.in_review, changes, summary)
         return Leaver(row, stored, changes, summary)
+    coded, checked = store.coded_and_run(catalogue, row.nhs_number)
+    hint = ()  # what the next step needs, where the stored state cannot say it
+    if stored is State.awaiting_coded_record and coded is not None:
+        hint = ("a coded record is stored: ready to reconcile",)
+    elif stored in (State.reconciled, State.in_review) and coded != checked:
+        hint = ("the coded record changed since reconciliation: reconcile again",)
     if stored is State.reconciled:
         since = [o for o in overrides(catalogue, row.nhs_number) if o.at >= row.since
                  or (o.confirmed_at is not None and o.confirmed_at >= row.since)]
         if since:
-            return Leaver(row, State.in_review, (f"{len(since)} decision(s) by people since reconciliation",))
-    return Leaver(row, stored)
+            return Leaver(row, State.in_review, (f"{len(since)} decision(s) by people since reconciliation", *hint))
+    return Leaver(row, stored, hint)
 
 
 def _last_sign_off(catalogue: Catalogue, leaver_id: int) -> dict[str, Any] | None:
