@@ -79,6 +79,7 @@ class Watcher:
     proc: subprocess.Popen
     events: list[dict] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     @classmethod
     def start(cls, inbox: Path, archive: Path, *extra: str) -> Watcher:
@@ -87,7 +88,8 @@ class Watcher:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
                                 start_new_session=True)
         watcher = cls(proc)
-        threading.Thread(target=watcher._read, daemon=True).start()
+        watcher.reader = threading.Thread(target=watcher._read, daemon=True)
+        watcher.reader.start()
         watcher.wait_for(lambda e: e["event"] == "start", 30)
         return watcher
 
@@ -116,7 +118,9 @@ class Watcher:
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
         os.kill(self.proc.pid, sig)
-        return self.proc.wait(timeout=60)
+        code = self.proc.wait(timeout=60)
+        self.reader.join(timeout=10)  # every line it wrote is read before anyone looks at the events
+        return code
 
 
 # --- one watcher, fed while it runs --------------------------------------------------------------
