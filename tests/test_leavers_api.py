@@ -168,6 +168,9 @@ def test_return_for_rescan_and_bad_requests(served):
     back = clerk.post(f"{base}/{lid}/return", json={"reason": "page 3 is cut off at the bottom"})
     assert back.status_code == 200 and back.json()["leaver"]["state"] == "returned_for_rescan"
     assert clerk.post(f"{base}/{lid}/return", json={"reason": "again"}).status_code == 409
+    junk = _client(app, "dr.jones").post(f"{base}/{lid}/coded-record", content=b"not a record\n" * 6000,
+                                         headers={"X-File-Name": "../../evil.xml"})
+    assert junk.status_code == 422, junk.text  # over the 64 KB JSON limit, yet an upload: read, and refused
     assert admin.post(base, json={"nhs_number": "9434765918", "ods_code": "A81001"}).status_code == 400
     assert admin.get(f"{base}/99999").status_code == 404
     assert admin.get(f"{base}?state=lost").json()["error"] == "bad_state"

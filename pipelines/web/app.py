@@ -117,7 +117,8 @@ def _guards(app: FastAPI) -> None:
     @app.middleware("http")
     async def limits_and_headers(request: Request, call_next):
         length = request.headers.get("content-length")
-        limit = MAX_UPLOAD if request.url.path.startswith("/leavers") else MAX_BODY  # the pages' coded-record uploads
+        path = request.url.path  # coded records and worklists are uploaded to the leavers pages and API
+        limit = MAX_UPLOAD if path.startswith("/leavers") or leavers_api.is_upload(path) else MAX_BODY
         if length is not None and (not length.isdigit() or int(length) > limit):
             return JSONResponse({"error": "too_large", "message": f"request bodies are limited to {limit} bytes"},
                                 status_code=413)

@@ -5,7 +5,7 @@
     POST /api/v1/leavers/import                        a CSV as the body (text/csv): all rows or none
     POST /api/v1/leavers/reconcile-all                 every leaver waiting with a coded record
     GET  /api/v1/leavers/{id}                          pages with decisions and reasons, totals, history, packs
-    POST /api/v1/leavers/{id}/coded-record             the coded record file as the body (up to the body limit)
+    POST /api/v1/leavers/{id}/coded-record             the coded record file as the body (up to 32 MB, as the pages)
     POST /api/v1/leavers/{id}/reconcile
     POST /api/v1/leavers/{id}/decisions                {"page", "decision": include|omit|clear, "reason"}
     POST /api/v1/leavers/{id}/confirmations            {"page"}: a second clinician confirms an omission
@@ -41,6 +41,11 @@ if TYPE_CHECKING:  # app.py imports this module
     from .app import Service
 
 WhoOf = Callable[[Request, "Service", Catalogue], Who]
+
+
+def is_upload(path: str) -> bool:
+    """Whether `path` takes a file as its body (a coded record, a worklist CSV), which may exceed the JSON limit."""
+    return path == "/api/v1/leavers/import" or (path.startswith("/api/v1/leavers/") and path.endswith("/coded-record"))
 
 
 def _fields(body: Any, required: dict[str, type | tuple], optional: dict[str, type | tuple] | None = None) -> dict:
@@ -189,6 +194,9 @@ def _store_coded(catalogue: Catalogue, who: Who, leaver_id: int, raw: bytes, nam
                                      if (catalogue.archive / "tmp").is_dir() else None) as folder:
         path = Path(folder) / name
         path.write_bytes(raw)
-        checked = check_coded_file(path, leaver.row.nhs_number)
+        try:
+            checked = check_coded_file(path, leaver.row.nhs_number)
+        except LgdError as e:  # the shell's "refused" (exit 1) is the body's fault here, not a missing route
+            raise LgdError(str(e), e.exit_code, e.code, 422 if e.http_status == 404 else e.http_status) from None
         summary = import_coded_file(catalogue, checked, actor=who.name)
     return summary | {"leaver": leavers.get(catalogue, who, leaver_id).to_json()}
