@@ -279,7 +279,7 @@ def test_an_admin_and_two_clinicians_take_a_leaver_to_a_received_pack(archive, s
         assert step in steps, (step, steps)
 
 
-def test_the_pages_refuse_bad_input_with_a_message_and_escape_what_people_typed(archive, server, digitised):
+def test_the_pages_refuse_bad_input_with_a_message_and_escape_what_people_typed(archive, server, digitised, request):
     """Without the browser: each refusal is a page of its own with a 4xx status and a sentence, never a traceback."""
     import httpx
 
@@ -290,6 +290,7 @@ def test_the_pages_refuse_bad_input_with_a_message_and_escape_what_people_typed(
 
     def person(name: str) -> httpx.Client:
         client = httpx.Client(base_url=server, timeout=WAIT)
+        request.addfinalizer(client.close)  # an open keep-alive connection holds up the server's shutdown
         assert client.post("/api/v1/session", json={"username": name, "password": PASSWORD}).status_code == 200
         return client
 
