@@ -1,4 +1,5 @@
-"""The queue through failures: a poison document, the broker restarted mid-batch (a worker killed mid-document: test_queue).
+"""The queue through failures: a poison document, the broker restarted mid-batch, a whole worker SIGKILLed mid-document
+(a worker's pool process killed mid-document: test_queue).
 
 Faults are injected where lgd meets an external program: a `tesseract` first on PATH that
 SIGKILLs the worker process calling it (workers run --engine tesseract-cli, which calls it).
@@ -105,3 +106,38 @@ def test_broker_restarted_mid_batch_loses_nothing(queue_scans, tmp_path):
     assert len({e["what"] for e in events}) == 3
     facts = catalogue_facts(archive)
     assert len(facts) == 3 and all(f["document"][4] == "ok" for f in facts.values())
+
+
+def test_whole_worker_killed_mid_document_is_redelivered_after_the_visibility_timeout(redis_base, tmp_path):
+    """The worker and its pool SIGKILLed together (a machine lost): the unacknowledged document goes back
+    to the queue once older than --visibility-timeout, and the next worker to start reads it."""
+    import os
+    import signal
+
+    import redis
+
+    url = database_url(redis_base)
+    scans = make_inputs(tmp_path / "in", (1,))
+    archive = tmp_path / "archive"
+    client = redis.Redis.from_url(url)
+    (tmp_path / "first").mkdir()
+    with workers(url, tmp_path / "first", 1, None, "--visibility-timeout", "2") as first:
+        writer = subprocess.Popen([*LGD, "digitise", str(scans), "--archive", str(archive), "--queue", url, "--json",
+                                   "--broker-timeout", "60"], cwd=REPO, text=True, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: client.hlen("lgd:running"), 60, "the worker to start reading", every=0.02)
+            os.killpg(first[0].proc.pid, signal.SIGKILL)
+            first[0].proc.wait(10)
+            assert first[0].events() == []  # killed before it finished the document
+            time.sleep(2.5)  # past the visibility timeout
+            with workers(url, tmp_path, 1, None, "--visibility-timeout", "2") as second:
+                out, err = writer.communicate(timeout=120)
+                events = second[0].events()
+        finally:
+            if writer.poll() is None:
+                writer.kill()
+    assert writer.returncode == 0, err
+    assert json.loads(out)["summary"]["ok"] == 1
+    assert [e["attempt"] for e in events] == [2] and events[0]["outcome"] == "ok"
+    assert len(catalogue_facts(archive)) == 1
