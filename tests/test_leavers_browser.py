@@ -152,6 +152,8 @@ class Visit:
 
 def test_an_admin_and_two_clinicians_take_a_leaver_to_a_received_pack(archive, server, browser, shots, downloads,
                                                                       digitised, tmp_path):
+    from selenium.webdriver.support.ui import Select
+
     patient = json.loads(digitised.batch.index.read_text())["patients"][1]
     nhs, coded = patient["nhs_number"], digitised.batch.out / patient["coded"]["csv"]
     visit = Visit(browser, server)
@@ -265,6 +267,9 @@ def test_an_admin_and_two_clinicians_take_a_leaver_to_a_received_pack(archive, s
     visit.click("#confirm-receipt")
     assert visit.find("#state").text == "receipt confirmed"
     visit.click("a[href='/leavers']")
+    assert not visit.all(f"#worklist a[href='{path}']")  # the worklist shows what is still to finish
+    Select(visit.find("#show")).select_by_value("all")
+    visit.click("#filter")
     row = visit.find(f"#worklist a[href='{path}']").find_element("xpath", "../..")
     assert "receipt confirmed" in row.text and ODS in row.text and MOVEMENT in row.text
     shoot(browser, shots, "08-leavers-worklist")

@@ -72,14 +72,15 @@ class LeaverPages(Pages):
     # -- the worklist ----------------------------------------------------------------------
 
     @_html
-    def worklist(self, request: Request, state: str = "", order: str = "oldest", done: str = "") -> Response:
+    def worklist(self, request: Request, state: str = "", order: str = "oldest", show: str = "open",
+                  done: str = "") -> Response:
         session = self.session(request)
         who = session.who
         with self.service.catalogue() as catalogue:
-            found = leavers.worklist(catalogue, who, state=state or None)
+            found = leavers.worklist(catalogue, who, state=state or None, include_done=show == "all" or bool(state))
             rows = worklist_rows(catalogue, found, order == "newest")
         return self.render(request, "leavers.html", session=session, rows=rows, states=list(leavers.State),
-                           form={"state": state, "order": order}, done=DONE.get(done), formats=FORMATS,
+                           form={"state": state, "order": order, "show": show}, done=DONE.get(done), formats=FORMATS,
                            may={"add": who.may(Permission.include), "reconcile": who.may(Permission.decide),
                                 "pack": who.may(Permission.pack)})
 
