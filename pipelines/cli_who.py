@@ -24,6 +24,7 @@ from pipelines.service.access import Permission, Role
 # archive (verify, unpack, coded show, serve) are not listed.
 _NEEDS: dict[str, Callable[[argparse.Namespace], Permission | None]] = {
     "digitise": lambda a: Permission.digitise,
+    "watch": lambda a: Permission.digitise,  # a hot folder digitises what lands in it
     "search": lambda a: Permission.view,
     "page": lambda a: Permission.view,
     "index": lambda a: Permission.maintain,

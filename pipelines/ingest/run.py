@@ -61,8 +61,13 @@ def _hold_ctrl_c() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if caught and previous is signal.default_int_handler:
-        raise KeyboardInterrupt
+    if caught:
+        # Hand the deferred Ctrl-C to whoever was listening: Python's default raises
+        # KeyboardInterrupt, `lgd watch`'s handler asks the watcher to stop after this input.
+        if callable(previous):
+            previous(caught[0], None)
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 @dataclass

@@ -135,7 +135,6 @@ def register(sub: argparse._SubParsersAction, archive_of: Callable[[str | None],
 
 def cmd_watch(args: argparse.Namespace, archive_of: Callable[[str | None], Path]) -> ExitCode:
     from digitise.options import DigitiseOptions
-    from pipelines.cli_who import act_as
 
     inbox = args.folder.resolve()
     if not inbox.is_dir():
@@ -143,8 +142,6 @@ def cmd_watch(args: argparse.Namespace, archive_of: Callable[[str | None], Path]
     archive = archive_of(args.archive)
     if archive.is_relative_to(inbox) or inbox.is_relative_to(archive):
         raise LgdError(f"the archive {archive} and the hot folder {inbox} must not be inside one another")
-    # The watcher digitises, so it needs what `lgd digitise` needs (the same permission table).
-    act_as(argparse.Namespace(command="digitise", as_user=args.as_user, archive=args.archive), archive_of)
     if args.log_json:
         for handler in logging.getLogger().handlers:
             handler.setFormatter(_JsonLines())
