@@ -6,9 +6,11 @@ headless Chromium. The admin adds the leaver with its coded record, one clinicia
 and leaves out a page lgd would send, cannot confirm their own omission (no control on the
 screen, and a forged form is refused), a second clinician confirms it, the first signs off,
 the admin builds a 7z pack, downloads it (checked with `lgd verify`), marks it sent and
-confirms receipt with the verify result. A clerk sees no omit control and a forged omit is a
-403 page. Clicks and seconds from "add leaver" to "pack downloaded" are printed for the README;
-screenshots go to LGD_SCREENSHOTS when set.
+confirms receipt with the verify result. A clerk sees no omit control, a forged omit is a 403
+page, and the clerk lists two more leavers from a CSV. Clicks and seconds from "add leaver" to
+"pack downloaded" are printed for the README; screenshots go to LGD_SCREENSHOTS when set. A
+second test, over HTTP alone, checks the refusals (4xx pages with their sentence), a large
+coded-record upload, escaping, and the bulk actions.
 """
 
 from __future__ import annotations
