@@ -324,6 +324,17 @@ def test_the_pages_refuse_bad_input_with_a_message_and_escape_what_people_typed(
     refused(admin.post("/leavers/import", data={"csrf": csrf}, files={"csv": ("leavers.csv", bad_csv, "text/csv")}),
             400, "line 3")
 
+    # An upload over the pages' limit is refused from its Content-Length, before a byte is read, with a page.
+    import http.client
+
+    connection = http.client.HTTPConnection(server.removeprefix("http://"), timeout=WAIT)
+    connection.putrequest("POST", "/leavers")
+    connection.putheader("Content-Length", str(40 * 1024 * 1024))
+    connection.endheaders()
+    answer = connection.getresponse()
+    assert answer.status == 413 and "The upload was refused" in answer.read().decode()
+    connection.close()
+
     # A GP2GP extract is several times the API's 64 KB body limit; the page's upload takes it.
     assert xml.stat().st_size > 64 * 1024
     with xml.open("rb") as upload:

@@ -120,8 +120,13 @@ def _guards(app: FastAPI) -> None:
         path = request.url.path  # coded records and worklists are uploaded to the leavers pages and API
         limit = MAX_UPLOAD if path.startswith("/leavers") or leavers_api.is_upload(path) else MAX_BODY
         if length is not None and (not length.isdigit() or int(length) > limit):
-            return JSONResponse({"error": "too_large", "message": f"request bodies are limited to {limit} bytes"},
-                                status_code=413)
+            message = f"request bodies are limited to {limit} bytes"
+            if path.startswith("/leavers"):  # a browser's form: a page to read, not JSON
+                return HTMLResponse(f'<!doctype html><title>Too large · lgd</title><link rel="stylesheet" '
+                                    f'href="/static/lgd.css"><main><h1>Too large</h1><p class="message">The upload '
+                                    f'was refused: {message}. Use lgd from the shell for larger files.</p><p><a '
+                                    f'href="/leavers">Back to the worklist</a></p></main>', status_code=413)
+            return JSONResponse({"error": "too_large", "message": message}, status_code=413)
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
