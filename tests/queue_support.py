@@ -104,7 +104,9 @@ class Worker:
         self._out = open(log, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([*LGD, "worker", "--queue", url, "--concurrency", "1", "--log-json", *args],
                                      stdout=self._out, stderr=subprocess.STDOUT, cwd=REPO,
-                                     env={**os.environ, **(env or {})}, start_new_session=True)
+                                     # its work folder in the test's own folder, not /tmp
+                                     env={**os.environ, "TMPDIR": str(log.parent), **(env or {})},
+                                     start_new_session=True)
 
     def events(self) -> list[dict]:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith('{"at"')]

@@ -121,7 +121,8 @@ def test_whole_worker_killed_mid_document_is_redelivered_after_the_visibility_ti
     archive = tmp_path / "archive"
     client = redis.Redis.from_url(url)
     (tmp_path / "first").mkdir()
-    with workers(url, tmp_path / "first", 1, None, "--visibility-timeout", "2") as first:
+    shared_tmp = {"TMPDIR": str(tmp_path)}  # both workers on one machine
+    with workers(url, tmp_path / "first", 1, shared_tmp, "--visibility-timeout", "2") as first:
         writer = subprocess.Popen([*LGD, "digitise", str(scans), "--archive", str(archive), "--queue", url, "--json",
                                    "--broker-timeout", "60"], cwd=REPO, text=True, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
@@ -130,8 +131,11 @@ def test_whole_worker_killed_mid_document_is_redelivered_after_the_visibility_ti
             os.killpg(first[0].proc.pid, signal.SIGKILL)
             first[0].proc.wait(10)
             assert first[0].events() == []  # killed before it finished the document
+            left = tmp_path / f"lgd-worker-{first[0].proc.pid}"
+            assert any(left.iterdir())  # the page images of the document it was reading
             time.sleep(2.5)  # past the visibility timeout
-            with workers(url, tmp_path, 1, None, "--visibility-timeout", "2") as second:
+            with workers(url, tmp_path, 1, shared_tmp, "--visibility-timeout", "2") as second:
+                assert not left.exists()  # removed by the next worker to start on the machine
                 out, err = writer.communicate(timeout=120)
                 events = second[0].events()
         finally:

@@ -12,6 +12,7 @@ killing its worker into a quarantined failure instead of an endless loop.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -48,6 +49,7 @@ class WorkerSettings:
     store: Path | None  # None: the folder each batch's writer named
     log_json: bool = False
     metrics: bool = False
+    work: Path | None = None  # this worker's folder for documents being read (set by run_worker)
 
 
 def make_app(url: str, visibility_timeout: int = 3600) -> Celery:
@@ -123,7 +125,7 @@ def _read(task, batch: str, key: str, counted: list[str]) -> None:
         store.put_result(key, wire.dump_done(worker.Done(0, code=WORKER_LOST, reason=reason), "", None), None)
         _finished(key, who, spec.source, started, WORKER_LOST, 0, attempt, reason)
         return
-    work = Path(tempfile.mkdtemp(prefix="lgd-job-"))
+    work = Path(tempfile.mkdtemp(prefix="job-", dir=_settings.work))
     try:
         born = dt.date.fromisoformat(spec.born) if spec.born else None
         done = worker.digitise(worker.Job(0, ScanDoc(source=spec.source, inputs=files, born=born), work))
@@ -161,11 +163,43 @@ def _finished(key: str, who: str, source: str, started: float, outcome: str, pag
 def run_worker(settings: WorkerSettings, concurrency: int, visibility_timeout: int, loglevel: str = "WARNING") -> None:
     """Start a Celery worker (prefork) on the digitise queue; returns when it is stopped."""
     global _settings
-    _settings = settings
+    work = _work_folder()
+    _settings = dataclasses.replace(settings, work=work)
     if settings.store is not None:
         FolderStore(settings.store).results.mkdir(parents=True, exist_ok=True)
     app = make_app(settings.url, visibility_timeout)
     name = f"lgd-{os.getpid()}@{socket.gethostname()}"
-    app.worker_main(["worker", f"--concurrency={concurrency}", "--pool=prefork", f"--queues={QUEUE}",
-                     f"--hostname={name}", f"--loglevel={loglevel}", "--without-gossip", "--without-mingle",
-                     "--without-heartbeat"])
+    try:
+        app.worker_main(["worker", f"--concurrency={concurrency}", "--pool=prefork", f"--queues={QUEUE}",
+                         f"--hostname={name}", f"--loglevel={loglevel}", "--without-gossip", "--without-mingle",
+                         "--without-heartbeat"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _work_folder() -> Path:
+    """This worker's private folder in the system's temporary folder, after removing those of dead workers.
+
+    Page images of documents being read are patient data: a worker that was SIGKILLed (or lost
+    its machine's power) leaves its folder behind, and the next worker to start on the machine
+    removes it. Folders of workers still running are left alone.
+    """
+    root = Path(tempfile.gettempdir())
+    for folder in root.glob("lgd-worker-*"):
+        pid = folder.name.removeprefix("lgd-worker-")
+        if pid.isdigit() and not _alive(int(pid)) and folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+    work = root / f"lgd-worker-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)  # a dead process's, whose pid this one now has
+    work.mkdir(mode=0o700)
+    return work
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to judge
+        return True
+    return True
