@@ -152,6 +152,7 @@ def _row(reader, text: str, coded: str) -> EntryStatus:
 def test_a_result_row_is_covered_only_by_the_same_value_and_unit(reader):
     assert _row(reader, "Potassium 4.1 mmol/L 3.5 - 5.3", "value: 4.1 mmol/L") is EntryStatus.covered
     assert _row(reader, "Potassium 4.1 mmol/L (3.5-5.3) H", "value: 4.1 mmol/l") is EntryStatus.covered
+    assert _row(reader, "Potassium 4.1 mmol/1 (3.5 - 5.3)", "value: 4.1 mmol/L") is EntryStatus.covered  # l read as 1
     assert _row(reader, "Potassium 4.1 mg/dL 3.5 - 5.3", "value: 4.1 mmol/L") is not EntryStatus.covered
     assert _row(reader, "Potassium 4.1 3.5 - 5.3", "value: 4.1 mmol/L") is not EntryStatus.covered  # unit not read
     assert _row(reader, "Potassium 4.7 mmol/L 3.5 - 5.3", "value: 4.1 mmol/L") is not EntryStatus.covered

@@ -380,6 +380,11 @@ def _bind(tokens: tuple[Token, ...], roles: list[Role | None], mentions: list[Me
             if row and values and m.kind == "observation" and roles[k] in (Role.unbound, Role.identifier) \
                     and _NUMBER.match(raw) and not _bounds_range(tokens[k].raw):
                 roles[k] = Role.unbound  # a second reading on one row: another column's, never accounted for
+            elif roles[k] == Role.unbound and m.kind == "observation" and values and k > m.end \
+                    and roles[k - 1] == Role.value and (w in lists.units or fold(w) in lexicon.folded_units):
+                roles[k] = Role.value  # the reading's unit, "10*9/L" too, which reads like a number with a unit
+                if not units:
+                    units.append(raw)
             elif roles[k] == Role.unbound:
                 if m.kind == "observation" and (_NUMBER.match(raw) or _VALUE_WITH_UNIT.match(raw) or _RANGE.match(raw)):
                     roles[k] = Role.value

@@ -5,7 +5,7 @@ A result row is covered only by a coded result of the same analyte, date, value 
 is not 5.2 mmol/L). Spellings of one unit are one key: letter case, micro written "u", "µ" or
 "mc", powers of ten written "x10^9", "10*9" or "10e9", and the l that OCR reads as 1 at a
 unit's end. Units that laboratories print interchangeably for the same quantity (the UCUM
-equivalents U/L and IU/L, mU/L and mIU/L, ug/L and ng/mL) share a key; nothing else does.
+equivalents U/L and IU/L, mU/L and mIU/L, ug/L and ng/mL, mm/h and mm/hr) share a key; nothing else does.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 
 # One key per group: each pair says the same quantity (UCUM: [iU] is the international unit;
 # 1 ug/L = 1 ng/mL).
-_EQUIVALENT = {"iu/l": "u/l", "miu/l": "mu/l", "ng/ml": "ug/l", "iu/ml": "u/ml", "ku/l": "u/ml"}
+_EQUIVALENT = {"iu/l": "u/l", "miu/l": "mu/l", "ng/ml": "ug/l", "iu/ml": "u/ml", "ku/l": "u/ml", "mm/hr": "mm/h"}
 _POWER = re.compile(r"^x?10[\^*e]?(\d{1,2})/")
 _VALUE = re.compile(r"value:\s*([^;]+)", re.I)
 _NUMBER = re.compile(r"^[<>~]?\d+(?:[.,]\d+)?$")
