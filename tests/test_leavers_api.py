@@ -4,8 +4,10 @@ by a new coded record, and the built pack's cover sheet checked against the deci
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -118,6 +120,14 @@ def test_a_leaver_from_the_worklist_to_receipt_confirmed(served, tmp_path):
     with Catalogue.open(archive, create=False) as catalogue:
         assert made["passphrase"] not in json.dumps([a.detail for a in catalogue.audit_log()])
 
+    # A USB pack is a folder of files: it downloads as one zip of them.
+    usb = admin.post(f"{base}/{lid}/packs", json={"format": "usb"})
+    assert usb.status_code == 201, usb.text
+    zipped = admin.get(f"{base}/{lid}/packs/{usb.json()['pack_id']}/file")
+    assert zipped.status_code == 200, zipped.text
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as z:
+        assert any(n.endswith(".7z") for n in z.namelist()), z.namelist()
+
     # The receiving practice opens it: its cover gives each omitted page the reason the review showed.
     (tmp_path / "lgd-pack.7z").write_bytes(download.content)
     (tmp_path / "pass.txt").write_text(made["passphrase"] + "\n")
@@ -147,7 +157,7 @@ def test_a_leaver_from_the_worklist_to_receipt_confirmed(served, tmp_path):
 
     final = admin.get(f"{base}/{lid}").json()
     assert [h["to"] for h in final["history"]] == ["awaiting_coded_record", "reconciled", "in_review", "signed_off",
-                                                   "reconciled", "signed_off", "packed", "sent", "receipt_confirmed"]
+                                                   "reconciled", "signed_off", "packed", "packed", "sent", "receipt_confirmed"]
     assert final["history"][-1]["detail"]["verify"]["ok"] is True
     assert final["packs"][0]["ods_code"] == "A81001" and final["packs"][0]["movement_ref"] == "PCSE-0001"
     assert [lv["id"] for lv in clerk.get(f"{base}?open=1").json()["leavers"]] != [lid]

@@ -137,7 +137,9 @@ def pack_file(catalogue: Catalogue, who: Who, leaver_id: int, pack_id: int) -> t
     if row is None:
         raise NotFound(f"leaver {leaver_id} has no pack {pack_id}", "no_pack")
     folder = Path(row.folder)
-    outputs = [Path(o) for o in row.detail.get("outputs", [])]
+    # A USB pack's output is a folder of files; the others are files.
+    outputs = [f for o in map(Path, row.detail.get("outputs", []))
+               for f in (sorted(p for p in o.rglob("*") if p.is_file()) if o.is_dir() else [o])]
     if not outputs or not all(o.is_file() and folder in o.parents for o in outputs):
         raise NotFound(f"the files of pack {pack_id} are no longer in {folder}; build it again", "pack_files_gone")
     if len(outputs) == 1:
