@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from typing import Any
 from index import Catalogue
 from index.coded import latest_coded_record
 from index.decisions import record_pack
+from index.leavers import leavers as leaver_rows
+from index.pack_rows import recording_pack
 from index.rows import ReconciliationRow
 from pipelines.errors import ExitCode
 from pipelines.reconcile import ensure_reconciled
@@ -43,6 +46,7 @@ from .keys import require_known_key
 from .media import write_media
 from .ndr import write_ndr
 from .plan import PackBuildError, PackPlan, plan_pack
+from .provenance import NAME as PROVENANCE, build_provenance, to_bytes as provenance_bytes
 from .printing import (
     PrintChoice, WholeRecord, choose_print, print_summary, sheets, whole_plan, whole_record_may_be_shorter,
 )
@@ -230,11 +234,30 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
             if document.excerpts is not None:
                 fields["counts"] |= {"granularity": "entry", "pages_reduced": len(document.excerpts.reduced),
                                      "crops": document.excerpts.crops}
-            media = write_media([("pack.pdf", document.path)], fields, format=options.format, out=out,
-                                passphrase=passphrase, archive=archive, media_size=options.media_size)
-            outputs, digests, pack_sheets = media.outputs, media.sha256, 0
-            extra = {"fingerprint": media.fingerprint, "media_bytes": media.bytes,
-                     "seconds_encrypting": media.seconds_encrypting}
+            # The pack's row is made first (and kept only if the media are written) so that its signed
+            # provenance.json can name the catalogue's id for it.
+            written: tuple[Path, ...] = ()
+            try:
+                with recording_pack(catalogue, nhs_number, run.id, format=options.format, sha256=document.sha256,
+                                    actor=actor) as pending:
+                    pack_uuid = str(uuid.uuid4())
+                    provenance = build_provenance(
+                        plan, document, pack_id=pending.id, pack_uuid=pack_uuid, format=options.format,
+                        created=fields["created"], practice=options.practice, ods_code=options.ods_code, built_by=actor,
+                        destination=_destination(catalogue, nhs_number))
+                    (work / PROVENANCE).write_bytes(provenance_bytes(provenance))
+                    media = write_media([("pack.pdf", document.path), (PROVENANCE, work / PROVENANCE)], fields,
+                                        format=options.format, out=out, passphrase=passphrase, archive=archive,
+                                        media_size=options.media_size)
+                    written = outputs = media.outputs
+                    digests, pack_sheets = media.sha256, 0
+                    extra = {"fingerprint": media.fingerprint, "media_bytes": media.bytes,
+                             "seconds_encrypting": media.seconds_encrypting}
+                    pending.detail = _detail(plan, document, options, outputs, digests, extra, archive) | {"uuid": pack_uuid}
+                    pack_id = pending.id
+            except BaseException:
+                _discard(written)  # a pack the catalogue does not hold (its row was rolled back) never leaves
+                raise
         elif options.format == "print":
             target = out / PRINT_NAME
             if target.exists():
@@ -259,18 +282,43 @@ def build_pack(catalogue: Catalogue, nhs_number: str, out: Path, options: PackOp
             extra = {"warnings": bundle.warnings}
         result = PackResult(plan, document, options.format, tuple(outputs), dict(digests), everything, pack_sheets,
                             time.perf_counter() - started, **extra, granularity=options.granularity)
-        detail = {"outputs": [str(p) for p in outputs], "sha256": digests,
-                  "pages_included": len(plan.included), "pages_omitted": len(plan.omitted),
-                  "with_electronic": options.with_electronic, "fingerprint": extra.get("fingerprint")}
-        if extra.get("fingerprint"):  # the key itself too, so a rotation can keep it even if keys/ is lost
-            detail["signer_public_key"] = base64.b64encode(archive_public_key(archive) or b"").decode("ascii")
-        if extra.get("print_choice") is not None:
-            detail["print_choice"] = extra["print_choice"].to_json()
-        if document.excerpts is not None:  # which entries of which cards went as excerpts, for the audit
-            detail["granularity"] = "entry"
-            detail["excerpts"] = {k: v for k, v in document.excerpts.to_json().items() if k != "whole"}
-        pack_id = record_pack(catalogue, nhs_number, run.id, format=options.format, sha256=document.sha256,
-                              detail=detail, actor=actor)
+        if options.format not in MEDIA_FORMATS:
+            pack_id = record_pack(catalogue, nhs_number, run.id, format=options.format, sha256=document.sha256,
+                                  detail=_detail(plan, document, options, outputs, digests, extra, archive),
+                                  actor=actor)
         return replace(result, pack_id=pack_id)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _detail(plan: PackPlan, document: PackDocument, options: PackOptions, outputs, digests, extra: dict[str, Any],
+            archive: Path) -> dict[str, Any]:
+    """What the catalogue's pack row keeps about the pack: its files, counts, signer and choices."""
+    detail = {"outputs": [str(p) for p in outputs], "sha256": digests,
+              "pages_included": len(plan.included), "pages_omitted": len(plan.omitted),
+              "with_electronic": options.with_electronic, "fingerprint": extra.get("fingerprint")}
+    if extra.get("fingerprint"):  # the key itself too, so a rotation can keep it even if keys/ is lost
+        detail["signer_public_key"] = base64.b64encode(archive_public_key(archive) or b"").decode("ascii")
+    if extra.get("print_choice") is not None:
+        detail["print_choice"] = extra["print_choice"].to_json()
+    if document.excerpts is not None:  # which entries of which cards went as excerpts, for the audit
+        detail["granularity"] = "entry"
+        detail["excerpts"] = {k: v for k, v in document.excerpts.to_json().items() if k != "whole"}
+    return detail
+
+
+def _discard(paths: tuple[Path, ...]) -> None:
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _destination(catalogue: Catalogue, nhs_number: str) -> dict[str, Any] | None:
+    """The practice the patient is leaving for, when they are on the leavers worklist (else None)."""
+    open_ = [r for r in leaver_rows(catalogue, nhs_number) if r.state != "receipt_confirmed"]
+    if not open_:
+        return None
+    row = open_[-1]
+    return {"ods_code": row.ods_code, "movement_ref": row.movement_ref, "leaver": row.id}
