@@ -9,6 +9,7 @@ API are read through the real application (FastAPI's TestClient).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -89,8 +90,11 @@ def test_a_received_pack_is_filed_with_its_pages_entries_search_and_provenance(s
     assert doc["status"] == "received" and doc["patient"] == nhs
     assert doc["pages"] == pack["pack"]["pages"] and doc["record_pages"] == pack["pages_included"]
     assert doc["pages_omitted_by_sender"] == pack["pages_omitted"]
-    assert doc["sender"] == {"practice": PRACTICE, "signer_fingerprint": fingerprint,
-                             "trusted_by": f"--fingerprint {fingerprint}"}
+    assert doc["provenance"] == "signed"  # read from the pack's provenance.json, not its cover
+    assert {k: doc["sender"][k] for k in ("practice", "ods_code", "signer_fingerprint", "trusted_by")} == {
+        "practice": PRACTICE, "ods_code": None, "signer_fingerprint": fingerprint,
+        "trusted_by": f"--fingerprint {fingerprint}"}
+    assert doc["sender"]["pack_id"] >= 1 and len(doc["sender"]["pack_uuid"]) == 36 and doc["sender"]["built_by"]
     with Catalogue.open(archive, create=False) as catalogue:
         stored = catalogue.patient(nhs)
         assert (stored.name, stored.born) == (patient["name"], dt.date.fromisoformat(patient["dob"]))
@@ -112,7 +116,11 @@ def test_a_received_pack_is_filed_with_its_pages_entries_search_and_provenance(s
     assert all(e.date != born for e in entries)
     # Provenance: every page the sender left out, with the sender's reason; who received it, audited.
     omitted = row.provenance["omitted"]
-    assert len(omitted) == pack["pages_omitted"] and all(o["reason"] and o["source"].endswith(".pdf") for o in omitted)
+    assert len(omitted) == pack["pages_omitted"] and all(o["omission"] and o["source"].endswith(".pdf") for o in omitted)
+    assert row.provenance["source"] == "signed" and "cover" not in row.provenance  # the cover was not read
+    # The signed file is kept as it came, so its SHA-256 can be checked against the signed manifest again.
+    signed = {f["name"]: f["sha256"] for f in row.manifest_json["files"]}
+    assert hashlib.sha256(row.provenance["provenance_json"].encode("utf-8")).hexdigest() == signed["provenance.json"]
     assert row.provenance["pack"]["coded"]["sha256"] == pack["reconciliation"]["coded_sha256"]
     assert row.actor == "clerk1" and len(audit) == 1 and audit[0].actor == "clerk1"
     assert audit[0].detail["sender_practice"] == PRACTICE and audit[0].detail["role"] == "clerk"
@@ -248,3 +256,106 @@ def test_a_pack_whose_provenance_cannot_be_stored_leaves_no_document_pages_or_au
         record_received(catalogue, PatientRow(nhs, "Ann Smith", dt.date(1950, 1, 1)), document, [page], [entry],
                         broken, actor="clerk1", at=dt.datetime.now(dt.timezone.utc))
     assert _state(archive) == before
+
+
+def _opened(sent, into: Path):
+    """The sent pack verified and unpacked into `into` (the receiver's first step), and its manifest."""
+    from pipelines.transfer.verify import trusted_keys, unpack
+
+    pack, _, fingerprint, _, _ = sent
+    result = unpack(pack, PASSPHRASE, into, trusted_keys(None, None, fingerprint))
+    assert result.ok, result.problems
+    return result.manifest
+
+
+def _repacked(folder: Path, out: Path) -> Path:
+    """Every file of an unpacked pack folder in a new encrypted .7z, as lgd's media writer makes it."""
+    from pipelines.transfer.sevenzip import create
+
+    create(out, [(p.name, p) for p in sorted(folder.iterdir())], PASSPHRASE, stage_in=out.parent)
+    return out
+
+
+def test_a_pack_carries_signed_provenance_matching_the_catalogues_decisions_and_its_cover(sent, tmp_path):
+    from index.decisions import latest_reconciliation, packs
+    from pipelines.transfer.receive_read import page_texts, read_texts
+
+    pack, _, _, patient, built = sent
+    manifest = _opened(sent, tmp_path / "open")
+    names = {f["name"] for f in manifest["files"]}
+    assert names == {"pack.pdf", "provenance.json"}  # listed, so the manifest's signature covers it
+    prov = json.loads((tmp_path / "open" / "provenance.json").read_text())
+    assert (prov["schema"], prov["version"]) == ("lgd-pack-provenance", 1)
+    nhs = patient["nhs_number"]
+    assert prov["patient"] == {"nhs_number": nhs, "name": patient["name"], "born": patient["dob"]}
+    assert prov["sender"]["practice"] == PRACTICE and prov["sender"]["ods_code"] is None
+    assert prov["destination"] is None  # not on the leavers worklist
+    with Catalogue.open(pack.parent.parent / "archive", create=False) as catalogue:
+        row = packs(catalogue, nhs)[-1]
+        run = latest_reconciliation(catalogue, nhs)
+        sources = {d.id: d.source for d in catalogue.documents(nhs)}
+    # The pack names the catalogue's own row for it, and the row the pack's uuid.
+    assert (prov["pack"]["id"], prov["pack"]["uuid"]) == (row.id, row.detail["uuid"])
+    assert prov["sender"]["built_by"] == row.actor and prov["reconciliation"]["run"] == run.id
+    assert prov["reconciliation"]["coded"]["sha256"] == built["reconciliation"]["coded_sha256"]
+    assert prov["reconciliation"]["rules"]["fingerprint"] == run.settings["fingerprint"]
+    # Every page of the record, with the decision and reason code the catalogue holds for it.
+    decided = {(sources[d.document_id], d.page): d for d in run.pages}
+    listed = {(p["source"], p["page"]): p for p in prov["record_pages"]}
+    assert listed.keys() == decided.keys() and len(listed) == built["pages_total"]
+    for key, d in decided.items():
+        assert listed[key]["reason_code"] == (d.reason_code or None), key
+        assert listed[key]["decision"] == ("sent" if d.effective == "include" else "omitted"), key
+    omitted = [p for p in prov["record_pages"] if p["decision"] == "omitted"]
+    assert len(omitted) == built["pages_omitted"] > 0
+    assert all(p["omission"] in ("blank", "rescan", "covered", "clinician") for p in omitted)
+    covered = [p for p in omitted if p["omission"] == "covered"]
+    assert all(e["covered_by"] and all(c["code"] and c["date"] for c in e["covered_by"])
+               for p in covered for e in p["evidence"])
+    # The cover (for people) and the provenance (for programs) say the same: pages and omissions.
+    reading = read_texts(page_texts(tmp_path / "open" / "pack.pdf"))
+    assert [(o.source, o.page) for o in reading.omitted] == [(p["source"], p["page"]) for p in omitted]
+    assert [p.to_json() for p in reading.parts] == [
+        {k: v for k, v in p.items() if k in ("pack_page", "part", "source", "page", "record_page")}
+        for p in prov["pack_pages"]]
+
+
+def test_a_changed_provenance_fails_verification(sent, tmp_path):
+    from pipelines.transfer.verify import trusted_keys, verify
+
+    _, _, fingerprint, _, _ = sent
+    _opened(sent, tmp_path / "open")
+    path = tmp_path / "open" / "provenance.json"
+    text = path.read_text()
+    # An omitted page said to be sent, in a file of the same size (so only its SHA-256 can tell).
+    changed = text.replace('"decision": "omitted"', '"decision": "sent"   ', 1)
+    assert changed != text and len(changed) == len(text) and json.loads(changed)
+    path.write_text(changed)
+    result = verify(_repacked(tmp_path / "open", tmp_path / "lgd-pack.7z"), PASSPHRASE,
+                    trusted_keys(None, None, fingerprint))
+    assert not result.ok and [p.code.value for p in result.problems] == ["file_mismatch"]
+    assert "provenance.json is not the file that was signed" in result.problems[0].message
+
+
+def test_an_old_pack_without_provenance_still_verifies_and_is_read_from_its_cover(sent, tmp_path):
+    """Packs made before provenance.json: re-signed without it, they verify; the receiver falls back to the cover."""
+    from pipelines.transfer.receive_provenance import COVER_TEXT, said_by_pack
+    from pipelines.transfer.signing import FileEntry, build_manifest, load_private
+    from pipelines.transfer.verify import trusted_keys, verify
+
+    pack, _, fingerprint, patient, built = sent
+    manifest = _opened(sent, tmp_path / "open")
+    folder = tmp_path / "open"
+    (folder / "provenance.json").unlink()
+    key = load_private(pack.parent.parent / "archive" / "keys" / "pack-signing.key")
+    pdf = folder / "pack.pdf"
+    fields = {k: manifest[k] for k in ("patient", "created", "coded", "counts")}
+    data, signature = build_manifest(fields, [FileEntry("pack.pdf", pdf.stat().st_size, sha256_file(pdf))], key)
+    (folder / "manifest.json").write_bytes(data)
+    (folder / "manifest.sig").write_bytes(signature)
+    result = verify(_repacked(folder, tmp_path / "lgd-pack.7z"), PASSPHRASE, trusted_keys(None, None, fingerprint))
+    assert result.ok, result.problems
+    said = said_by_pack(folder, result.manifest)
+    assert said.source == COVER_TEXT and said.nhs_number == patient["nhs_number"]
+    assert said.sender["practice"] == PRACTICE and said.sender["pack_id"] is None
+    assert len(said.omitted) == built["pages_omitted"] and all(o["reason"] for o in said.omitted)

@@ -14,6 +14,7 @@ from typing import Any
 
 from index import Catalogue
 from index.received import ReceivedPack, received_for_document, received_packs
+from pipelines.transfer.receive_provenance import COVER_TEXT, omitted_evidence, omitted_reason
 
 
 def received_for_patient(catalogue: Catalogue, nhs_number: str) -> list[dict[str, Any]]:
@@ -24,19 +25,25 @@ def received_for_patient(catalogue: Catalogue, nhs_number: str) -> list[dict[str
 def pack_provenance(pack: ReceivedPack) -> dict[str, Any]:
     p = pack.provenance
     facts = p.get("pack") or {}
-    cover = p.get("cover") or {}
+    sender = p.get("sender") or {}
+    run = p.get("reconciliation")  # a signed provenance's run; an old pack's cover gives only a sentence
     return {
         "document_id": pack.document_id,
         "pack_sha256": pack.pack_sha256,
         "received_at": pack.received_at.isoformat() if pack.received_at else None,
         "received_by": pack.actor,
-        "sender": {"practice": (p.get("sender") or {}).get("practice"), "signer_fingerprint": pack.signer_fingerprint,
+        "provenance": p.get("source", COVER_TEXT),  # rows stored before provenance.json were read from the cover
+        "sender": {"practice": sender.get("practice"), "ods_code": sender.get("ods_code"),
+                   "built_by": sender.get("built_by"), "pack_id": sender.get("pack_id"),
+                   "pack_uuid": sender.get("pack_uuid"), "signer_fingerprint": pack.signer_fingerprint,
                    "trusted_by": pack.trusted_by},
+        "destination": p.get("destination"),
         "created": facts.get("created"),
         "coded": facts.get("coded"),
         "counts": facts.get("counts"),
-        "reconciliation": cover.get("reconciliation"),
-        "omitted": list(p.get("omitted") or []),
+        "reconciliation": (f"run {run.get('run')} of {str(run.get('created') or '')[:10]}" if isinstance(run, dict)
+                           else (p.get("cover") or {}).get("reconciliation")),
+        "omitted": [o | {"reason": omitted_reason(o), "detail": omitted_evidence(o)} for o in p.get("omitted") or []],
         "pages": list(p.get("pages") or []),
     }
 

@@ -8,10 +8,13 @@ In order, and nothing is written to the archive until the last step:
 2. verify and unpack with `verify.unpack` (media, 7z structure, passphrase, signature by a
    trusted key, every file's SHA-256, PDF/A) into a private folder in the archive's tmp/;
 3. the same pack again (the SHA-256 of its signed pack.pdf) is reported, not stored twice;
-4. the patient: the signed manifest's NHS number (Modulus 11), which the cover must name too;
-   a patient already stored with another name or birth date is refused, never merged;
-5. read the pack's PDF (receive_read): the sender's cover, the pages omitted and why, and the
-   source file and page of each record page;
+4. what the pack says about itself (receive_provenance): its signed provenance.json (the
+   sender's practice and who built it, every page's decision and reason code, the evidence for
+   each omitted page, what each page of pack.pdf is); only a pack made before provenance.json
+   existed is read from its cover's text instead, and the result says which;
+5. the patient: the signed manifest's NHS number (Modulus 11), which the provenance (or the old
+   pack's cover) must name too; a patient already stored with another name or birth date is
+   refused, never merged;
 6. digitise pack.pdf with the archive's own pipeline, so the receiver's search and page viewer
    read it as any scan (the pack's text layer carries no OCR confidence, which the unreadable-page
    rule needs); entries on the pack's own pages (cover, index) and in the strips it adds are not
@@ -52,7 +55,9 @@ from pipelines.ingest.discover import InputDoc
 from pipelines.reindex import document_pages
 from pipelines.service.access import Permission, Who
 
-from .receive_read import PackReading, read_pack, strip_pixels
+from .provenance import ProvenanceInvalid
+from .receive_provenance import COVER_TEXT, SIGNED, PackSays, said_by_pack
+from .receive_read import PackPagePart, strip_pixels
 from .signing import TrustedKeys
 from .verify import Verification, unpack
 
@@ -88,13 +93,14 @@ class Received:
     seconds: float
     received_at: dt.datetime | None = None
     received_by: str | None = None
+    provenance: str = SIGNED  # where the sender's facts were read: SIGNED, or COVER_TEXT for packs made before it
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "status": self.status, "patient": self.nhs_number, "name": self.name, "document_id": self.document_id,
             "source": self.source, "pack_sha256": self.pack_sha256, "pages": self.pages,
             "record_pages": self.record_pages, "pages_omitted_by_sender": self.omitted, "entries": self.entries,
-            "sender": self.sender, "seconds": round(self.seconds, 3),
+            "sender": self.sender, "provenance": self.provenance, "seconds": round(self.seconds, 3),
         }
         if self.received_at is not None:
             out["received_at"] = self.received_at.isoformat()
@@ -109,8 +115,12 @@ def _utcnow() -> dt.datetime:
 
 
 def receive_pack(archive: Path, who: Who, pack: Path, passphrase: str, trusted: TrustedKeys, *,
-                 options: DigitiseOptions | None = None, now: Callable[[], dt.datetime] = _utcnow) -> Received:
+                 options: DigitiseOptions | None = None, now: Callable[[], dt.datetime] = _utcnow,
+                 uploaded_as: str | None = None) -> Received:
     """Verify the pack at `pack` and file its pages under its patient in `archive`; see the module docstring.
+
+    `uploaded_as` is the name a pack uploaded through lgd serve was sent as (the audit names it, not its
+    temporary copy).
 
     Raises:
         NotPermitted: `who` may not add to the archive.
@@ -134,10 +144,14 @@ def receive_pack(archive: Path, who: Who, pack: Path, passphrase: str, trusted: 
             if (done := catalogue.find_done(sha)) is not None:
                 raise ReceiveError(f"this pack's pack.pdf is already in the archive as {done.source} (document "
                                    f"{done.id}); nothing was stored again", "already_stored", ExitCode.usage, 409)
-            reading = read_pack(pdf)
-            patient = _patient(catalogue, checked.manifest or {}, reading)
-            return _store(catalogue, store, who, Path(pack).absolute(), checked, reading, patient, pdf, sha,
-                          options or DigitiseOptions(), work, now, started)
+            try:
+                said = said_by_pack(work / "pack", checked.manifest or {})
+            except ProvenanceInvalid as e:
+                raise ReceiveError(f"{Path(pack).name} is signed but its {e}; nothing was stored. Ask the sending "
+                                   "practice to resend", "pack_inconsistent") from e
+            patient = _patient(catalogue, checked.manifest or {}, said)
+            return _store(catalogue, store, who, uploaded_as or str(Path(pack).absolute()), checked, said, patient,
+                          pdf, sha, options or DigitiseOptions(), work, now, started)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -154,21 +168,22 @@ def _verified(pack: Path, passphrase: str, trusted: TrustedKeys, into: Path) -> 
     return result
 
 
-def _patient(catalogue: Catalogue, manifest: dict[str, Any], reading: PackReading) -> PatientId:
-    """Who the pack is for: the signed manifest's NHS number, named on the cover too, and not someone else here."""
+def _patient(catalogue: Catalogue, manifest: dict[str, Any], said: PackSays) -> PatientId:
+    """Who the pack is for: the signed manifest's NHS number, named by the pack too, and not someone else here."""
     nhs = str(manifest.get("patient") or "")
     if not nhs_number_valid(nhs):
         raise ReceiveError(f"the pack's signed manifest names NHS number {nhs[:20]!r}, which fails the Modulus 11 "
                            "check; nothing was stored. Ask the sending practice to check and resend", "bad_nhs_number")
-    if reading.nhs_number != nhs:
-        shown = reading.nhs_number or "no NHS number"
-        raise ReceiveError(f"the pack's signed manifest is for NHS number {nhs} but its cover sheet shows {shown}; "
+    where = "provenance.json" if said.source == SIGNED else "cover sheet"
+    if said.nhs_number != nhs:
+        shown = said.nhs_number or "no NHS number"
+        raise ReceiveError(f"the pack's signed manifest is for NHS number {nhs} but its {where} shows {shown}; "
                            "nothing was stored. Ask the sending practice to resend", "pack_inconsistent")
     coded = (manifest.get("coded") or {}).get("sha256")
-    if reading.cover.get("coded_sha256") and coded and reading.cover["coded_sha256"] != coded:
-        raise ReceiveError("the pack's cover sheet names another coded record than its signed manifest; nothing was "
+    if said.coded_sha256 and coded and said.coded_sha256 != coded:
+        raise ReceiveError(f"the pack's {where} names another coded record than its signed manifest; nothing was "
                            "stored. Ask the sending practice to resend", "pack_inconsistent")
-    given = PatientId(nhs, reading.name, reading.born)
+    given = PatientId(nhs, said.name, said.born)
     row = catalogue.patient(nhs)
     known = PatientId(nhs, row.name, row.born) if row is not None else None
     why = same_person(known, given)
@@ -181,21 +196,20 @@ def _patient(catalogue: Catalogue, manifest: dict[str, Any], reading: PackReadin
     return given
 
 
-def _store(catalogue: Catalogue, store: ArchiveStore, who: Who, pack_file: Path, checked: Verification,
-           reading: PackReading, patient: PatientId, pdf: Path, sha: str, options: DigitiseOptions, work: Path,
+def _store(catalogue: Catalogue, store: ArchiveStore, who: Who, pack_file: str, checked: Verification,
+           said: PackSays, patient: PatientId, pdf: Path, sha: str, options: DigitiseOptions, work: Path,
            now: Callable[[], dt.datetime], started: float) -> Received:
     manifest = checked.manifest or {}
     created = str(manifest.get("created") or "")
     source = f"received-pack-{created[:10] or 'undated'}-{sha[:12]}.pdf"
     scan = _digitise(pdf, source, patient, options, work / "job")
-    if len(scan.pages) != len(reading.parts):
-        raise ReceiveError(f"{PACK_FILE} read as {len(scan.pages)} pages but its text names {len(reading.parts)}; "
+    if len(scan.pages) != len(said.parts):
+        raise ReceiveError(f"{PACK_FILE} read as {len(scan.pages)} pages but the pack describes {len(said.parts)}; "
                            "nothing was stored", "pack_unreadable", ExitCode.internal)
     doc = InputDoc(source, (pdf,), patient, None, None, "file")
-    sender = _sender(checked, reading)
-    provenance = {"sender": sender, "pack": _pack_facts(manifest, sha), "cover": dict(reading.cover),
-                  "omitted": [o.to_json() for o in reading.omitted], "pages": [p.to_json() for p in reading.parts],
-                  "texts": dict(reading.texts)}
+    sender = _sender(checked, said)
+    provenance = {"source": said.source, "sender": sender, "pack": _pack_facts(manifest, sha),
+                  "omitted": list(said.omitted), "pages": [p.to_json() for p in said.parts], **said.kept}
     at = now()
     new_files: list[Path] = []  # PDFs this receive put in pdf/: removed again unless the transaction commits
     try:
@@ -203,14 +217,15 @@ def _store(catalogue: Catalogue, store: ArchiveStore, who: Who, pack_file: Path,
         pack_rel = _put(store, patient.nhs_number, pdf, new_files)
         reason = "" if scan.pdfa_valid else "PDF/A validation failed: " + "; ".join(scan.pdfa_findings[:3])
         patient_row, row, pages, entries = records.digitised(doc, scan, sha, pdf.stat().st_size, relpath, reason)
-        entries = _record_entries(entries, pages, reading)
+        entries = _record_entries(entries, pages, said.parts)
         received = ReceivedPack(sha, patient.nhs_number, pack_rel, sender["signer_fingerprint"], sender["trusted_by"],
                                 (work / "pack" / "manifest.json").read_bytes(),
                                 (work / "pack" / "manifest.sig").read_bytes(), provenance)
         document_id = record_received(catalogue, patient_row, row, pages, entries, received, actor=who.name, at=at,
-                                      **who.audit_detail(), pack_file=str(pack_file), sender_practice=sender["practice"],
+                                      **who.audit_detail(), pack_file=pack_file, sender_practice=sender["practice"],
                                       pack_created=created or None, page_count=len(pages),
-                                      pages_omitted_by_sender=len(reading.omitted))
+                                      pages_omitted_by_sender=len(said.omitted), provenance=said.source,
+                                      sender_pack_id=sender["pack_id"], sender_pack_uuid=sender["pack_uuid"])
     except DuplicateDocument as e:  # another receive of the same pack won the race
         _remove(new_files)
         raise ReceiveError(f"this pack was stored by another command just now (document {e.document_id}); nothing "
@@ -224,8 +239,8 @@ def _store(catalogue: Catalogue, store: ArchiveStore, who: Who, pack_file: Path,
         fulltext.add_pages(document_pages(catalogue, stored))
     catalogue.mark_indexed(document_id)
     return Received("received", patient.nhs_number, catalogue.patient(patient.nhs_number).name, document_id, source,
-                    sha, len(pages), sum(p.part == "record" for p in reading.parts), len(reading.omitted),
-                    len(entries), sender, checked, time.perf_counter() - started, at, who.name)
+                    sha, len(pages), sum(p.part == "record" for p in said.parts), len(said.omitted),
+                    len(entries), sender, checked, time.perf_counter() - started, at, who.name, said.source)
 
 
 def _digitise(pdf: Path, source: str, patient: PatientId, options: DigitiseOptions, work: Path) -> ScanDoc:
@@ -240,18 +255,16 @@ def _digitise(pdf: Path, source: str, patient: PatientId, options: DigitiseOptio
     return done.doc
 
 
-def _record_entries(entries: list[EntryRow], pages: list[PageRow], reading: PackReading) -> list[EntryRow]:
+def _record_entries(entries: list[EntryRow], pages: list[PageRow], parts: tuple[PackPagePart, ...]) -> list[EntryRow]:
     """Only the entries of the record itself: not the cover's or index's dates, nor the strip's birth date."""
-    record = {p.pack_page for p in reading.parts if p.part == "record"}
+    record = {p.pack_page for p in parts if p.part == "record"}
     limit = {p.number: p.height - strip_pixels(p.dpi) for p in pages}
     return [e for e in entries if e.page in record and e.box[1] < limit[e.page]]
 
 
-def _sender(checked: Verification, reading: PackReading) -> dict[str, Any]:
+def _sender(checked: Verification, said: PackSays) -> dict[str, Any]:
     signer = checked.signer or {}
-    practice = reading.cover.get("practice")
-    return {"practice": None if practice in (None, "", "not given") else practice,
-            "signer_fingerprint": str(signer.get("fingerprint") or ""),
+    return {**said.sender, "signer_fingerprint": str(signer.get("fingerprint") or ""),
             "trusted_by": str(signer.get("trusted_by") or "")}
 
 
@@ -269,7 +282,7 @@ def _already(catalogue: Catalogue, earlier: ReceivedPack, checked: Verification,
         document.source if document else "", earlier.pack_sha256, document.page_count if document else 0,
         sum(p.get("part") == "record" for p in provenance.get("pages", [])), len(provenance.get("omitted", [])),
         len(catalogue.entries(document_id=earlier.document_id)) if document else 0, provenance.get("sender", {}),
-        checked, seconds, earlier.received_at, earlier.actor)
+        checked, seconds, earlier.received_at, earlier.actor, provenance.get("source", COVER_TEXT))
 
 
 def _put(store: ArchiveStore, nhs: str, src: Path, new: list[Path]) -> str:

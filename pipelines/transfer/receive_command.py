@@ -39,9 +39,12 @@ or --public-key (their pack-signing.pub); the pack's own claim about its signer 
 
 what is kept: the pages as one document named received-pack-DATE-HASH.pdf (cover, index of
 omitted pages and the record pages, each with the strip naming the sender's source file and
-page); the pack.pdf and its signed manifest as received; the sender's practice, the coded
-record the pack was checked against, and every omitted page with the sender's reason
-(lgd serve: the patient's pages, and GET /api/v1/patients/NHS/pages, "received").
+page); the pack.pdf, its signed manifest and provenance.json as received; the sender's
+practice, who built the pack and its id, the coded record it was checked against, and every
+omitted page with the sender's reason code and evidence (lgd serve: the patient's pages, and
+GET /api/v1/patients/NHS/pages, "received"). These are read from the pack's signed
+provenance.json; only a pack made before packs carried one is read from its cover sheet's
+text, and the output says so ("provenance": "signed" or "cover text (old pack)").
 
 examples:
   lgd receive lgd-pack-001.iso --fingerprint SHA256:3q2+7w... --passphrase-file pass.txt
@@ -88,8 +91,10 @@ def cmd_receive(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
     print(f"received for {doc['patient']} ({doc['name'] or 'name not recorded'}): {doc['pages']} pages as "
           f"{doc['source']} (document {doc['document_id']}), {doc['record_pages']} of them record pages, "
           f"{doc['entries']} dated entries", file=stdout)
-    print(f"from {sender.get('practice') or 'a practice not named on the cover'}, signed by "
+    built = f", pack {sender['pack_id']} built by {sender['built_by']}" if sender.get("pack_id") else ""
+    print(f"from {sender.get('practice') or 'a practice the pack does not name'}{built}, signed by "
           f"{sender['signer_fingerprint']} (trusted: {sender['trusted_by']})", file=stdout)
+    print(f"the sender's decisions were read from: {doc['provenance']}", file=stdout)
     print(f"the sender omitted {doc['pages_omitted_by_sender']} page(s); their reasons are kept with the pages "
           "(lgd serve: the patient's pages)", file=stdout)
     return ExitCode.ok
