@@ -15,6 +15,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LEXICON_FILE = Path(__file__).with_name("lexicon.toml")
 DICTIONARY_FOLDERS = (Path("/usr/share/hunspell"), Path("/usr/share/myspell/dicts"))
@@ -84,30 +85,40 @@ class Lists:
 
 
 class Dictionaries:
-    """The general and medical English dictionaries, looked up through spylls (Hunspell in Python)."""
+    """The general and medical English dictionaries, looked up through spylls (Hunspell in Python).
+
+    The files are found when this is made and read (about 2 CPU-s) at the first lookup, so
+    that a run's fingerprint, which only hashes the files, costs no reading.
+    """
 
     def __init__(self, folders: tuple[Path, ...] = DICTIONARY_FOLDERS) -> None:
         self.files: dict[str, Path] = {}
-        self._english = self._medical = None
         english = _find(folders, f"{ENGLISH}.dic")
         medical = _find(folders, f"{MEDICAL}.dic")
         if english is None or medical is None:
             return
-        from spylls.hunspell import Dictionary
-        from spylls.hunspell.readers import read_aff, read_dic
-        from spylls.hunspell.readers.file_reader import FileReader
-
-        self._english = Dictionary.from_files(str(english.with_suffix("")))
         us_aff = _find(folders, "en_US.aff") or _spylls_en_us()
-        aff, context = read_aff(FileReader(str(us_aff)))
-        self._medical = Dictionary(aff, read_dic(FileReader(str(medical), encoding=context.encoding), aff=aff,
-                                                 context=context))
         self.files = {"english": english, "english_aff": english.with_suffix(".aff"), "medical": medical,
                       "medical_aff": us_aff}
 
     @property
     def available(self) -> bool:
-        return self._english is not None
+        return bool(self.files)
+
+    @functools.cached_property
+    def _read(self) -> tuple[Any, Any]:
+        """(general, medical) spylls dictionaries, or (None, None) without the files."""
+        if not self.files:
+            return None, None
+        from spylls.hunspell import Dictionary
+        from spylls.hunspell.readers import read_aff, read_dic
+        from spylls.hunspell.readers.file_reader import FileReader
+
+        english = Dictionary.from_files(str(self.files["english"].with_suffix("")))
+        aff, context = read_aff(FileReader(str(self.files["medical_aff"])))
+        medical = Dictionary(aff, read_dic(FileReader(str(self.files["medical"]), encoding=context.encoding), aff=aff,
+                                           context=context))
+        return english, medical
 
     def fingerprint(self) -> str:
         """What the dictionaries are, for a run's provenance: SHA-256 of their files, or "absent"."""
@@ -120,15 +131,17 @@ class Dictionaries:
 
     @functools.lru_cache(maxsize=65536)  # noqa: B019  (one instance per process; words repeat)
     def english(self, word: str) -> bool:
-        return self._english is not None and self._english.lookup(word)
+        english = self._read[0]
+        return english is not None and english.lookup(word)
 
     @functools.lru_cache(maxsize=65536)  # noqa: B019
     def medical(self, word: str) -> bool:
         """Whether the medical dictionary has the word or one of its English stems, in either spelling."""
-        if self._medical is None or self._english is None:
+        english, medical = self._read
+        if medical is None or english is None:
             return True  # without it no word can be shown to be non-medical
-        stems = {word, word.casefold()} | {f.stem for f in self._english.lookuper.good_forms(word)}
-        return any(self._medical.lookup(v) for s in stems for v in _spellings(s))
+        stems = {word, word.casefold()} | {f.stem for f in english.lookuper.good_forms(word)}
+        return any(medical.lookup(v) for s in stems for v in _spellings(s))
 
 
 def _spellings(word: str) -> set[str]:
