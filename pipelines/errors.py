@@ -14,7 +14,7 @@ class ExitCode(IntEnum):
     ok = 0
     partial = 1  # some inputs failed; the rest were processed and stored
     usage = 2  # bad command line or option values
-    missing_dependency = 3  # a program or language pack lgd needs is not installed
+    missing_dependency = 3  # a program or language pack lgd needs is not installed, or the queue's broker is unreachable
     archive_error = 4  # the archive cannot be opened or written (read-only, full, locked)
     verify_failed = 5  # a transfer pack failed verification: wrong passphrase, damaged or tampered
     not_permitted = 6  # the named user may not do this (role), or is unknown or disabled
@@ -26,7 +26,8 @@ EXIT_CODE_HELP = """exit codes:
   0    success
   1    some inputs failed (see the summary); everything else was stored
   2    bad usage: unknown option, bad value, missing file
-  3    a required program is missing (run scripts/setup.sh)
+  3    a required program is missing (run scripts/setup.sh), or the queue's broker
+       (--queue URL) cannot be reached
   4    the archive cannot be used: read-only, full, locked or damaged
   5    a transfer pack failed verification (wrong passphrase, damaged or tampered); nothing unpacked
   6    not permitted: the user (--as NAME or LGD_USER) is unknown, disabled, or their role may not do this
