@@ -127,3 +127,19 @@ def received_for_document(catalogue: Catalogue, document_id: int) -> ReceivedPac
     row = catalogue._conn.execute(f"SELECT {_COLUMNS} FROM received_packs WHERE document_id = ?",
                                   (document_id,)).fetchone()
     return None if row is None else _row(row)
+
+
+@mapped
+def all_received(catalogue: Catalogue) -> tuple[ReceivedPack, ...]:
+    """Every pack received here, newest first."""
+    return tuple(_row(r) for r in catalogue._conn.execute(f"SELECT {_COLUMNS} FROM received_packs ORDER BY id DESC"))
+
+
+@mapped
+def received_signers(catalogue: Catalogue) -> tuple[tuple[str, str | None, int, dt.datetime], ...]:
+    """Keys that signed packs received here: (fingerprint, the sender's practice as last given, packs, last received)."""
+    rows = catalogue._conn.execute(
+        "SELECT signer_fingerprint, count(*), max(received_at), (SELECT json_extract(r2.provenance,"
+        " '$.sender.practice') FROM received_packs r2 WHERE r2.signer_fingerprint = r.signer_fingerprint"
+        " ORDER BY r2.id DESC LIMIT 1) FROM received_packs r GROUP BY signer_fingerprint ORDER BY max(received_at) DESC")
+    return tuple((fp, practice, count, dt.datetime.fromisoformat(last)) for fp, count, last, practice in rows)

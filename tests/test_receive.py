@@ -359,3 +359,61 @@ def test_an_old_pack_without_provenance_still_verifies_and_is_read_from_its_cove
     assert said.source == COVER_TEXT and said.nhs_number == patient["nhs_number"]
     assert said.sender["practice"] == PRACTICE and said.sender["pack_id"] is None
     assert len(said.omitted) == built["pages_omitted"] and all(o["reason"] for o in said.omitted)
+
+
+def _signed_in(archive: Path, name: str) -> TestClient:
+    from pipelines.web.app import create_app
+
+    client = TestClient(create_app(archive), follow_redirects=False)
+    token = lxml.html.fromstring(client.get("/login").text).xpath("//input[@name='token']/@value")[0]
+    assert client.post("/login", data={"username": name, "password": PASSWORD, "token": token,
+                                       "next": "/"}).status_code == 303
+    return client
+
+
+def test_a_clerk_receives_a_pack_in_the_browser_and_sees_its_signed_provenance(sent, tmp_path):
+    pack, _, fingerprint, patient, built = sent
+    archive = _empty_archive(tmp_path, {"clerk1": "clerk", "dr.jones": "clinician"})
+    upload = {"pack": ("lgd-pack.7z", pack.read_bytes(), "application/x-7z-compressed")}
+    # A clinician may view received pages but not add to the archive: refused before the upload is kept.
+    doctor = _signed_in(archive, "dr.jones")
+    assert doctor.get("/receive").status_code == 403
+    refused = doctor.post("/api/v1/received-packs", files=upload, data={"passphrase": PASSPHRASE, "fingerprint":
+                          fingerprint}, headers={"x-csrf-token": doctor.cookies.get("lgd_csrf")})
+    assert refused.status_code == 403 and refused.json()["error"] == "not_permitted"
+    clerk = _signed_in(archive, "clerk1")
+    form = lxml.html.fromstring(clerk.get("/receive").text)
+    csrf = form.xpath("//form[@action='/receive']//input[@name='csrf']/@value")[0]
+    before = _state(archive)
+    wrong = clerk.post("/receive", files=upload, data={"csrf": csrf, "passphrase": "not the passphrase at all, sorry",
+                                                       "fingerprint": fingerprint})
+    message = lxml.html.fromstring(wrong.text).get_element_by_id("refused").text_content()
+    assert wrong.status_code == 422 and "wrong_passphrase" in message and "nothing was stored" in message
+    assert _state(archive) == before  # nothing stored, and the upload's private folder is gone
+    done = clerk.post("/receive", files=upload, data={"csrf": csrf, "passphrase": PASSPHRASE,
+                                                      "fingerprint": fingerprint})
+    assert done.status_code == 200, done.text
+    page = lxml.html.fromstring(done.text)
+    nhs = patient["nhs_number"]
+    assert page.get_element_by_id("patient-link").get("href") == f"/patients/{nhs}"
+    said = " ".join(page.get_element_by_id("provenance").text_content().split())
+    assert PRACTICE in said and "the pack's signed provenance" in said and fingerprint in said
+    assert all(c == "passed" for c in page.xpath("//table[@class='checks']/tbody/tr/td[1]/text()"))
+    assert not list((archive / "tmp").glob("upload-pack-*"))
+    # The list (JSON) and the patient's page show who sent it, who built it and the sender's pack id.
+    (listed,) = clerk.get("/api/v1/received-packs").json()["received"]
+    assert listed["patient"] == nhs and listed["provenance"] == "signed" and listed["received_by"] == "clerk1"
+    assert listed["sender"]["pack_id"] >= 1 and listed["sender"]["built_by"] and listed["sender"]["practice"] == PRACTICE
+    assert len(listed["omitted"]) == built["pages_omitted"] and all(o["reason"] for o in listed["omitted"])
+    shown = " ".join(lxml.html.fromstring(clerk.get(f"/patients/{nhs}").text).get_element_by_id(
+        f"received-{listed['document_id']}").text_content().split())
+    assert f"Pack {listed['sender']['pack_id']} ({listed['sender']['pack_uuid']})" in shown
+    assert f"by {listed['sender']['built_by']}" in shown and "signed provenance" in shown
+    with Catalogue.open(archive, create=False) as catalogue:
+        (audit,) = catalogue.audit_log(nhs_number=nhs, action="receive_pack")
+    assert audit.detail["pack_file"] == "uploaded lgd-pack.7z" and PASSPHRASE not in json.dumps(audit.detail)
+    # The same pack through the API: received before, nothing stored twice.
+    again = clerk.post("/api/v1/received-packs", files=upload, data={"passphrase": PASSPHRASE, "fingerprint":
+                       fingerprint}, headers={"x-csrf-token": clerk.cookies.get("lgd_csrf")})
+    assert again.status_code == 201 and again.json()["status"] == "already_received"
+    assert again.json()["link"] == f"/patients/{nhs}"

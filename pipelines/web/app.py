@@ -29,7 +29,7 @@ from pipelines.search import open_catalogue
 from pipelines.service import accounts, audit, notes, review
 from pipelines.service.access import Who
 
-from . import leavers_api, pages
+from . import leavers_api, pages, receive_pages
 from .auth import (CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SESSION_IDLE_SECONDS, LoginThrottle, Sessions, bearer,
                    check_csrf, client_address)
 from .leavers_views import MAX_UPLOAD
@@ -82,6 +82,7 @@ def create_app(archive: Path, oidc: OidcConfig | None = None) -> FastAPI:
     _routes(app, service)
     pages.register(app, service)  # the browser's pages (pages.py) beside the API
     leavers_api.register(app, service, _who)  # /api/v1/leavers (leavers_api.py)
+    receive_pages.register(app, service, _who)  # /receive and /api/v1/received-packs (receive_pages.py)
     return app
 
 
@@ -119,6 +120,7 @@ def _guards(app: FastAPI) -> None:
         length = request.headers.get("content-length")
         path = request.url.path  # coded records and worklists are uploaded to the leavers pages and API
         limit = MAX_UPLOAD if path.startswith("/leavers") or leavers_api.is_upload(path) else MAX_BODY
+        limit = max(limit, receive_pages.body_limit(path))  # a transfer pack being received
         if length is not None and (not length.isdigit() or int(length) > limit):
             message = f"request bodies are limited to {limit} bytes"
             if path.startswith("/leavers"):  # a browser's form: a page to read, not JSON
