@@ -272,6 +272,33 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX received_packs_patient ON received_packs (nhs_number, id)",
         "CREATE INDEX received_packs_document ON received_packs (document_id)",
     ),
+    # 9: a clinician marks a paper entry as covered by a named coded event (issue 14). Append-only:
+    # clearing is a new row with no event. An entry is keyed by its place on the page AND the SHA-256
+    # of its date and text, so a cover whose entry reads differently after a re-run is void.
+    (
+        """
+        CREATE TABLE entry_covers (
+            id INTEGER PRIMARY KEY,
+            nhs_number TEXT NOT NULL REFERENCES patients (nhs_number),
+            document_id INTEGER NOT NULL,
+            page INTEGER NOT NULL,
+            entry INTEGER NOT NULL,  -- 0-based place among the page's entries as reconciliation stores them
+            entry_sha256 TEXT NOT NULL CHECK (length(entry_sha256) = 64),
+            entry_status TEXT,  -- what lgd said of the entry when it was covered (uncertain, paper-only)
+            coded_sha256 TEXT CHECK (coded_sha256 IS NULL OR length(coded_sha256) = 64),  -- NULL: cleared
+            event_system TEXT,
+            event_code TEXT,
+            event_display TEXT,
+            event_date TEXT,
+            override_id INTEGER REFERENCES overrides (id),  -- the omission this cover proposed, if it completed the page
+            reason TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            at TEXT NOT NULL,
+            FOREIGN KEY (document_id, page) REFERENCES pages (document_id, number)
+        )
+        """,
+        "CREATE INDEX entry_covers_patient ON entry_covers (nhs_number, document_id, page, entry, id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
