@@ -22,6 +22,7 @@ from PIL import Image
 from digitise.errors import MissingDependency
 from digitise.lines import Look, crop_line, placed
 from digitise.model import Box, PageText, Word
+from digitise.script import guarded
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +47,6 @@ SETTINGS = {
     "EngineConfig.onnxruntime.inter_op_num_threads": 1,
 }
 MODEL = "PP-OCRv6 small"
-# The recogniser's alphabet holds CJK and symbols no writer of an English record uses; a
-# word with one of them ("日", "①" for "C/O") is a guess at a scrawl, and its confidence
-# is scaled by this much.
-FOREIGN_PENALTY = 0.5
 # A line read alone (`read_line`) gets this much white margin so detection sees its edges.
 LINE_MARGIN = 16
 
@@ -134,13 +131,15 @@ def _line_words(line_box: Box, text: str, score: float, parts, width: int, heigh
     checked = _checked_word_boxes(tokens, parts, width, height)
     if checked is None:
         checked = [(t, b, score) for t, b in zip(tokens, split_box(line_box, tokens), strict=True)]
-    return [Word(t, b, confidence(t, c), line) for t, b, c in checked]
+    return [_word(t, b, c, line) for t, b, c in checked]
 
 
-def confidence(token: str, score: float) -> float:
-    """rapidocr's 0-1 score as lgd's 0-100 confidence, lowered for characters no English record holds."""
-    foreign = any(ord(c) > 0x24F and c not in "–—‘’“”°£½¼¾" for c in token)
-    return round(100 * score * (FOREIGN_PENALTY if foreign else 1.0), 1)
+def _word(token: str, box: Box, score: float, line: int) -> Word:
+    """One read word: rapidocr's 0-1 score as lgd's 0-100 confidence; a word read with characters
+    no English record holds (the recogniser's CJK, kana, IPA) kept, marked and made uncertain
+    (`digitise.script`)."""
+    text, conf = guarded(token, round(100 * score, 1))
+    return Word(text, box, conf, line)
 
 
 def _checked_word_boxes(tokens: list[str], parts, width: int, height: int) -> list[tuple[str, Box, float]] | None:
