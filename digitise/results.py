@@ -48,6 +48,7 @@ _UNIT = re.compile(
 # A reference range: "(133-146)", "130 - 170", "[3.5-5.3]", "4.0 to 11.0"; not a date ("12-03-88").
 _RANGE = re.compile(r"(?<![\d/.\-])\d+(?:\.\d+)?\s*(?:-|–|—|to)\s*\d+(?:\.\d+)?(?![\d/\-]|\.\d)")
 _BOUND = re.compile(r"^[(\[]?[<>≤≥]\s?\d+(?:\.\d+)?[)\]]?$")  # "(<5)", "<0.5": a one-sided range
+_LETTERED = re.compile(r"^[A-Za-z]\d{1,3}$")  # "T4", "T3", "B12": a letter and its number
 _FLAG = re.compile(r"^(?:[HL*!]|HIGH|LOW|[(\[]?[HL][)\]]?)$", re.IGNORECASE)
 _NUMBER = re.compile(r"^[(\[]?[<>]?\d+(?:\.\d+)?[)\]]?$|^[-–—]$")
 # Which printed date is which: the label nearest before it says. The sample's date wins,
@@ -83,7 +84,8 @@ def _tokens(row: Row) -> list[str]:
 
 
 def _named(token: str) -> bool:
-    return sum(c.isalpha() for c in token) >= 2 and not _UNIT.match(token)
+    """A name of an analyte: two letters or more ("Na", "HbA1c"), or letters and a number ("T4", "B12")."""
+    return (sum(c.isalpha() for c in token) >= 2 or bool(_LETTERED.match(token))) and not _UNIT.match(token)
 
 
 def _values(tokens: list[str]) -> list[int]:
