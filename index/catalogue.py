@@ -199,12 +199,13 @@ class Catalogue:
             return self._insert_document(document, nhs)
 
     @mapped
-    def mark_indexed(self, document_id: int) -> None:
-        """Note that the document's pages are in the full-text index."""
+    def mark_indexed(self, *document_ids: int) -> None:
+        """Note that the documents' pages are in the full-text index (one transaction for them all)."""
         with self._write() as conn:
-            cur = conn.execute("UPDATE documents SET indexed = 1 WHERE id = ? AND status = 'ok'", (document_id,))
-            if cur.rowcount == 0:
-                raise ValueError(f"there is no digitised document with id {document_id}")
+            for document_id in document_ids:
+                cur = conn.execute("UPDATE documents SET indexed = 1 WHERE id = ? AND status = 'ok'", (document_id,))
+                if cur.rowcount == 0:
+                    raise ValueError(f"there is no digitised document with id {document_id}")
 
     @mapped
     def mark_unindexed(self, document_id: int | None = None) -> int:

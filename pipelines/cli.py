@@ -119,6 +119,8 @@ examples:
                         "entries of the same document and patient, and is audited (redigitise); the patient's "
                         "reconciliations are made again. Costs a full OCR of each document")
     d.add_argument("--language", default="eng", help="Tesseract language(s), e.g. eng or eng+cym (default: eng)")
+    d.add_argument("--index-every", type=queue_command.documents_per_commit, metavar="N", help="commit the full-text index every N stored "
+                   "documents (and every 10 s); 1 commits each document (slower); default: 50")
     queue_command.add_digitise_options(d)
     d.set_defaults(run=cmd_digitise)
     register_search(sub, lambda value: _archive(value).resolve())
@@ -218,7 +220,8 @@ def cmd_digitise(args: argparse.Namespace, stdout) -> ExitCode:
     if args.queue:  # digitised by `lgd worker` processes through a Redis broker, stored here
         ingest = queue_command.queued_ingest(args, archive, options, for_terminal())
     else:
-        ingest = Ingest(archive, options, jobs=args.jobs, progress=for_terminal(), force=args.force)
+        ingest = Ingest(archive, options, jobs=args.jobs, progress=for_terminal(), force=args.force,
+                        grouping=queue_command.index_grouping(args))
     try:
         report = ingest.run(args.paths, manifest)
     finally:

@@ -2,9 +2,10 @@
 
 The steps for each document follow the paperless consumer: preflight (identity, format,
 checksum) happens in the main process before any OCR; digitising happens in a worker;
-storing (PDF/A by content hash, one catalogue transaction, the full-text index) happens
-back in the main process, one document at a time, so a crash or Ctrl-C loses at most the
-documents in flight and a re-run resumes where it stopped.
+storing (PDF/A by content hash, one catalogue transaction) happens back in the main process,
+one document at a time, so a crash or Ctrl-C loses at most the documents in flight and a re-run
+resumes where it stopped. The full-text index is committed for a group of stored documents at a
+time (index_group); a run indexes what an interrupted one catalogued but did not index.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from pipelines.display import printable
 from pipelines.identity import IdentityCode, Manifest, PatientId
 from pipelines.identity_match import printed_identity_disagrees, same_person
 from pipelines.ingest import records, worker
+from pipelines.ingest.index_group import Grouping, IndexGroup
 from pipelines.ingest.records import Outcome
 from pipelines.reindex import document_pages
 from pipelines.ingest.discover import NOT_FOUND, UNREADABLE, InputDoc, discover
@@ -109,7 +111,7 @@ def input_checksum(files: Sequence[Path]) -> tuple[str, int]:
 class Ingest:
     """One `lgd digitise` run against one archive."""
 
-    def __init__(self, archive: Path, options: DigitiseOptions, jobs: int, progress: ProgressSink | None = None, now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc), force: bool = False) -> None:
+    def __init__(self, archive: Path, options: DigitiseOptions, jobs: int, progress: ProgressSink | None = None, now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc), force: bool = False, grouping: Grouping = Grouping()) -> None:
         self.archive = archive
         self.options = options
         self.force = force  # read documents already in the archive again, replacing their reading
@@ -122,6 +124,7 @@ class Ingest:
         try:
             self.catalogue = Catalogue.open(archive)
             self.fulltext = FullText.open(archive)
+            self.index_group = IndexGroup(self.fulltext, self.catalogue, grouping)
         except BaseException:
             os.close(self._lock)
             raise
@@ -264,8 +267,7 @@ class Ingest:
         if old is not None and old.pdfa_path and old.pdfa_path != relpath and not any(
                 d.pdfa_path == old.pdfa_path for d in self.catalogue.documents(status="ok")):
             self.store.path(old.pdfa_path).unlink(missing_ok=True)  # the earlier reading's PDF/A, no longer named
-        self.fulltext.add_pages(records.page_docs(document_id, doc, scan))  # replaces the document's pages
-        self.catalogue.mark_indexed(document_id)
+        self.index_group.add(document_id, records.page_docs(document_id, doc, scan))  # replaces its pages when committed
         if old is None:
             self.catalogue.audit(self.actor, "digitise", doc.patient.nhs_number, source=doc.source,
                                  document_id=document_id, **read_by)
@@ -282,8 +284,23 @@ class Ingest:
     def reindex_leftovers(self) -> None:
         """Index documents that an interrupted run catalogued but did not index (no re-OCR)."""
         for row in self.catalogue.unindexed_documents():
-            self.fulltext.add_pages(document_pages(self.catalogue, row))
-            self.catalogue.mark_indexed(row.id)
+            self.index_group.add(row.id, document_pages(self.catalogue, row))
+        self.index_group.commit()
+
+    def commit_index(self, failing: bool = False) -> None:
+        """Commit the documents stored since the last index commit (at the end of a run, or when stopped).
+
+        With `failing` (another error is on its way out) a commit that fails too is logged, not
+        raised: the documents stay marked not indexed and the next run indexes them.
+        """
+        with _hold_ctrl_c():
+            try:
+                self.index_group.commit()
+            except (ArchiveError, OSError) as e:
+                if not failing:
+                    raise
+                log.warning("the full-text index was not committed (%s); the next `lgd digitise` on %s indexes "
+                            "the documents stored since its last commit", e, self.archive)
 
     # -- run ---------------------------------------------------------------------------
     def run(self, paths: Sequence[Path], manifest: Manifest | None) -> Report:
@@ -309,9 +326,13 @@ class Ingest:
                 todo.append(item)
         try:
             self._digitise_all(todo, report)
+        except BaseException:
+            self.commit_index(failing=True)
+            raise
         finally:
             self.progress.stop()
             report.warnings.extend(self.review)
+        self.commit_index()
         return report
 
     def _job(self, key: int, item: Preflighted) -> worker.Job:

@@ -29,6 +29,12 @@ def _seconds(value: str) -> float:
     return seconds
 
 
+def documents_per_commit(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 100_000:
+        raise argparse.ArgumentTypeError(f"wants a whole number of documents (1-100000), not {value!r}")
+    return int(value)
+
+
 def _port(value: str) -> int:
     if not value.isdigit() or not 1 <= int(value) <= 65535:
         raise argparse.ArgumentTypeError(f"wants a TCP port (1-65535), not {value!r}")
@@ -65,7 +71,16 @@ def queued_ingest(args: argparse.Namespace, archive: Path, options: DigitiseOpti
         metrics = Metrics("writer")
     store = (args.store or archive / STORE_IN_ARCHIVE).resolve()
     return QueuedIngest(archive, options, url=url, store=store, broker_timeout=args.broker_timeout,
-                        events=EventLog(args.log_json, "writer"), metrics=metrics, progress=progress, force=args.force)
+                        events=EventLog(args.log_json, "writer"), metrics=metrics, progress=progress, force=args.force,
+                        grouping=index_grouping(args))
+
+
+def index_grouping(args: argparse.Namespace):
+    """`--index-every N` as a Grouping (the default where a command has no such option)."""
+    from pipelines.ingest.index_group import Grouping
+
+    every = getattr(args, "index_every", None)
+    return Grouping() if every is None else Grouping(documents=every)
 
 
 def register(sub: argparse._SubParsersAction, archive_of: Callable[[str | None], Path]) -> None:

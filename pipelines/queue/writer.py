@@ -144,6 +144,7 @@ class QueuedIngest(Ingest):
             if self._store_ready(pending, items, report):
                 progressed = time.monotonic()
             else:
+                self.index_group.commit_if_due()  # the workers are slow: search need not wait for a full group
                 time.sleep(POLL)
             if not hinted and time.monotonic() - progressed > QUIET:
                 hinted = True
