@@ -22,6 +22,7 @@ from pipelines.search import open_catalogue
 from pipelines.service import review
 from pipelines.service.accounts import shell_who
 
+from . import cover_command
 from .run import Reconciliation, reconcile_patient
 from .settings import Settings
 
@@ -99,6 +100,9 @@ examples:
   lgd review --patient 9434765919 --omit 12-4 --reason "duplicate of the typed letter on page 5" --as dr.patel
   lgd review --patient 9434765919 --confirm 12-4 --as dr.jones
   lgd review --patient 9434765919 --history
+  lgd review --patient 9434765919 --events
+  lgd review --patient 9434765919 --cover-entry 5:2 --by 14 --reason "letter is attached in the record" --as dr.patel
+  lgd review --patient 9434765919 --clear-entry-cover 5:2 --reason "wrong event" --as dr.patel
 
 """ + EXIT_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -110,7 +114,8 @@ examples:
     force.add_argument("--clear", metavar="PAGE", help="remove the decision on this page (a clinician)")
     force.add_argument("--confirm", metavar="PAGE", help="confirm another clinician's omission of this page")
     force.add_argument("--history", action="store_true", help="list every override ever made for the patient")
-    v.add_argument("--reason", help="why (required with --include, --omit and --clear)")
+    cover_command.add_options(force, v)
+    v.add_argument("--reason", help="why (required with --include, --omit, --clear and the entry covers)")
     add_archive_option(v)
     v.add_argument("--json", action="store_true", help="print one JSON document")
     v.set_defaults(run=cmd_review, archive_of=archive_of)
@@ -230,6 +235,8 @@ def cmd_review(args: argparse.Namespace, stdout: TextIO) -> ExitCode:
     with open_catalogue(_archive(args)) as catalogue:
         if catalogue.patient(args.patient) is None:
             raise LgdError(f"NHS number {args.patient} is not in the archive", ExitCode.partial, "no_patient")
+        if (covered := cover_command.run(args, catalogue, stdout)) is not None:
+            return covered
         spec, decision = next(((s, d) for s, d in ((args.include, "include"), (args.omit, "omit"),
                                                      (args.clear, None)) if s), (None, None))
         if spec is not None or args.confirm:

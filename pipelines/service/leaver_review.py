@@ -63,12 +63,14 @@ def _pages(catalogue: Catalogue, nhs: str, run) -> list[dict[str, Any]]:
         p = planned.get((ref.document_id, ref.page))
         if p is None:
             continue
+        people = {c.entry: c for c in p.entry_covers}
         item: dict[str, Any] = {"number": ref.number, "id": ref.id, "source": ref.source, "page": ref.page,
                                 "kind": p.kind, "send": p.included, "decision": p.decision, "machine": p.machine,
                                 "reason": p.reason, "reason_code": p.reason_code,
                                 "omitted_because": None if p.included else omission(p).text,
                                 "entries": [{k: e.get(k) for k in ("date", "text", "status", "why", "evidence")}
-                                            for e in p.entries]}
+                                            | ({"covered_by": people[n].to_json()} if n in people else {})
+                                            for n, e in enumerate(p.entries)]}
         if p.override is not None and p.override.decision is not None:
             o = p.override
             item["override"] = {"decision": o.decision, "reason": o.reason, "by": o.actor, "at": o.at.isoformat(),

@@ -17,6 +17,7 @@ from typing import Any
 from index import Catalogue
 from index.coded import latest_coded_record
 from index.decisions import latest_reconciliation, overrides
+from index.entry_covers import entry_covers
 from index.rows import ReconciliationRow
 
 # Each part of the basis, and what it means to the reader when it differs from the signed-off one.
@@ -77,8 +78,17 @@ def basis_of(catalogue: Catalogue, nhs_number: str) -> Basis:
         "pages": _digest([(d.id, d.sha256, d.pdfa_path, d.page_count) for d in documents]),
         "decisions": _digest(None if run is None else
                              [run.coded_sha256, [(p.document_id, p.page, p.decision, p.reason_code) for p in run.pages]]),
-        "people": _digest([(o.id, o.decision, o.actor, o.confirmed_by) for o in people]),
+        "people": _digest(_people(people, entry_covers(catalogue, nhs_number))),
     })
+
+
+def _people(overrides_, covers) -> list:
+    """Every person's decision: overrides with confirmations, then entry covers (only when there are any,
+    so a sign-off made before entry covers existed keeps its fingerprint)."""
+    decided: list = [(o.id, o.decision, o.actor, o.confirmed_by) for o in overrides_]
+    if covers:
+        decided = [decided, [(c.id, c.actor, c.event is not None) for c in covers]]
+    return decided
 
 
 def run_is_current(catalogue: Catalogue, run: ReconciliationRow | None, rules_now: dict[str, Any]) -> str | None:

@@ -260,11 +260,18 @@ def _omitted_page(sheet: Sheet, page: PlannedPage) -> None:
     sheet.ln(4)
     sheet.heading(f"{page.source}, page {page.page}", 10.5)
     why = omission(page)
-    sheet.para(f"Reason: {why.text}", size=8.5, style="B" if why.kind == "clinician" else "")
+    sheet.para(f"Reason: {why.text}", size=8.5, style="B" if why.kind in ("clinician", "entries_covered") else "")
     if not page.entries:
         sheet.para("No dated entries were read on this page.", size=8.5)
-    for entry in page.entries:
+    people = {c.entry: c for c in page.entry_covers if c.event is not None}
+    for n, entry in enumerate(page.entries):
         _entry(sheet, entry)
+        if n in people:
+            c = people[n]
+            sheet.set_x(MARGIN + 22)
+            sheet.para(f"covered by {c.actor}'s choice: {c.event.display or '(no display)'} — "
+                       f"{system_name(c.event.system)} {c.event.code} — dated {c.event.date or 'undated'}: {c.reason}",
+                       size=8)
 
 
 def _entry(sheet: Sheet, entry: dict[str, Any]) -> None:

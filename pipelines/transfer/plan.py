@@ -13,9 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from index.catalogue import Catalogue
+from index.entry_covers import EntryCoverRow, covers_in_force, entry_covers
 from index.rows import Decision, DocumentRow, OverrideRow, PageRow, PatientRow, ReconciliationRow
 from pipelines.errors import ExitCode, LgdError
 from pipelines.identity import MAX_PARTS, number_ranges
@@ -52,6 +53,7 @@ class PlannedPage:
     kind: str = ""
     reason_code: str = ""  # reconciliation's stable code for `reason` ("" for runs stored before codes)
     reason_detail: dict = field(default_factory=dict)  # the counts `reason` was rendered from
+    entry_covers: tuple[EntryCoverRow, ...] = ()  # clinicians' covers of its entries in force, by entry
 
     @property
     def included(self) -> bool:
@@ -269,4 +271,10 @@ def plan_pack(catalogue: Catalogue, nhs_number: str, run: ReconciliationRow) -> 
         )
     documents = catalogue.documents(nhs_number)
     pages = {int(d.id): catalogue.pages(int(d.id)) for d in documents if d.status == "ok" and d.id is not None}
-    return make_plan(patient, documents, pages, run)
+    plan = make_plan(patient, documents, pages, run)
+    covers = covers_in_force(entry_covers(catalogue, nhs_number), run)
+    if not covers:
+        return plan
+    return replace(plan, pages=tuple(
+        replace(p, entry_covers=tuple(c for _, c in sorted(covers.get((p.document_id, p.page), {}).items())))
+        for p in plan.pages))

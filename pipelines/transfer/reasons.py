@@ -22,6 +22,7 @@ KINDS = {
     "blank": "blank",
     "rescan": "rescan of a page that is sent",
     "covered": "with every entry in the coded record",
+    "entries_covered": "with every entry in the coded record, some as a clinician named it (confirmed by a second)",
     "clinician": "by a clinician's decision",
     "recorded": "for the reason an older reconciliation run recorded",
     "other": "for another reason given by reconciliation",
@@ -39,6 +40,8 @@ class Omission:
 def omission(page: PlannedPage) -> Omission:
     """The reason `page` (an omitted page of the plan) is left out: the person's decision first, then the machine's code."""
     o = page.override
+    if o is not None and o.decision == "omit" and page.machine != "omit" and _covered_by_people(page):
+        return Omission("entries_covered", entries_covered(page))
     if o is not None and o.decision == "omit" and page.machine != "omit":
         was = ("it had no reconciliation decision" if page.machine is None else
                f"reconciliation had included it: {_machine_text(page)}")
@@ -49,6 +52,27 @@ def omission(page: PlannedPage) -> Omission:
     if o is not None and o.decision == "omit":
         text += f"; confirmed by {o.actor}'s decision on {day_text(o.at.date())}: {o.reason}"
     return Omission(kind, text)
+
+
+def _covered_by_people(page: PlannedPage) -> bool:
+    """The omission in force was proposed by a clinician's entry cover, and every entry is covered (by lgd or a person)."""
+    o = page.override
+    people = {c.entry for c in page.entry_covers}
+    return (o is not None and o.id in {c.override_id for c in page.entry_covers} and bool(page.entries)
+            and all(e.get("status") == "covered" or n in people for n, e in enumerate(page.entries)))
+
+
+def entries_covered(page: PlannedPage) -> str:
+    """'every entry covered: entry 2 by dr.a as Asthma (2019-03-04); entry 1 by lgd, confirmed by dr.b'."""
+    people = {c.entry: c for c in page.entry_covers}
+    named = [f"entry {n + 1} by {c.actor} as {c.event.display or c.event.code} ({c.event.date or 'undated'})"
+             for n, c in sorted(people.items()) if c.event is not None]
+    by_lgd = [str(n + 1) for n, e in enumerate(page.entries) if n not in people and e.get("status") == "covered"]
+    if by_lgd:
+        named.append(f"entr{'y' if len(by_lgd) == 1 else 'ies'} {', '.join(by_lgd)} by lgd (as reconciliation found, below)")
+    o = page.override
+    confirmed = f", confirmed by {o.confirmed_by}" if o is not None and o.confirmed_by else ", not yet confirmed"
+    return "every entry covered: " + "; ".join(named) + confirmed
 
 
 def _machine(page: PlannedPage) -> tuple[str, str]:
