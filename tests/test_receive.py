@@ -33,6 +33,7 @@ pytestmark = pytest.mark.skipif(shutil.which("7zz") is None, reason="7zz not ins
 PASSPHRASE = "correct horse battery staple orbit lantern"
 PASSWORD = "correct horse battery staple"
 PRACTICE = "Riverside Surgery"
+DESTINATION, MOVEMENT = "B82005", "PCSE-MOV-0042"
 
 
 def _empty_archive(folder: Path, accounts: dict[str, str]) -> Path:
@@ -51,6 +52,10 @@ def sent(digitised, tmp_path_factory):
     shutil.copytree(digitised.archive, archive)
     patient = json.loads(digitised.batch.index.read_text())["patients"][0]
     coded = digitised.batch.out / patient["coded"]["gp2gp"]
+    from pipelines.service import leavers
+
+    with Catalogue.open(archive, create=False) as catalogue:  # leaving for another practice: the pack says where
+        leavers.add(catalogue, Who("test-setup", Role.owner), patient["nhs_number"], DESTINATION, MOVEMENT)
     secret = root / "pass.txt"
     secret.write_text(PASSPHRASE + "\n")
     secret.chmod(0o600)
@@ -289,7 +294,7 @@ def test_a_pack_carries_signed_provenance_matching_the_catalogues_decisions_and_
     nhs = patient["nhs_number"]
     assert prov["patient"] == {"nhs_number": nhs, "name": patient["name"], "born": patient["dob"]}
     assert prov["sender"]["practice"] == PRACTICE and prov["sender"]["ods_code"] is None
-    assert prov["destination"] is None  # not on the leavers worklist
+    assert (prov["destination"]["ods_code"], prov["destination"]["movement_ref"]) == (DESTINATION, MOVEMENT)
     with Catalogue.open(pack.parent.parent / "archive", create=False) as catalogue:
         row = packs(catalogue, nhs)[-1]
         run = latest_reconciliation(catalogue, nhs)
@@ -409,6 +414,7 @@ def test_a_clerk_receives_a_pack_in_the_browser_and_sees_its_signed_provenance(s
         f"received-{listed['document_id']}").text_content().split())
     assert f"Pack {listed['sender']['pack_id']} ({listed['sender']['pack_uuid']})" in shown
     assert f"by {listed['sender']['built_by']}" in shown and "signed provenance" in shown
+    assert f"Sent to {DESTINATION}, movement reference {MOVEMENT}" in shown
     with Catalogue.open(archive, create=False) as catalogue:
         (audit,) = catalogue.audit_log(nhs_number=nhs, action="receive_pack")
     assert audit.detail["pack_file"] == "uploaded lgd-pack.7z" and PASSPHRASE not in json.dumps(audit.detail)

@@ -1,4 +1,9 @@
-"""Read what a verified pack's PDF says about itself: the cover's facts, the omitted pages and each page's part.
+"""Old packs only: read what a verified pack's PDF says about itself: the cover's facts, the omitted pages, each page's part.
+
+Packs now carry the same facts as signed data (provenance.json, read by receive_provenance);
+this reader is kept only for packs made before that, which have nothing else, and is not to
+grow (issue 9: no module parses another's sentences). `PackPagePart` and `strip_pixels` serve
+both kinds of pack.
 
 A pack carries its decisions for people, not for programs: the cover sheet (patient, sending
 practice, the coded record checked against), the index of omitted pages with each reason and the
@@ -95,10 +100,6 @@ class PackReading:
     @property
     def born(self) -> dt.date | None:
         return day(self.cover.get("born"))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"cover": dict(self.cover), "omitted": [o.to_json() for o in self.omitted],
-                "pages": [p.to_json() for p in self.parts], "texts": dict(self.texts)}
 
 
 def day(text: str | None) -> dt.date | None:
