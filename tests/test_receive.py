@@ -300,7 +300,7 @@ def test_a_pack_carries_signed_provenance_matching_the_catalogues_decisions_and_
         run = latest_reconciliation(catalogue, nhs)
         sources = {d.id: d.source for d in catalogue.documents(nhs)}
     # The pack names the catalogue's own row for it, and the row the pack's uuid.
-    assert (prov["pack"]["id"], prov["pack"]["uuid"]) == (row.id, row.detail["uuid"])
+    assert (prov["pack"]["id"], prov["pack"]["uuid"]) == (row.id, row.detail["uuid"]) and row.id == built["pack_id"]
     assert prov["sender"]["built_by"] == row.actor and prov["reconciliation"]["run"] == run.id
     assert prov["reconciliation"]["coded"]["sha256"] == built["reconciliation"]["coded_sha256"]
     assert prov["reconciliation"]["rules"]["fingerprint"] == run.settings["fingerprint"]
@@ -423,3 +423,25 @@ def test_a_clerk_receives_a_pack_in_the_browser_and_sees_its_signed_provenance(s
                        fingerprint}, headers={"x-csrf-token": clerk.cookies.get("lgd_csrf")})
     assert again.status_code == 201 and again.json()["status"] == "already_received"
     assert again.json()["link"] == f"/patients/{nhs}"
+
+
+def test_a_signed_provenance_that_is_not_lgds_or_contradicts_the_manifest_is_refused():
+    from pipelines.transfer.provenance import ProvenanceInvalid, read_provenance
+
+    manifest = {"patient": "9434765919", "files": [{"name": "pack.pdf", "sha256": "ab" * 32}]}
+    good = {"schema": "lgd-pack-provenance", "version": 1, "pack": {"id": 3, "uuid": "u", "pack_pdf_sha256": "ab" * 32},
+            "sender": {"practice": "X"}, "patient": {"nhs_number": "9434765919", "name": "A", "born": "1950-01-02"},
+            "reconciliation": {"coded": {"sha256": "cd" * 32}},
+            "record_pages": [{"source": "a.pdf", "page": 1, "decision": "sent"}],
+            "pack_pages": [{"pack_page": 1, "part": "cover"}, {"pack_page": 2, "part": "record", "source": "a.pdf",
+                                                                "page": 1}]}
+    assert read_provenance(json.dumps(good).encode(), manifest)["pack"]["id"] == 3
+    for bad, why in ((good | {"version": 2}, "newer lgd"),
+                     (good | {"patient": {"nhs_number": "9434765927"}}, "the signed manifest for 9434765919"),
+                     (good | {"pack": good["pack"] | {"pack_pdf_sha256": "ef" * 32}}, "another pack.pdf"),
+                     (good | {"pack_pages": [{"pack_page": 2, "part": "cover"}]}, "not a page of the pack"),
+                     (good | {"record_pages": [{"source": "a.pdf", "decision": "maybe"}]}, "without a source and a"),
+                     (good | {"patient": good["patient"] | {"name": ["A"]}}, "patient.name is not text"),
+                     (good | {"patient": good["patient"] | {"born": "15-Jun-1935"}}, "is not a date")):
+        with pytest.raises(ProvenanceInvalid, match=why):
+            read_provenance(json.dumps(bad).encode(), manifest)

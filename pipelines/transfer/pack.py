@@ -122,6 +122,8 @@ class PackResult:
             "granularity": self.granularity,
             "missing_parts": list(plan.missing_parts),
         }
+        if self.pack_id is not None:  # the catalogue's row; a media pack's provenance.json names it too
+            out["pack_id"] = self.pack_id
         if doc.excerpts is not None:
             out["excerpts"] = doc.excerpts.to_json()
         if doc.electronic is not None:

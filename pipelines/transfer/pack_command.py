@@ -32,7 +32,9 @@ EXIT_HELP = """exit codes:
        key is not the one that signed earlier packs (signing_key_changed: see lgd key --help)"""
 
 LAYOUT_HELP = """what --out holds (a folder; names carry no patient data where the media travel):
-  7z     OUT/lgd-pack.7z: AES-256, encrypted headers; inside pack.pdf, manifest.json, manifest.sig
+  7z     OUT/lgd-pack.7z: AES-256, encrypted headers; inside pack.pdf, provenance.json (every
+         page's decision and reason code, the evidence, who built the pack: for lgd receive),
+         manifest.json (signs both), manifest.sig
   iso    OUT/lgd-pack-001.iso (-002, ... split to fit --media): ISO 9660 + Joliet + UDF,
          each holding README.TXT, SHA256SUMS.TXT and the encrypted archive (or its part)
   usb    OUT/ itself laid out like a disc: README.TXT, SHA256SUMS.TXT, lgd-pack.7z

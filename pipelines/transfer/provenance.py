@@ -148,6 +148,15 @@ def read_provenance(data: bytes, manifest: dict[str, Any]) -> dict[str, Any]:
     for p in doc["record_pages"]:
         if not isinstance(p, dict) or p.get("decision") not in ("sent", "omitted") or not isinstance(p.get("source"), str):
             raise ProvenanceInvalid(f"{NAME} lists a record page without a source and a decision")
+    strings = {"patient.name": doc["patient"].get("name"), "sender.practice": doc["sender"].get("practice"),
+               "sender.ods_code": doc["sender"].get("ods_code"), "sender.built_by": doc["sender"].get("built_by"),
+               "pack.uuid": doc["pack"].get("uuid")}
+    for where, value in strings.items():
+        if value is not None and not isinstance(value, str):
+            raise ProvenanceInvalid(f"{NAME}'s {where} is not text")
+    if not isinstance(doc["pack"].get("id"), (int, type(None))) or not isinstance(
+            doc["reconciliation"].get("coded"), (dict, type(None))):
+        raise ProvenanceInvalid(f"{NAME}'s pack id or coded record is not what lgd writes")
     born = doc["patient"].get("born")
     if born is not None:
         try:
