@@ -13,14 +13,20 @@ import json
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from index import ArchiveStore, Catalogue
 from pipelines.actor import free_text
 from pipelines.errors import ExitCode, LgdError, NotFound
 from pipelines.service.access import Permission, Who
+
+if TYPE_CHECKING:  # run.py imports OCR; only the retry's caller needs it
+    from pipelines.identity import Manifest
+    from pipelines.ingest.records import Outcome
+    from pipelines.ingest.run import Report
 
 _ID = re.compile(r"[0-9]{8}T[0-9]{6}-[A-Za-z0-9._ ()\[\]-]+")
 _NUMBERED = re.compile(r"^\d{4}-")
@@ -133,3 +139,53 @@ def failed_nhs_number(catalogue: Catalogue, source: str) -> str | None:
     """The NHS number the failed input was given (by name, folder or manifest), when the catalogue knows it."""
     rows = [r for r in catalogue.documents(status="failed") if r.source == source and r.nhs_number]
     return rows[-1].nhs_number if rows else None
+
+
+@dataclass(frozen=True, slots=True)
+class Retried:
+    item: Quarantined
+    outcome: Outcome | None  # None: the run was stopped before the input was done
+    interrupted: bool
+
+    @property
+    def status(self) -> str:
+        return self.outcome.status if self.outcome else "interrupted"
+
+    def as_json(self) -> dict[str, Any]:
+        o = self.outcome
+        return {"id": self.item.id, "action": "retried", "source": self.item.source, "outcome": self.status,
+                "reason": o.reason if o else "", "code": o.code if o else ""}
+
+
+def retry(archive: Path, who: Who, entry_id: str, reason: str,
+          digitise: Callable[[Path, Manifest | None], Report]) -> Retried:
+    """Digitise a quarantined input again with `digitise(input, manifest)` (the caller's local or queued run),
+    audit it with the reason, and remove the entry once the input has had its turn (stored, or quarantined
+    again under a new id). `lgd quarantine retry` and `lgd serve`'s work page both call this."""
+    from pipelines.identity import read_manifest
+    from pipelines.search import open_catalogue
+
+    store = ArchiveStore(archive)
+    with open_catalogue(archive) as catalogue:
+        reason = check(who, reason)
+        item = find(store, entry_id)
+        nhs = failed_nhs_number(catalogue, item.source)
+    work, target = rebuild_input(store, item)
+    try:
+        manifest = None
+        if nhs is not None:  # the identity it was given (perhaps by a manifest row), not one guessed anew
+            csv = target.parent / "metadata.csv"
+            csv.write_text(f"FILEPATH,NHS-NO\n\"{target.name.replace(chr(34), chr(34) * 2)}\",{nhs}\n", encoding="utf-8")
+            manifest = read_manifest(csv)
+        report = digitise(target, manifest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    done = Retried(item, report.outcomes[-1] if report.outcomes else None, report.interrupted)
+    with open_catalogue(archive) as catalogue:
+        catalogue.audit(who.name, "quarantine_retry", done.outcome.nhs_number if done.outcome else None,
+                        **who.audit_detail(), quarantine=item.id, source=item.source, code=item.code, reason=reason,
+                        outcome=done.status,
+                        new_reason=done.outcome.reason if done.outcome and done.outcome.status == "failed" else None)
+    if done.outcome is not None:
+        remove(store, item)
+    return done

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -61,42 +60,21 @@ def cmd_quarantine(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
             item = q.discard(catalogue, store, who, args.id, args.reason)
             _done(args, stdout, {"id": item.id, "action": "discarded", "source": item.source})
             return ExitCode.ok
-        reason = q.check(who, args.reason)
-        item = q.find(store, args.id)
-        nhs = q.failed_nhs_number(catalogue, item.source)
+        q.check(who, args.reason)
     if who.role is not Role.owner:
         actor.act_as(who.name)
-    work, target = q.rebuild_input(store, item)
-    try:
-        report = _digitise(args, archive, target, nhs)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    outcome = report.outcomes[-1] if report.outcomes else None
-    status = outcome.status if outcome else "interrupted"
-    with open_catalogue(archive) as catalogue:
-        catalogue.audit(who.name, "quarantine_retry", outcome.nhs_number if outcome else None, **who.audit_detail(),
-                        quarantine=item.id, source=item.source, code=item.code, reason=reason, outcome=status,
-                        new_reason=outcome.reason if outcome and outcome.status == "failed" else None)
-    if outcome is not None:  # stored, or quarantined again under a new id: the old entry has had its turn
-        q.remove(store, item)
-    _done(args, stdout, {"id": item.id, "action": "retried", "source": item.source, "outcome": status,
-                         "reason": outcome.reason if outcome else "", "code": outcome.code if outcome else ""})
-    if report.interrupted:
+    done = q.retry(archive, who, args.id, args.reason, lambda target, manifest: _digitise(args, archive, target, manifest))
+    _done(args, stdout, done.as_json())
+    if done.interrupted:
         return ExitCode.interrupted
-    return ExitCode.ok if status in ("ok", "skipped") else ExitCode.partial
+    return ExitCode.ok if done.status in ("ok", "skipped") else ExitCode.partial
 
 
-def _digitise(args: argparse.Namespace, archive: Path, target: Path, nhs: str | None):
+def _digitise(args: argparse.Namespace, archive: Path, target: Path, manifest):
     from digitise.options import DigitiseOptions
-    from pipelines.identity import read_manifest
     from pipelines.ingest.run import Ingest
     from pipelines.progress import for_terminal
 
-    manifest = None
-    if nhs is not None:  # the identity it was given (perhaps by a manifest row), not one guessed anew
-        csv = target.parent / "metadata.csv"
-        csv.write_text(f"FILEPATH,NHS-NO\n\"{target.name.replace(chr(34), chr(34) * 2)}\",{nhs}\n", encoding="utf-8")
-        manifest = read_manifest(csv)
     options = DigitiseOptions()
     if args.queue:
         from pipelines.queue.command import queued_ingest

@@ -111,7 +111,7 @@ def input_checksum(files: Sequence[Path]) -> tuple[str, int]:
 class Ingest:
     """One `lgd digitise` run against one archive."""
 
-    def __init__(self, archive: Path, options: DigitiseOptions, jobs: int, progress: ProgressSink | None = None, now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc), force: bool = False, grouping: Grouping = Grouping()) -> None:
+    def __init__(self, archive: Path, options: DigitiseOptions, jobs: int, progress: ProgressSink | None = None, now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc), force: bool = False, grouping: Grouping = Grouping(), actor: str | None = None) -> None:
         self.archive = archive
         self.options = options
         self.force = force  # read documents already in the archive again, replacing their reading
@@ -128,7 +128,7 @@ class Ingest:
         except BaseException:
             os.close(self._lock)
             raise
-        self.actor = current_actor()
+        self.actor = actor or current_actor()  # the web service names its signed-in user
         self.review: list[str] = []  # documents whose envelope reads another identity (a person checks)
 
     def close(self) -> None:
