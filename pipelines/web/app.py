@@ -29,7 +29,7 @@ from pipelines.search import open_catalogue
 from pipelines.service import accounts, audit, notes, review
 from pipelines.service.access import Who
 
-from . import entry_cover_api, leavers_api, pages, receive_pages
+from . import entry_cover_api, leavers_api, pages, receive_pages, work_pages
 from .auth import (CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, SESSION_IDLE_SECONDS, LoginThrottle, Sessions, bearer,
                    check_csrf, client_address)
 from .leavers_views import MAX_UPLOAD
@@ -71,7 +71,7 @@ class Service:
             yield catalogue, fulltext
 
 
-def create_app(archive: Path, oidc: OidcConfig | None = None) -> FastAPI:
+def create_app(archive: Path, oidc: OidcConfig | None = None, queue: str | None = None) -> FastAPI:
     service = Service(Path(archive), oidc=Oidc(oidc) if oidc else None)
     open_catalogue(service.archive).close()  # refuse at start, not at the first request, an archive that is not there
     app = FastAPI(title="lgd", version=lgd_version(), openapi_url="/api/v1/openapi.json", docs_url=None,
@@ -83,6 +83,7 @@ def create_app(archive: Path, oidc: OidcConfig | None = None) -> FastAPI:
     pages.register(app, service)  # the browser's pages (pages.py) beside the API
     leavers_api.register(app, service, _who)  # /api/v1/leavers (leavers_api.py)
     receive_pages.register(app, service, _who)  # /receive and /api/v1/received-packs (receive_pages.py)
+    work_pages.register(app, service, _who, queue)  # /work and /api/v1/work: the queue and quarantine (work_pages.py)
     entry_cover_api.register(app, service, _who)  # /api/v1/patients/{nhs}/entry-covers (entry_cover_api.py)
     return app
 

@@ -35,6 +35,10 @@ def register(sub, archive_of) -> None:
     s.add_argument("--allow-remote", action="store_true",
                    help="listen on a non-loopback address (patient data without TLS crosses the network: "
                         "only on a trusted segment or with TLS in front)")
+    s.add_argument("--queue", metavar="URL", default=os.environ.get("LGD_QUEUE"),
+                   help="the digitising queue's Redis broker (redis://HOST:6379/0): /work shows its queued, running "
+                        "and finished documents, pages per hour and workers (default: $LGD_QUEUE; without it /work "
+                        "shows the quarantine and recent digitise runs)")
     sso = s.add_argument_group("single sign-on (OpenID Connect: NHS CIS2 or the practice's identity provider)")
     sso.add_argument("--oidc-issuer", metavar="URL", default=os.environ.get("LGD_OIDC_ISSUER"),
                      help="the provider's issuer URL (its /.well-known/openid-configuration is read); "
@@ -81,7 +85,12 @@ def serve(args: argparse.Namespace, archive: Path) -> ExitCode:
                        "(put a TLS reverse proxy in front)", ExitCode.usage, "remote_refused")
     if not 1 <= args.port <= 65535:
         raise LgdError(f"--port {args.port} is not a port number")
-    app = create_app(archive, oidc_config(args))
+    queue = None
+    if args.queue:
+        from pipelines.queue.tracker import check_url
+
+        queue = check_url(args.queue)
+    app = create_app(archive, oidc_config(args), queue)
     print(f"lgd serve: {archive} at http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr)
     uvicorn.run(app, host=args.host, port=args.port, proxy_headers=True,
                 forwarded_allow_ips=args.forwarded_allow_ips, log_level="warning", server_header=False)
