@@ -8,6 +8,7 @@ import datetime as dt
 import hashlib
 import json
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,14 @@ import pytest
 from index import Catalogue
 from index.decisions import latest_reconciliation
 from index.entry_covers import CoveredBy, EntryCoverRow, covers_in_force, entry_sha256
-from index.rows import PageDecisionRow, ReconciliationRow
+from index.rows import OverrideRow, PageDecisionRow, ReconciliationRow
 from pipelines.service import leaver_review, leavers
 from pipelines.service.access import Role, Who
 from pipelines.service.accounts import issue_token
 from pipelines.service.entry_cover import COVER_WINDOW_DAYS, date_gap
 from pipelines.service.review import patient_pages
+from pipelines.transfer.plan import PlannedPage, _with_covers
+from pipelines.transfer.reasons import omission
 from tests.conftest import copy_with_accounts, run_lgd
 
 ACCOUNTS = {"admin": "practice-admin", "dr.a": "clinician", "dr.b": "clinician", "clerk": "clerk"}
@@ -168,13 +171,22 @@ def test_a_cover_holds_only_for_the_entry_as_read_and_the_record_it_named():
                           CoveredBy(record, "http://snomed.info/sct", "38102005", "Cholecystectomy", "1991-07-10"),
                           None, "coded at discharge", "dr.a", dt.datetime(2026, 12, 3))
     assert covers_in_force([cover], run) == {(1, 8): {0: cover}}
-    reread = ReconciliationRow(**{**{f: getattr(run, f) for f in run.__dataclass_fields__},
-                                  "pages": (PageDecisionRow(1, 8, "include", "", ({**entry, "text": "I saw Mrs Ward"},)),)})
+    reread = replace(run, pages=(PageDecisionRow(1, 8, "include", "", ({**entry, "text": "I saw Mrs Ward"},)),))
     assert covers_in_force([cover], reread) == {}  # the entry reads otherwise: void
-    other = ReconciliationRow(**{**{f: getattr(run, f) for f in run.__dataclass_fields__}, "coded_sha256": "b" * 64})
+    other = replace(run, coded_sha256="b" * 64)
     assert covers_in_force([cover], other) == {}  # checked against another coded record: void
-    cleared = EntryCoverRow(**{**{f: getattr(cover, f) for f in cover.__dataclass_fields__}, "id": 2, "event": None})
+    cleared = replace(cover, id=2, event=None)
     assert covers_in_force([cover, cleared], run) == {}
+    # An omission the covers proposed goes back to the machine's decision (sent) once they no longer hold.
+    decided = OverrideRow(7, "9994047868", 1, 8, "omit", "every entry covered", "dr.a", dt.datetime(2026, 12, 3), True,
+                          "dr.b", dt.datetime(2026, 12, 3))
+    page = PlannedPage(1, "record.pdf", 8, "pdf/x.pdf", "omit", "include", "1 paper-only of 1 entries", (entry,),
+                       decided, "letter", "entries_not_covered", {"entries": 1, "paper-only": 1})
+    held = _with_covers(page, {0: replace(cover, override_id=7)}, {7})
+    assert held.decision == "omit" and omission(held).kind == "entries_covered"
+    assert "entry 1 by dr.a as Cholecystectomy (1991-07-10)" in omission(held).text
+    void = _with_covers(page, {}, {7})
+    assert void.decision == "include" and void.override is None and "no longer holds" in void.reason
     # Dates at their precision: a month overlaps its days; years apart is another episode.
     assert date_gap("1991-07", "1991-07-10") == 0 and date_gap("1991-07-10", None) is None
     assert date_gap("1991-07-10", "1993-07-10") > COVER_WINDOW_DAYS

@@ -272,9 +272,26 @@ def plan_pack(catalogue: Catalogue, nhs_number: str, run: ReconciliationRow) -> 
     documents = catalogue.documents(nhs_number)
     pages = {int(d.id): catalogue.pages(int(d.id)) for d in documents if d.status == "ok" and d.id is not None}
     plan = make_plan(patient, documents, pages, run)
-    covers = covers_in_force(entry_covers(catalogue, nhs_number), run)
-    if not covers:
+    rows = entry_covers(catalogue, nhs_number)
+    if not rows:
         return plan
-    return replace(plan, pages=tuple(
-        replace(p, entry_covers=tuple(c for _, c in sorted(covers.get((p.document_id, p.page), {}).items())))
-        for p in plan.pages))
+    covers = covers_in_force(rows, run)
+    proposed = {c.override_id for c in rows if c.override_id is not None}
+    return replace(plan, pages=tuple(_with_covers(p, covers.get((p.document_id, p.page), {}), proposed)
+                                     for p in plan.pages))
+
+
+def _with_covers(page: PlannedPage, held: Mapping[int, EntryCoverRow], proposed: set[int]) -> PlannedPage:
+    """The page with its entry covers; an omission they proposed that they no longer complete is not in force.
+
+    A re-run may read an entry otherwise or check against a new coded record, voiding its cover;
+    the page then goes back to the machine's decision (sent), never left out on covers that no longer hold.
+    """
+    page = replace(page, entry_covers=tuple(c for _, c in sorted(held.items())))
+    o = page.override
+    complete = bool(page.entries) and all(e.get("status") == "covered" or n in held for n, e in enumerate(page.entries))
+    if o is None or o.decision != "omit" or o.id not in proposed or complete or page.machine == "omit":
+        return page
+    return replace(page, decision="include", override=None,
+                   reason=f"{page.reason} (the omission {o.actor} proposed by covering its entries no longer holds: "
+                          "an entry reads otherwise or the coded record changed)")
