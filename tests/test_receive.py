@@ -445,3 +445,31 @@ def test_a_signed_provenance_that_is_not_lgds_or_contradicts_the_manifest_is_ref
                      (good | {"patient": good["patient"] | {"born": "15-Jun-1935"}}, "is not a date")):
         with pytest.raises(ProvenanceInvalid, match=why):
             read_provenance(json.dumps(bad).encode(), manifest)
+
+
+def test_an_uploaded_zip_is_opened_to_the_pack_inside_and_refused_when_it_is_not_one(sent, tmp_path):
+    import zipfile
+
+    from pipelines.errors import LgdError
+    from pipelines.service.receiving import _unzipped, upload_name
+    from pipelines.transfer.verify import trusted_keys, verify
+
+    pack, _, fingerprint, _, _ = sent
+    assert [upload_name(n) for n in ("lgd-pack-7.zip", "LGD-PACK-001.ISO", "lgd-pack.7z.001")] == [
+        "upload.zip", "lgd-pack-001.iso", "lgd-pack.7z"]
+    with pytest.raises(LgdError, match="is not a pack"):
+        upload_name("record.pdf")
+    good = tmp_path / "good" / "upload.zip"
+    good.parent.mkdir()
+    with zipfile.ZipFile(good, "w") as z:  # as the leavers page downloads a pack of several files
+        z.write(pack, "lgd-pack.7z")
+    inside = _unzipped(good)
+    assert inside.name == "lgd-pack.7z" and verify(inside, PASSPHRASE, trusted_keys(None, None, fingerprint)).ok
+    for name in ("../lgd-pack.7z", "a/b/lgd-pack.7z", ".hidden"):
+        bad = tmp_path / name.replace("/", "_") / "upload.zip"
+        bad.parent.mkdir()
+        with zipfile.ZipFile(bad, "w") as z:
+            z.writestr(name, b"x")
+        with pytest.raises(LgdError, match="not a name lgd gives"):
+            _unzipped(bad)
+        assert not (tmp_path / "lgd-pack.7z").exists()
