@@ -119,6 +119,8 @@ def test_a_covered_entry_makes_an_omission_two_clinicians_share(case, tmp_path):
                 "the hospital letter is in the coded record", "--json", who="dr.a")
     assert done.returncode == 0, done.stderr
     assert done.json["omission"] == "proposed" and done.json["event"]["code"] == chosen["code"]
+    listed = _lgd(archive, nhs, "--entries", str(number), "--json", who="clerk").json["entries"][entry - 1]
+    assert listed["status"] != "covered" and listed["covered_by"]["by"] == "dr.a"
     waiting = _page(archive, nhs, page_id)
     assert waiting["decision"] == "include" and waiting["awaiting_confirmation"]["by"] == "dr.a"
     with Catalogue.open(archive, create=False) as catalogue:

@@ -8,6 +8,7 @@ import os
 from typing import TextIO
 
 from index import Catalogue
+from pipelines.display import elide
 from pipelines.errors import ExitCode, LgdError
 from pipelines.service import entry_cover
 from pipelines.service.accounts import shell_who
@@ -16,6 +17,8 @@ from pipelines.service.accounts import shell_who
 def add_options(group: argparse._MutuallyExclusiveGroup, parser: argparse.ArgumentParser) -> None:
     group.add_argument("--events", action="store_true",
                        help="list the patient's latest coded record's events, numbered as --by takes them")
+    group.add_argument("--entries", metavar="PAGE",
+                       help="list a page's entries, numbered as PAGE:ENTRY names them, with lgd's status and covers")
     group.add_argument("--cover-entry", metavar="PAGE:ENTRY",
                        help="mark an entry lgd could not match as covered by the coded event --by (a clinician); when "
                             "it completes the page, the page's omission awaits a second clinician's --confirm")
@@ -33,6 +36,16 @@ def run(args: argparse.Namespace, catalogue: Catalogue, stdout: TextIO) -> ExitC
                          f"  [{e['type']}]" for e in listing["events"]) or "the coded record holds no events"
         _emit(args.json, stdout, listing, f"coded record {listing['coded_sha256'][:16]}... ({listing['format']})\n"
                                           + text)
+        return ExitCode.ok
+    if args.entries:
+        page = entry_cover.page_entries(catalogue, _who(catalogue, args), args.patient, args.entries)
+        lines = [f"page {page['number']} ({page['id']}): lgd would {page['machine_decision']} it: {page['reason']}"]
+        for e in page["entries"]:
+            c = e["covered_by"]
+            cover = f"  [covered by {c['by']} as {c['event']['display']} ({c['event']['date']})]" if c else ""
+            lines.append(f"{e['entry']:>3}  {e['date'] or 'undated':10}  {e['status']:10}  "
+                         f"{elide(' '.join((e['text'] or '').split()), 70)}{cover}")
+        _emit(args.json, stdout, page, "\n".join(lines))
         return ExitCode.ok
     spec = args.cover_entry or args.clear_entry_cover
     if spec is None:

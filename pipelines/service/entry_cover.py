@@ -242,6 +242,19 @@ def clear_entry_cover(catalogue: Catalogue, who: Who, nhs_number: str, page_ref:
                         f"entry {entry} not covered")
 
 
+def page_entries(catalogue: Catalogue, who: Who, nhs_number: str, page_ref: str) -> dict[str, Any]:
+    """One page's entries, numbered as PAGE:ENTRY names them, with lgd's status and any clinician's cover in force."""
+    who.require(Permission.view)
+    page = review.resolve(catalogue, nhs_number, page_ref)
+    run, row = _decided(catalogue, nhs_number, page)
+    held = covers_in_force(entry_covers(catalogue, nhs_number), run).get((page.document_id, page.page), {})
+    return {"id": page.id, "number": page.number, "source": page.source, "page": page.page, "machine_decision": row.decision,
+            "reason": row.reason, "reason_code": row.reason_code,
+            "entries": [{"entry": n, "date": e.get("date"), "status": e.get("status"), "why": e.get("why"),
+                         "text": e.get("text"), "covered_by": held[n - 1].to_json() if n - 1 in held else None}
+                        for n, e in enumerate(row.entries, 1)]}
+
+
 def page_covers(catalogue: Catalogue, nhs_number: str) -> dict[tuple[int, int], dict[int, Any]]:
     """The covers in force against the latest run, per page and entry (0-based): what the review and the cover show."""
     return covers_in_force(entry_covers(catalogue, nhs_number), latest_reconciliation(catalogue, nhs_number))

@@ -23,6 +23,7 @@ from index import Catalogue
 from index import leavers as store
 from index.coded import latest_coded_record
 from index.decisions import latest_overrides, latest_reconciliation, overrides
+from index.entry_covers import entry_covers
 from pipelines.actor import free_text
 from pipelines.errors import ExitCode, LgdError, NotFound, NotPermitted
 
@@ -123,6 +124,7 @@ def view(catalogue: Catalogue, row: store.LeaverRow) -> Leaver:
     if stored is State.reconciled:
         since = [o for o in overrides(catalogue, row.nhs_number) if o.at >= row.since
                  or (o.confirmed_at is not None and o.confirmed_at >= row.since)]
+        since += [c for c in entry_covers(catalogue, row.nhs_number) if c.at >= row.since]
         if since:
             return Leaver(row, State.in_review, (f"{len(since)} decision(s) by people since reconciliation", *hint))
     return Leaver(row, stored, hint)
