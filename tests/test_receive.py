@@ -348,7 +348,7 @@ def test_an_old_pack_without_provenance_still_verifies_and_is_read_from_its_cove
     from pipelines.transfer.signing import FileEntry, build_manifest, load_private
     from pipelines.transfer.verify import trusted_keys, verify
 
-    pack, _, fingerprint, patient, built = sent
+    pack, secret, fingerprint, patient, built = sent
     manifest = _opened(sent, tmp_path / "open")
     folder = tmp_path / "open"
     (folder / "provenance.json").unlink()
@@ -358,12 +358,21 @@ def test_an_old_pack_without_provenance_still_verifies_and_is_read_from_its_cove
     data, signature = build_manifest(fields, [FileEntry("pack.pdf", pdf.stat().st_size, sha256_file(pdf))], key)
     (folder / "manifest.json").write_bytes(data)
     (folder / "manifest.sig").write_bytes(signature)
-    result = verify(_repacked(folder, tmp_path / "lgd-pack.7z"), PASSPHRASE, trusted_keys(None, None, fingerprint))
+    old = _repacked(folder, tmp_path / "lgd-pack.7z")
+    result = verify(old, PASSPHRASE, trusted_keys(None, None, fingerprint))
     assert result.ok, result.problems
     said = said_by_pack(folder, result.manifest)
     assert said.source == COVER_TEXT and said.nhs_number == patient["nhs_number"]
     assert said.sender["practice"] == PRACTICE and said.sender["pack_id"] is None
     assert len(said.omitted) == built["pages_omitted"] and all(o["reason"] for o in said.omitted)
+    # Received end to end, it says where the sender's facts came from.
+    archive = _empty_archive(tmp_path / "receiver", {"clerk1": "clerk"})
+    done = run_lgd("receive", old, "--passphrase-file", secret, "--fingerprint", fingerprint, "--archive", archive,
+                   "--as", "clerk1", "--json")
+    assert done.returncode == 0, done.stderr
+    assert done.json["provenance"] == COVER_TEXT and done.json["sender"]["practice"] == PRACTICE
+    assert done.json["record_pages"] == built["pages_included"]
+    assert done.json["pages_omitted_by_sender"] == built["pages_omitted"]
 
 
 def _signed_in(archive: Path, name: str) -> TestClient:
