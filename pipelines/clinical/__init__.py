@@ -36,7 +36,7 @@ def fingerprint() -> str:
     for name in sorted({*CONCEPT_FILES, AMBIGUOUS_FILE, "codes.tsv"}):
         path = DEFAULT_FOLDER / name
         h.update(name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"absent"))
-    for module in ("reading.py", "evidence.py", "lexicon.py"):
+    for module in ("reading.py", "evidence.py", "lexicon.py", "units.py"):
         h.update((Path(__file__).with_name(module)).read_bytes())
     h.update(lgd_version().encode())
     return h.hexdigest()
