@@ -411,7 +411,8 @@ def test_a_clerk_receives_a_pack_in_the_browser_and_sees_its_signed_provenance(s
     nhs = patient["nhs_number"]
     assert page.get_element_by_id("patient-link").get("href") == f"/patients/{nhs}"
     said = " ".join(page.get_element_by_id("provenance").text_content().split())
-    assert PRACTICE in said and "the pack's signed provenance" in said and fingerprint in said
+    assert PRACTICE in said and "the pack's signed provenance" in said
+    assert f"fingerprint {fingerprint} typed by clerk1 in lgd serve" in said  # who vouched for the key
     assert all(c == "passed" for c in page.xpath("//table[@class='checks']/tbody/tr/td[1]/text()"))
     assert not list((archive / "tmp").glob("upload-pack-*"))
     # The list (JSON) and the patient's page show who sent it, who built it and the sender's pack id.

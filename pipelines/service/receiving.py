@@ -25,7 +25,7 @@ from index import ArchiveStore, Catalogue
 from index.received import all_received, received_signers
 from pipelines.errors import ExitCode, LgdError
 from pipelines.transfer.media import ARCHIVE_NAME
-from pipelines.transfer.signing import SAFE_NAME
+from pipelines.transfer.signing import SAFE_NAME, TrustedKeys, normalise_fingerprint
 
 from .access import Permission, Who
 from .received import pack_provenance
@@ -63,8 +63,11 @@ def upload_name(filename: str) -> str:
 
 
 def receive_upload(archive: Path, who: Who, saved: Path, passphrase: str, fingerprint: str | None,
-                   uploaded_as: str) -> Any:
+                   uploaded_as: str, chosen: bool = False) -> Any:
     """Receive the pack saved at `saved` (in an `upload_folder`), trusting the archive's keys and `fingerprint`.
+
+    `chosen`: the fingerprint was picked from keys trusted for packs received before (else typed); the
+    received pack's `trusted_by` says which, and who vouched for it.
 
     Raises:
         NotPermitted, ReceiveError, ArchiveError: as pipelines.transfer.receive.receive_pack;
@@ -81,7 +84,14 @@ def receive_upload(archive: Path, who: Who, saved: Path, passphrase: str, finger
         raise LgdError("type the sending practice's key fingerprint (SHA256:..., read to you with the passphrase), "
                        "or choose a key already trusted; the pack's own claim about its signer is not enough",
                        ExitCode.usage, "no_fingerprint", 400)
-    trusted = trusted_keys(archive, None, fingerprint)
+    try:
+        fp = normalise_fingerprint(fingerprint)
+    except ValueError:
+        raise LgdError(f"{fingerprint[:60]!r} is not a key fingerprint; it looks like SHA256: followed by 43 "
+                       "characters, as the sending practice reads it to you", ExitCode.usage, "bad_fingerprint",
+                       400) from None
+    how = "chosen from keys trusted for packs received before" if chosen else "typed"
+    trusted = TrustedKeys(trusted_keys(archive).keys, ((fp, f"fingerprint {fp} {how} by {who.name} in lgd serve"),))
     pack = _unzipped(saved) if saved.name == "upload.zip" else saved
     return receive_pack(archive, who, pack, passphrase, trusted, uploaded_as=uploaded_as)
 

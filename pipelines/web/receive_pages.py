@@ -65,7 +65,8 @@ def register(app: FastAPI, service: Service, who_of) -> None:
     app.add_api_route("/api/v1/received-packs", api_receive, methods=["POST"], status_code=201)
 
 
-def _receive(archive: Path, who: Who, upload: UploadFile | None, passphrase: str, fingerprint: str):
+def _receive(archive: Path, who: Who, upload: UploadFile | None, passphrase: str, fingerprint: str,
+             chosen: bool = False):
     """Save the upload in a private folder of the archive, receive it, remove the folder."""
     who.require(Permission.digitise)  # before a byte of the upload is written
     if upload is None or not upload.filename:
@@ -85,7 +86,7 @@ def _receive(archive: Path, who: Who, upload: UploadFile | None, passphrase: str
         if size == 0:
             raise LgdError("the uploaded pack is empty", ExitCode.usage, "empty_upload", 400)
         return receiving.receive_upload(archive, who, saved, passphrase, fingerprint.strip() or None,
-                                        uploaded_as=f"uploaded {Path(upload.filename).name[:100]}")
+                                        uploaded_as=f"uploaded {Path(upload.filename).name[:100]}", chosen=chosen)
 
 
 class ReceivePages(Pages):
@@ -115,5 +116,6 @@ class ReceivePages(Pages):
             raise LgdError("The form did not come from one of lgd's own pages (or the page was older than your "
                            "sign-in), so nothing was received; open the page again and repeat.",
                            ExitCode.not_permitted, "csrf", 403)
-        done = _receive(self.service.archive, session.who, pack, passphrase, fingerprint.strip() or known)
+        typed = fingerprint.strip()
+        done = _receive(self.service.archive, session.who, pack, passphrase, typed or known, chosen=not typed)
         return self._page(request, session, done=done.to_json())
