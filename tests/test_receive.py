@@ -313,7 +313,7 @@ def test_a_pack_carries_signed_provenance_matching_the_catalogues_decisions_and_
         assert listed[key]["decision"] == ("sent" if d.effective == "include" else "omitted"), key
     omitted = [p for p in prov["record_pages"] if p["decision"] == "omitted"]
     assert len(omitted) == built["pages_omitted"] > 0
-    assert all(p["omission"] in ("blank", "rescan", "covered", "clinician") for p in omitted)
+    assert all(p["omission"] in ("blank", "rescan", "covered", "entries_covered", "clinician") for p in omitted)
     covered = [p for p in omitted if p["omission"] == "covered"]
     assert all(e["covered_by"] and all(c["code"] and c["date"] for c in e["covered_by"])
                for p in covered for e in p["evidence"])
@@ -483,3 +483,44 @@ def test_an_uploaded_zip_is_opened_to_the_pack_inside_and_refused_when_it_is_not
         with pytest.raises(LgdError, match="not a name lgd gives"):
             _unzipped(bad)
         assert not (tmp_path / "lgd-pack.7z").exists()
+
+
+def test_provenance_names_each_persons_decision_and_the_receiver_renders_it_from_codes():
+    """Pure: a page omitted because a clinician named the coded events covering its entries, confirmed by a second."""
+    from index.entry_covers import CoveredBy, EntryCoverRow
+    from index.rows import OverrideRow
+    from pipelines.transfer.document import PackDocument, PackPage, PackSection
+    from pipelines.transfer.plan import PackPlan, PlannedDocument, PlannedPage
+    from pipelines.transfer.provenance import build_provenance, to_bytes
+    from pipelines.transfer.receive_provenance import from_provenance, omitted_evidence, omitted_reason
+
+    at = dt.datetime(2026, 12, 1, 10, tzinfo=dt.timezone.utc)
+    override = OverrideRow(7, "9434765919", 1, 2, "omit", "every entry is in the coded record", "dr.a", at,
+                           True, "dr.b", at)
+    event = CoveredBy("cd" * 32, "http://snomed.info/sct", "195967001", "Asthma", "2019-03-04")
+    cover = EntryCoverRow(1, "9434765919", 1, 2, 0, "ef" * 32, "uncertain", event, 7, "same visit, other words",
+                          "dr.a", at)
+    entry = {"date": "2019-03-04", "text": "asthma rev", "status": "uncertain", "evidence": []}
+    pages = (PlannedPage(1, "card.pdf", 1, "pdf/x.pdf", "include", "include", "", kind="card",
+                         reason_code="entries_not_covered", reason_detail={"entries": 1, "paper-only": 1}),
+             PlannedPage(1, "card.pdf", 2, "pdf/x.pdf", "omit", "include", "", (entry,), override, "card",
+                         "entries_not_covered", {"entries": 1, "uncertain": 1}, entry_covers=(cover,)))
+    plan = PackPlan("9434765919", "Ann Smith", dt.date(1950, 1, 2), 3, at, "gp2gp-ehr-extract", "cd" * 32, 10,
+                    (PlannedDocument(1, "card.pdf", "pdf/x.pdf", "ab" * 32, 2, None, None, at),), pages)
+    document = PackDocument(Path("pack.pdf"), "ab" * 32, 1, 3, (PackSection("cover", "Cover sheet", 1, 1),
+                            PackSection("omitted_index", "Pages omitted", 2, 1)), (PackPage(3, 1, "card.pdf", 1),),
+                            0, False, None, "PDF/A-2b: pass")
+    prov = build_provenance(plan, document, pack_id=5, pack_uuid="u", format="7z", created=at.isoformat(),
+                            practice="Riverside", ods_code="A81001", built_by="admin1", destination=None)
+    sent, left = prov["record_pages"]
+    assert (sent["decision"], left["decision"], left["omission"]) == ("sent", "omitted", "entries_covered")
+    assert left["override"]["by"] == "dr.a" and left["override"]["confirmed_by"] == "dr.b"
+    assert left["entry_covers"][0]["entry"] == 1 and left["entry_covers"][0]["event"]["code"] == "195967001"
+    assert [p["part"] for p in prov["pack_pages"]] == ["cover", "omitted_index", "record"]
+    said = from_provenance(prov, to_bytes(prov))
+    (item,) = said.omitted
+    assert omitted_reason(item) == ("every entry covered, some as a clinician named it: entry 1 by dr.a as Asthma "
+                                    "(2019-03-04), confirmed by dr.b")
+    assert "entry 1 covered by dr.a's choice: Asthma — SNOMED CT 195967001" in " ".join(omitted_evidence(item))
+    assert said.sender == {"practice": "Riverside", "ods_code": "A81001", "built_by": "admin1", "pack_id": 5,
+                           "pack_uuid": "u"}

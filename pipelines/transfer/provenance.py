@@ -15,7 +15,7 @@ number, name, date of birth), destination (a leaver's ODS code and movement refe
 null), reconciliation (run id, when, rules and thresholds, coded record format, SHA-256 and
 count), record_pages (every page of the digitised record: source, page, decision, the
 machine's decision and reason code with its counts, the person's override and its
-confirmation, and for omitted pages the paper entries with the coded events covering them),
+confirmation, the clinicians' covers of entries by named coded events, and for omitted pages the paper entries with the coded events covering them),
 and pack_pages (what each page of pack.pdf is: cover, omitted_index, record with its source
 and page, excerpts, electronic, blank).
 """
@@ -73,6 +73,8 @@ def _page(p: PlannedPage) -> dict[str, Any]:
         "source": p.source, "page": p.page, "kind": p.kind, "decision": "sent" if p.included else "omitted",
         "machine_decision": p.machine, "reason_code": p.reason_code or None, "reason_detail": dict(p.reason_detail),
         "override": _override(p.override),
+        # A clinician's naming of the coded event that covers an entry lgd could not match (1-based entry).
+        "entry_covers": [c.to_json() for c in p.entry_covers if c.event is not None],
     }
     if not p.included:
         out["omission"] = omission(p).kind  # reasons.KINDS: blank, rescan, covered, clinician, ...

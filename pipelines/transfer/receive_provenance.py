@@ -65,7 +65,8 @@ def from_provenance(doc: dict[str, Any], data: bytes) -> PackSays:
                   for p in doc["pack_pages"])
     omitted = tuple({"source": p["source"], "page": p.get("page"), "omission": p.get("omission"),
                      "reason_code": p.get("reason_code"), "reason_detail": p.get("reason_detail") or {},
-                     "override": p.get("override"), "evidence": p.get("evidence") or []}
+                     "override": p.get("override"), "evidence": p.get("evidence") or [],
+                     "entry_covers": p.get("entry_covers") or []}
                     for p in doc["record_pages"] if p.get("decision") == "omitted")
     return PackSays(
         SIGNED, patient.get("nhs_number"), patient.get("name"), born,
@@ -99,6 +100,11 @@ def omitted_reason(item: dict[str, Any]) -> str:
     when = f" on {day_text(dt.datetime.fromisoformat(o['at']).date())}" if o.get("at") else ""
     if item["omission"] == "clinician":
         return f"left out by {o.get('by')}'s decision{when}{confirmed}: {o.get('reason')}"
+    if item["omission"] == "entries_covered":
+        named = "; ".join(f"entry {c.get('entry')} by {c.get('by')} as {(c.get('event') or {}).get('display')} "
+                          f"({(c.get('event') or {}).get('date') or 'undated'})" for c in item.get("entry_covers") or [])
+        return (f"every entry covered, some as a clinician named it: {named or 'by lgd'}"
+                f"{confirmed or ', not yet confirmed'}")
     try:
         text = render_reason(item.get("reason_code") or "", item.get("reason_detail") or {})
     except (ValueError, KeyError, TypeError):
@@ -119,4 +125,9 @@ def omitted_evidence(item: dict[str, Any]) -> list[str]:
         for c in e.get("covered_by") or []:
             lines.append(f"covered by: {c.get('display') or '(no display)'} — {system_name(c.get('system') or '')} "
                          f"{c.get('code') or ''}, dated {c.get('date') or 'undated'}")
+    for c in item.get("entry_covers") or []:
+        event = c.get("event") or {}
+        lines.append(f"entry {c.get('entry')} covered by {c.get('by')}'s choice: {event.get('display') or '(no display)'}"
+                     f" — {system_name(event.get('system') or '')} {event.get('code') or ''}, dated "
+                     f"{event.get('date') or 'undated'}: {c.get('reason')}")
     return lines or ["No dated entries were read on this page."]
