@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -14,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from index import Catalogue
-from index.decisions import latest_reconciliation
+from index.decisions import latest_overrides, latest_reconciliation
 from index.entry_covers import CoveredBy, EntryCoverRow, covers_in_force, entry_sha256
 from index.rows import OverrideRow, PageDecisionRow, ReconciliationRow
 from pipelines.service import leaver_review, leavers
 from pipelines.service.access import Role, Who
-from pipelines.service.accounts import issue_token
+from pipelines.service.accounts import change, issue_token
 from pipelines.service.entry_cover import COVER_WINDOW_DAYS, date_gap
 from pipelines.service.review import patient_pages
 from pipelines.transfer.plan import PlannedPage, _with_covers
@@ -28,6 +29,7 @@ from tests.conftest import copy_with_accounts, run_lgd
 
 ACCOUNTS = {"admin": "practice-admin", "dr.a": "clinician", "dr.b": "clinician", "clerk": "clerk"}
 A, B = Who("dr.a", Role.clinician), Who("dr.b", Role.clinician)
+PASSWORD = "a long enough pass"
 
 
 def _candidate(catalogue: Catalogue, nhs: str):
@@ -57,6 +59,7 @@ def case(digitised, tmp_path_factory):
     patients = json.loads(digitised.batch.index.read_text())["patients"]
     with Catalogue.open(archive, create=False) as catalogue:
         tokens = {n: issue_token(catalogue, Who("setup", Role.owner), n) for n in ACCOUNTS}
+        change(catalogue, Who("setup", Role.owner), "dr.a", password=PASSWORD)  # for the leaver's page
         for patient in patients[1:] + patients[:1]:  # the second patient has such a page at seed 7
             nhs = patient["nhs_number"]
             lid = leavers.add(catalogue, Who("admin", Role.practice_admin), nhs, "A81001").id
@@ -87,8 +90,12 @@ def _api(archive: Path, tokens: dict[str, str]):
 
 
 def _page(archive: Path, nhs: str, page_id: str) -> dict:
-    listing = _lgd(archive, nhs, "--json", who="clerk")
-    return next(p for p in listing.json["pages"] if p["id"] == page_id)
+    """The page as `lgd review --json` lists it (read in-process: a subprocess per look costs seconds)."""
+    with Catalogue.open(archive, create=False) as catalogue:
+        p = next(p for p in latest_reconciliation(catalogue, nhs).pages if f"{p.document_id}-{p.page}" == page_id)
+        waiting = latest_overrides(catalogue, nhs).get((p.document_id, p.page))
+    return {"decision": p.effective,
+            "awaiting_confirmation": {"by": waiting.actor} if waiting is not None and waiting.pending else None}
 
 
 def test_a_covered_entry_makes_an_omission_two_clinicians_share(case, tmp_path):
@@ -162,6 +169,22 @@ def test_a_covered_entry_makes_an_omission_two_clinicians_share(case, tmp_path):
         actions = [(a.actor, a.action) for a in catalogue.audit_log(nhs)]
     assert ("dr.a", "entry_covered") in actions and ("dr.a", "entry_cover_cleared") in actions
     assert ("dr.a", "override_cleared") in actions and ("dr.b", "override_confirmed") in actions
+
+    # The leaver's page offers the cover as a form beside the entry; posting it proposes the omission again.
+    from fastapi.testclient import TestClient
+
+    from pipelines.web.app import create_app
+
+    browser = TestClient(create_app(archive))
+    token = re.search(r'name="token" value="([^"]+)"', browser.get("/login").text).group(1)
+    browser.post("/login", data={"username": "dr.a", "password": PASSWORD, "token": token, "next": "/"})
+    screen = browser.get(f"/leavers/{lid}").text
+    assert f'id="cover-{number}-{entry}"' in screen
+    csrf = re.search(r'name="csrf" value="([^"]+)"', screen).group(1)
+    posted = browser.post(f"/leavers/{lid}/entry-covers", data={"csrf": csrf, "page": page_id, "entry": entry,
+                                                                "event": event, "reason": "the right event"})
+    assert posted.status_code == 200 and "second clinician" in posted.text and f'id="covered-{number}-{entry}"' in posted.text
+    assert _page(archive, nhs, page_id)["awaiting_confirmation"]["by"] == "dr.a"
 
 
 def test_a_cover_holds_only_for_the_entry_as_read_and_the_record_it_named():

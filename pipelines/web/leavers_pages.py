@@ -17,7 +17,7 @@ from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from pipelines.errors import ExitCode, LgdError
-from pipelines.service import handover, leaver_review, leavers, worklist
+from pipelines.service import entry_cover, handover, leaver_review, leavers, worklist
 from pipelines.service.access import Permission
 from pipelines.transfer.formats import FORMATS, MEDIA_FORMATS
 
@@ -37,6 +37,7 @@ def register(app: FastAPI, pages: Pages) -> None:
             ("/leavers/{leaver_id}/reconcile", views.reconcile, ["POST"]),
             ("/leavers/{leaver_id}/decisions", views.decide, ["POST"]),
             ("/leavers/{leaver_id}/confirmations", views.confirm, ["POST"]),
+            ("/leavers/{leaver_id}/entry-covers", views.cover_entry, ["POST"]),
             ("/leavers/{leaver_id}/sign-off", views.sign_off, ["POST"]),
             ("/leavers/{leaver_id}/packs", views.pack, ["POST"]),
             ("/leavers/{leaver_id}/packs/{pack_id}", views.download, ["GET"]),
@@ -126,13 +127,16 @@ class LeaverPages(Pages):
         with self.service.catalogue() as catalogue:
             doc = leaver_review.details(catalogue, session.who, leaver_id)
             seen = leavers.get(catalogue, session.who, leaver_id).row.state_id  # the step a pack form is made at
+            # The coded events a clinician may name when covering an entry lgd could not match.
+            events = entry_cover.coded_events(catalogue, session.who, doc["patient"]["nhs_number"])["events"] \
+                if doc["reconciliation"] and session.who.may(Permission.decide) else []
         # Keys a page has only sometimes (before reconciliation, without a person's decision) shown as absent.
         optional = dict.fromkeys(("kind", "override", "awaiting_confirmation", "omitted_because"), None)
         pages = [optional | {"entries": []} | p | {"waits_for_me": (p.get("awaiting_confirmation") or {}).get("by")
                                                    == session.who.name} for p in doc["pages"]]
         return self.render(request, "leaver.html", session=session, doc=doc, pages=pages, done=DONE.get(done),
                            can=controls(session.who, doc["leaver"], doc["totals"]), formats=FORMAT_LABELS,
-                           seen=seen)
+                           seen=seen, events=events, fitting=lambda day: _fitting(events, day))
 
     @_html
     def reconcile(self, request: Request, leaver_id: int, csrf: str = Form(""),
@@ -160,6 +164,20 @@ class LeaverPages(Pages):
         with self.service.catalogue() as catalogue:
             done = leavers.confirm_page(catalogue, session.who, leaver_id, page)
         return _back(leaver_id, "confirmed", f"#page-{done.page.number}")
+
+    @_html
+    def cover_entry(self, request: Request, leaver_id: int, csrf: str = Form(""), page: str = Form(""),
+                    entry: int = Form(0), event: str = Form(""), reason: str = Form(""),
+                    action: str = Form("cover")) -> Response:
+        session = self.acting(request, csrf)
+        with self.service.catalogue() as catalogue:
+            nhs = leavers.get(catalogue, session.who, leaver_id).row.nhs_number
+            if action == "clear":
+                done = entry_cover.clear_entry_cover(catalogue, session.who, nhs, page, entry, reason)
+            else:
+                done = entry_cover.cover_entry(catalogue, session.who, nhs, page, entry, event, reason)
+        word = "omission_waits" if done.omission == "proposed" else "cleared" if action == "clear" else "decided"
+        return _back(leaver_id, word, f"#page-{done.page.number}")
 
     @_html
     def sign_off(self, request: Request, leaver_id: int, csrf: str = Form(""), note: str = Form("")) -> Response:
@@ -215,6 +233,12 @@ class LeaverPages(Pages):
         with self.service.catalogue() as catalogue:
             leavers.return_for_rescan(catalogue, session.who, leaver_id, reason)
         return _back(leaver_id, "returned")
+
+
+def _fitting(events: list[dict], day: str | None) -> list[dict]:
+    """The coded events a cover of an entry dated `day` may name (entry_cover refuses the others)."""
+    return [ev for ev in events
+            if (gap := entry_cover.date_gap(day, ev["date"])) is None or gap <= entry_cover.COVER_WINDOW_DAYS]
 
 
 def _format(value: str) -> str:
