@@ -125,11 +125,12 @@ def _guards(app: FastAPI) -> None:
         limit = max(limit, receive_pages.body_limit(path))  # a transfer pack being received
         if length is not None and (not length.isdigit() or int(length) > limit):
             message = f"request bodies are limited to {limit} bytes"
-            if path.startswith("/leavers"):  # a browser's form: a page to read, not JSON
+            if not path.startswith("/api/"):  # a browser's form: a page to read, not JSON
+                back = "/receive" if path.startswith("/receive") else "/leavers"
                 return HTMLResponse(f'<!doctype html><title>Too large · lgd</title><link rel="stylesheet" '
                                     f'href="/static/lgd.css"><main><h1>Too large</h1><p class="message">The upload '
                                     f'was refused: {message}. Use lgd from the shell for larger files.</p><p><a '
-                                    f'href="/leavers">Back to the worklist</a></p></main>', status_code=413)
+                                    f'href="{back}">Back</a></p></main>', status_code=413)
             return JSONResponse({"error": "too_large", "message": message}, status_code=413)
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
