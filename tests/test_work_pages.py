@@ -11,7 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
 
 import lxml.html
 import pytest
@@ -48,6 +51,21 @@ def queue_with_work(url: str) -> None:
         tracker.finished(key, {"key": key, "worker": WORKER, "outcome": outcome, "pages": pages, "seconds": 20.0,
                                "attempt": 1, "at": now - 60, "reason": reason})
     tracker.redis.rpush(QUEUE, json.dumps({"queued": "e" * 64}))  # a task no worker of this test takes
+
+
+@contextmanager
+def archive_held_by_another_digitise(archive):
+    """The archive's digitise lock held by another process, as a running `lgd digitise` holds it."""
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time\n"
+                               "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)\n"
+                               "fcntl.lockf(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(120)",
+                               str(archive / ".lgd-digitise.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def signed_in(app, name: str) -> TestClient:
@@ -100,7 +118,11 @@ def test_work_page_shows_the_queue_and_retries_a_quarantined_scan(archive, redis
     assert no_token.status_code == 403
     no_reason = clerk.post(f"/work/quarantine/{entry['id']}/retry", data={"csrf": csrf, "reason": " "})
     assert no_reason.status_code == 400 and "reason" in no_reason.text
-    assert (archive / "quarantine" / entry["id"]).is_dir()  # neither touched it
+    with archive_held_by_another_digitise(archive):  # a batch storing into the archive: wait, nothing lost
+        busy = clerk.post(f"/api/v1/work/quarantine/{entry['id']}/retry", json={"reason": "worker fixed"},
+                          headers={"x-csrf-token": clerk.cookies.get("lgd_csrf")})
+    assert busy.status_code == 409 and busy.json()["error"] == "archive_locked", busy.text
+    assert (archive / "quarantine" / entry["id"]).is_dir()  # none of them touched it
 
     retried = clerk.post(f"/work/quarantine/{entry['id']}/retry", data={"csrf": csrf, "reason": "worker fixed"})
     assert retried.status_code == 303, retried.text

@@ -18,6 +18,7 @@ with one OCR process (the queue's workers are for batches; a retry waits for any
 from __future__ import annotations
 
 import secrets
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -27,7 +28,8 @@ from fastapi import Body, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from index import ArchiveStore
+from index import ArchiveError, ArchiveStore
+from index.errors import ArchiveErrorCode
 from pipelines.errors import ExitCode, LgdError
 from pipelines.ingest import quarantine
 from pipelines.search import open_catalogue
@@ -48,7 +50,10 @@ ERROR_TITLES = {400: "That cannot be done as asked", 403: "Your role may not wor
 def register(app: FastAPI, service: Service, who_of, queue_url: str | None) -> None:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                              undefined=jinja2.StrictUndefined)
-    views = WorkPages(service, Jinja2Templates(env=env), queue_url)
+    # One retry at a time in this server: the archive's digitise lock is a POSIX lock, held per process
+    # and not per thread, and the OCR engine is set up once per process.
+    retrying = threading.Lock()
+    views = WorkPages(service, Jinja2Templates(env=env), queue_url, retrying)
     for path, view, methods in (("/work", views.overview, ["GET"]), ("/work/quarantine/{entry_id}", views.entry, ["GET"]),
                                 ("/work/quarantine/{entry_id}/{action}", views.act, ["POST"])):
         app.add_api_route(path, view, methods=methods, include_in_schema=False)
@@ -63,13 +68,13 @@ def register(app: FastAPI, service: Service, who_of, queue_url: str | None) -> N
             raise LgdError('send JSON {"reason": ...}', ExitCode.usage, "bad_request")
         with service.catalogue() as catalogue:
             who = who_of(request, service, catalogue)
-        return _act(service.archive, who, entry_id, action, body["reason"])
+        return _act(service.archive, who, entry_id, action, body["reason"], retrying)
 
     app.add_api_route("/api/v1/work", api_work, methods=["GET"])
     app.add_api_route("/api/v1/work/quarantine/{entry_id}/{action}", api_act, methods=["POST"])
 
 
-def _act(archive: Path, who: Who, entry_id: str, action: str, reason: str) -> dict[str, Any]:
+def _act(archive: Path, who: Who, entry_id: str, action: str, reason: str, retrying: threading.Lock) -> dict[str, Any]:
     """Retry or discard a quarantine entry exactly as `lgd quarantine` does; its --json answer."""
     if action == "discard":
         with open_catalogue(archive) as catalogue:
@@ -90,13 +95,25 @@ def _act(archive: Path, who: Who, entry_id: str, action: str, reason: str) -> di
         finally:
             ingest.close()
 
-    return quarantine.retry(archive, who, entry_id, reason, digitise).as_json()
+    if not retrying.acquire(blocking=False):
+        raise LgdError("another quarantined input is being digitised again on this server; try this one when it "
+                       "is done", ExitCode.usage, "retry_running", 409)
+    try:
+        return quarantine.retry(archive, who, entry_id, reason, digitise).as_json()
+    except ArchiveError as e:
+        if e.code is not ArchiveErrorCode.archive_locked:
+            raise
+        # A batch (or the queue's writer) is storing into the archive: the person can wait, it is not broken.
+        raise LgdError(str(e), ExitCode.usage, "archive_locked", 409) from e
+    finally:
+        retrying.release()
 
 
 class WorkPages(Pages):
-    def __init__(self, service: Service, templates, queue_url: str | None) -> None:
+    def __init__(self, service: Service, templates, queue_url: str | None, retrying: threading.Lock) -> None:
         super().__init__(service, templates)
         self.queue_url = queue_url
+        self.retrying = retrying
 
     def error(self, request: Request, status: int, message: str) -> Response:
         session = self.service.sessions.get(request.cookies.get(SESSION_COOKIE))
@@ -130,7 +147,7 @@ class WorkPages(Pages):
             raise LgdError("The form did not come from one of lgd's own pages (or the page was older than your "
                            "sign-in), so nothing was done; open the page again and repeat.", ExitCode.not_permitted,
                            "csrf", 403)
-        done = _act(self.service.archive, session.who, entry_id, action, reason)
+        done = _act(self.service.archive, session.who, entry_id, action, reason, self.retrying)
         said = f"{done['source']}: {done['action']}" + (f", {done['outcome']}" if "outcome" in done else "") + \
             (f" ({done['reason']})" if done.get("reason") else "")
         return RedirectResponse("/work?" + urlencode({"done": said}), status_code=303)
