@@ -153,3 +153,19 @@ def test_work_page_without_a_queue(archive):
     assert "without --queue URL" in html.get_element_by_id("no-queue").text_content()
     assert html.get_element_by_id("runs-list").xpath(".//tbody/tr")
     assert clerk.get("/api/v1/work").json()["queue"] is None
+
+
+def test_digitise_records_become_runs_by_person_and_gap():
+    from index import AuditRow
+    from pipelines.service.work import digitise_runs
+
+    t0 = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.timezone.utc)
+    at = [t0, t0 + dt.timedelta(minutes=4), t0 + dt.timedelta(minutes=9),  # clerk: one run of three
+          t0 + dt.timedelta(minutes=10),  # admin in between: a run of their own
+          t0 + dt.timedelta(minutes=40)]  # clerk again after half an hour: a new run
+    who = ["clerk", "clerk", "clerk", "admin", "clerk"]
+    nhs = ["9434765919", "9434765919", "9434765870", None, "9434765919"]
+    rows = [AuditRow(i, a, w, "digitise", n, {"engine": "tesseract"}) for i, (a, w, n) in enumerate(zip(at, who, nhs))]
+    runs = digitise_runs(rows)
+    assert [(r["by"], r["documents"], r["patients"]) for r in runs] == [("clerk", 1, 1), ("admin", 1, 0), ("clerk", 3, 2)]
+    assert runs[-1]["started"] == "2026-12-01T09:00:00+00:00" and runs[-1]["ended"] == "2026-12-01T09:09:00+00:00"
