@@ -178,8 +178,8 @@ def _page_image(source: Path, index: int):
 
     if source.suffix.lower() == ".pdf":
         with pikepdf.open(source) as pdf:
-            (raw,) = pdf.pages[index].images.values()
-            return pikepdf.PdfImage(raw).as_pil_image()
+            (image,) = pdf.pages[index].get_images().values()
+            return pikepdf.PdfImage(image).as_pil_image()
     with Image.open(source) as tiff:
         tiff.seek(index)
         return tiff.copy()
@@ -214,6 +214,33 @@ with tesserocr.PyTessBaseAPI(path=tessdata(), lang="eng") as api:
 """
 
 
+def time_bare_engines(scans: Path, out: Path, skip_ocrmypdf: bool) -> dict:
+    """CPU seconds per page of the engines alone on the batch's page images, and of ocrmypdf on its PDFs."""
+    result: dict = {}
+    images = page_images(scans)
+    cpu = sum(child(["tesseract", str(p), "-", "--psm", "3"])[0] for p in images)
+    result["bare_tesseract_cpu_s_per_page"] = round(cpu / max(1, len(images)), 3)
+    cpu, _ = child([PY, "-c", BARE_TESSEROCR, *map(str, images)], cwd=ROOT)
+    result["bare_tesserocr_cpu_s_per_page"] = round(cpu / max(1, len(images)), 3)
+    cpu, rss = child([PY, "-c", BARE_RAPIDOCR, *map(str, images)], cwd=ROOT)
+    result["bare_rapidocr_cpu_s_per_page"] = round(cpu / max(1, len(images)), 3)
+    result["bare_rapidocr_peak_rss_mb"] = rss
+    result["bare_images"] = len(images)
+    if not skip_ocrmypdf:
+        pdfs = sorted(scans.glob("*.pdf"))
+        total_pages = 0
+        cpu = 0.0
+        for pdf in pdfs:
+            c, _ = child([sys.executable, "-m", "ocrmypdf", "--output-type", "pdfa", "--jobs", "1", "-q",
+                          str(pdf), str(out / "ocrmypdf.pdf")], cwd=ROOT)
+            cpu += c
+            with pikepdf.open(pdf) as opened:
+                total_pages += len(opened.pages)
+        result["ocrmypdf_pdfa_cpu_s_per_page"] = round(cpu / max(1, total_pages), 3)
+        result["ocrmypdf_pages"] = total_pages
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=28)  # 28 varied patients: 60+ pages of cards, letters, slips
@@ -225,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", default=",".join(ENGINES), help="lgd engines to run, of " + ", ".join(ENGINES))
     parser.add_argument("--skip-ocrmypdf", action="store_true")
     parser.add_argument("--resume", action="store_true",
-                        help="keep OUT's batch and every engine already scored (OUT/engine-E.json); run the rest")
+                        help="keep OUT's batch, every engine already scored (OUT/engine-E.json) and the bare engines' "
+                             "timings (OUT/bare.json); run the rest")
     args = parser.parse_args(argv)
     out: Path = args.out
     if not (args.resume and (out / "batch" / "truth").is_dir()):
@@ -238,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"added {added} pages of {args.kinds} from {args.extra} more patients", file=sys.stderr)
     scans, truth = out / "batch" / "scans", out / "batch" / "truth"
     result: dict = {"patients": args.patients, "extra_patients": args.extra, "extra_kinds": args.kinds, "engines": {}}
-    for engine in args.engines.split(","):
+    for engine in filter(None, args.engines.split(",")):
         done = out / f"engine-{engine}.json"
         if args.resume and done.is_file():
             result["engines"][engine] = json.loads(done.read_text())
@@ -259,27 +287,12 @@ def main(argv: list[str] | None = None) -> int:
         }
         done.write_text(json.dumps(result["engines"][engine]))
         print(engine, json.dumps(result["engines"][engine]), file=sys.stderr)
-    images = page_images(scans)
-    cpu = sum(child(["tesseract", str(p), "-", "--psm", "3"])[0] for p in images)
-    result["bare_tesseract_cpu_s_per_page"] = round(cpu / max(1, len(images)), 3)
-    cpu, _ = child([PY, "-c", BARE_TESSEROCR, *map(str, images)], cwd=ROOT)
-    result["bare_tesserocr_cpu_s_per_page"] = round(cpu / max(1, len(images)), 3)
-    cpu, rss = child([PY, "-c", BARE_RAPIDOCR, *map(str, images)], cwd=ROOT)
-    result["bare_rapidocr_cpu_s_per_page"] = round(cpu / max(1, len(images)), 3)
-    result["bare_rapidocr_peak_rss_mb"] = rss
-    result["bare_images"] = len(images)
-    if not args.skip_ocrmypdf:
-        pdfs = sorted(scans.glob("*.pdf"))
-        total_pages = 0
-        cpu = 0.0
-        for pdf in pdfs:
-            c, _ = child([sys.executable, "-m", "ocrmypdf", "--output-type", "pdfa", "--jobs", "1", "-q",
-                          str(pdf), str(out / "ocrmypdf.pdf")], cwd=ROOT)
-            cpu += c
-            with pikepdf.open(pdf) as opened:
-                total_pages += len(opened.pages)
-        result["ocrmypdf_pdfa_cpu_s_per_page"] = round(cpu / max(1, total_pages), 3)
-        result["ocrmypdf_pages"] = total_pages
+    bare = out / "bare.json"
+    if args.resume and bare.is_file():
+        result.update(json.loads(bare.read_text()))
+    else:
+        result.update(time_bare_engines(scans, out, args.skip_ocrmypdf))
+        bare.write_text(json.dumps({k: v for k, v in result.items() if k.startswith(("bare_", "ocrmypdf_"))}))
     base = result["engines"].get("tesseract", {}).get("cpu_s_per_page")
     for name, row in result["engines"].items():
         row["cpu_vs_tesseract"] = round(row["cpu_s_per_page"] / base, 2) if base else None
