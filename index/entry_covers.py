@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import db
 from .catalogue import Catalogue
 from .db import mapped
-from .rows import ReconciliationRow
+from .rows import OverrideRow, ReconciliationRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +153,26 @@ def covers_in_force(rows: Iterable[EntryCoverRow],
             continue
         held.setdefault((doc, page), {})[n] = row
     return held
+
+
+def proposal_lapsed(entries: Sequence[Mapping[str, Any]], machine: str, override: OverrideRow | None,
+                    held: Mapping[int, EntryCoverRow], proposed: set[int]) -> bool:
+    """Pure: whether `override` is an omission entry covers proposed that they no longer complete.
+
+    Such a page goes back to the machine's decision (sent): a re-run that reads an entry
+    otherwise, or a new coded record, voids the covers, never leaving the page out on them.
+    """
+    if override is None or override.decision != "omit" or override.id not in proposed or machine == "omit":
+        return False
+    return not (entries and all(e.get("status") == "covered" or n in held for n, e in enumerate(entries)))
+
+
+def lapsed_proposals(catalogue: Catalogue, run: ReconciliationRow) -> set[tuple[int, int]]:
+    """The pages (document id, page) of `run` whose covers' omission no longer holds."""
+    rows = entry_covers(catalogue, run.nhs_number)
+    if not rows:
+        return set()
+    held = covers_in_force(rows, run)
+    proposed = {c.override_id for c in rows if c.override_id is not None}
+    return {(p.document_id, p.page) for p in run.pages
+            if proposal_lapsed(p.entries, p.decision, p.override, held.get((p.document_id, p.page), {}), proposed)}

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from index import Catalogue
 from index.decisions import latest_overrides, latest_reconciliation, overrides
+from index.entry_covers import lapsed_proposals
 from index.rows import ReconciliationRow
 from pipelines.cli_common import add_archive_option, nhs_number_arg
 from pipelines.display import elide
@@ -283,12 +284,16 @@ def _source(catalogue: Catalogue, document_id: int) -> str:
 def _review_json(catalogue: Catalogue, run: ReconciliationRow) -> dict[str, Any]:
     numbers = {(r.document_id, r.page): r for r in review.patient_pages(catalogue, run.nhs_number)}
     latest = latest_overrides(catalogue, run.nhs_number)
+    lapsed = lapsed_proposals(catalogue, run)  # sent, as the pack plan sends them
     pages = []
     for p in run.pages:
         ref = numbers.get((p.document_id, p.page))
+        gone = (p.document_id, p.page) in lapsed
         item = {"number": ref.number if ref else None, "id": f"{p.document_id}-{p.page}",
-                "source": _source(catalogue, p.document_id), "page": p.page, "decision": p.effective,
-                "machine_decision": p.decision, "reason": p.reason}
+                "source": _source(catalogue, p.document_id), "page": p.page,
+                "decision": p.decision if gone else p.effective, "machine_decision": p.decision,
+                "reason": p.reason + (" (the omission proposed by covering its entries no longer holds: an entry "
+                                      "reads otherwise or the coded record changed)" if gone else "")}
         if p.override is not None:
             item["override"] = _override_json(p.override)
         waiting = latest.get((p.document_id, p.page))

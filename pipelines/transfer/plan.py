@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from index.catalogue import Catalogue
-from index.entry_covers import EntryCoverRow, covers_in_force, entry_covers
+from index.entry_covers import EntryCoverRow, covers_in_force, entry_covers, proposal_lapsed
 from index.rows import Decision, DocumentRow, OverrideRow, PageRow, PatientRow, ReconciliationRow
 from pipelines.errors import ExitCode, LgdError
 from pipelines.identity import MAX_PARTS, number_ranges
@@ -289,8 +289,7 @@ def _with_covers(page: PlannedPage, held: Mapping[int, EntryCoverRow], proposed:
     """
     page = replace(page, entry_covers=tuple(c for _, c in sorted(held.items())))
     o = page.override
-    complete = bool(page.entries) and all(e.get("status") == "covered" or n in held for n, e in enumerate(page.entries))
-    if o is None or o.decision != "omit" or o.id not in proposed or complete or page.machine == "omit":
+    if not proposal_lapsed(page.entries, page.machine, o, held, proposed):
         return page
     return replace(page, decision="include", override=None,
                    reason=f"{page.reason} (the omission {o.actor} proposed by covering its entries no longer holds: "
