@@ -120,7 +120,7 @@ def render_reason(code: PageReason | str, detail: dict[str, Any]) -> str:
     return f"all {detail.get('entries', 0)} entries are in the coded record"
 
 
-def _outside_entries(page: PaperPage, reader: Reader, names: tuple[str, ...]) -> list[str]:
+def outside_entries(page: PaperPage, reader: Reader, names: tuple[str, ...]) -> list[str]:
     """Words of the page that belong to no entry and that nothing accounts for (writing the entry finder missed).
 
     A date alone is not flagged: card entries keep their date cell apart from their text.
@@ -180,7 +180,7 @@ def decide_page(page: PaperPage, index: CodedIndex, reader: Reader, settings: Se
     detail = {"entries": len(findings), "paper-only": counts["paper-only"], "uncertain": counts["uncertain"]}
     if counts["paper-only"] or counts["uncertain"]:
         return PageDecision(page, "include", PageReason.entries_not_covered, findings, detail)
-    stray = _outside_entries(page, reader, names)
+    stray = outside_entries(page, reader, names)
     if stray:
         return PageDecision(page, "include", PageReason.writing_outside_entries, findings,
                             {**detail, "words": stray[:12]})

@@ -128,7 +128,7 @@ def _stray_writing(catalogue: Catalogue, nhs_number: str, page: review.PageRef) 
     never looked at for writing outside them; it must be before it may be left out.
     """
     from pipelines.clinical import default_reader
-    from pipelines.reconcile.decide import _outside_entries  # the one rule, not a copy of it
+    from pipelines.reconcile.decide import outside_entries  # the one rule reconciliation applies
     from pipelines.reconcile.run import load_pages
 
     paper = next((p for p in load_pages(catalogue, nhs_number)
@@ -137,7 +137,7 @@ def _stray_writing(catalogue: Catalogue, nhs_number: str, page: review.PageRef) 
         return ["(the page is no longer in the record)"]
     patient = catalogue.patient(nhs_number)
     names = tuple(((patient.name if patient else None) or "").replace("-", " ").split())
-    return _outside_entries(paper, default_reader(), names)
+    return outside_entries(paper, default_reader(), names)
 
 
 def _decided(catalogue: Catalogue, nhs_number: str, page: review.PageRef):
