@@ -52,3 +52,20 @@ def test_a_result_whose_pdfa_is_not_the_one_read_or_lies_outside_the_store_is_re
     with pytest.raises(ValueError, match="not a store key"):
         FolderStore(tmp_path).job("../../etc")
     assert check_key("a" * 64) == "a" * 64
+
+
+def test_the_writers_prometheus_metrics_count_documents_pages_and_seconds():
+    """What `lgd digitise --queue --metrics-port P` serves: the names a dashboard is built on."""
+    from prometheus_client import REGISTRY, generate_latest
+
+    from pipelines.queue.events import Metrics
+
+    metrics = Metrics("writer")
+    metrics.document("ok", 3, 1.5)
+    metrics.document("ok", 2, 0.7)
+    metrics.document("failed", 0, 0.2)
+    text = generate_latest(REGISTRY).decode()
+    assert 'lgd_writer_documents_total{outcome="ok"} 2.0' in text
+    assert 'lgd_writer_documents_total{outcome="failed"} 1.0' in text
+    assert "lgd_writer_pages_total 5.0" in text
+    assert "lgd_writer_document_seconds_count 3.0" in text and 'lgd_writer_document_seconds_bucket{le="1.0"} 2.0' in text
