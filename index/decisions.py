@@ -29,6 +29,17 @@ def _unpack(blob: bytes) -> Any:
     return json.loads(zlib.decompress(blob))
 
 
+def require_patient_page(conn, nhs_number: str, document_id: int, page: int) -> None:
+    """Raise KeyError unless the page is one of this patient's (a decision about it is then theirs to make)."""
+    owner = conn.execute(
+        "SELECT 1 FROM pages p JOIN documents d ON d.id = p.document_id"
+        " WHERE p.document_id = ? AND p.number = ? AND d.nhs_number = ?",
+        (document_id, page, nhs_number),
+    ).fetchone()
+    if owner is None:
+        raise KeyError((nhs_number, document_id, page))
+
+
 @mapped
 def store_reconciliation(
     catalogue: Catalogue,
@@ -138,13 +149,7 @@ def record_override(
         raise ValueError("an override needs a reason")
     conn = catalogue._conn
     with db.transaction(conn):
-        owner = conn.execute(
-            "SELECT 1 FROM pages p JOIN documents d ON d.id = p.document_id"
-            " WHERE p.document_id = ? AND p.number = ? AND d.nhs_number = ?",
-            (document_id, page, nhs_number),
-        ).fetchone()
-        if owner is None:
-            raise KeyError((nhs_number, document_id, page))
+        require_patient_page(conn, nhs_number, document_id, page)
         at = catalogue._clock().isoformat()
         cur = conn.execute(
             "INSERT INTO overrides (nhs_number, document_id, page, decision, reason, actor, at, needs_confirmation)"

@@ -18,6 +18,7 @@ from typing import Any
 from . import db
 from .catalogue import Catalogue
 from .db import mapped
+from .decisions import require_patient_page
 from .rows import OverrideRow, ReconciliationRow
 
 
@@ -87,13 +88,7 @@ def record_entry_cover(
         raise ValueError("entry and coded record hashes must be 64 hex digits")
     conn = catalogue._conn
     with db.transaction(conn):
-        owner = conn.execute(
-            "SELECT 1 FROM pages p JOIN documents d ON d.id = p.document_id"
-            " WHERE p.document_id = ? AND p.number = ? AND d.nhs_number = ?",
-            (document_id, page, nhs_number),
-        ).fetchone()
-        if owner is None:
-            raise KeyError((nhs_number, document_id, page))
+        require_patient_page(conn, nhs_number, document_id, page)
         e = event
         cur = conn.execute(
             "INSERT INTO entry_covers (nhs_number, document_id, page, entry, entry_sha256, entry_status, coded_sha256,"

@@ -26,7 +26,7 @@ import pytest
 
 from index import Catalogue
 from tests.conftest import copy_with_accounts, run_lgd
-from tests.test_serve_browser import CHROMEDRIVER, CHROMIUM, PASSWORD, WAIT, server, shoot, shots, sign_in  # noqa: F401
+from tests.test_serve_browser import PASSWORD, WAIT, chromium, server, shoot, shots, sign_in  # noqa: F401
 
 ODS, MOVEMENT = "B82005", "PCSE-2026-0042"
 
@@ -45,23 +45,7 @@ def downloads(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(downloads):
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing:
-        pytest.fail(f"{' and '.join(missing)} missing: run scripts/setup.sh (apt packages chromium, chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,1500",
-                "--hide-scrollbars", "--force-device-scale-factor=1"):
-        options.add_argument(arg)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
-                                              "download.prompt_for_download": False})
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(WAIT)
-    driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    driver = chromium(downloads)
     try:
         yield driver
     finally:
