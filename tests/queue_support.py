@@ -55,7 +55,7 @@ class RedisServer(str):
 def redis_server(port: int | None = None) -> Iterator[RedisServer]:
     """A private redis-server on a free localhost port; yields its URL (without a database)."""
     if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (scripts/setup.sh installs it)")
+        pytest.fail("redis-server is not installed: run scripts/setup.sh (apt package redis-server)")
     port = port or free_port()
     server = RedisServer(f"redis://127.0.0.1:{port}")
     server.port, server.proc = port, None
