@@ -387,7 +387,10 @@ class Watch:
             elif entry.get("step") == "digitise" and there:
                 self.resumed.add(rel)
                 self._say("resume", input=rel, note="was being digitised when the watcher stopped; re-checked against the archive")
-            else:
+            else:  # nothing left to do, but say so: the move had happened, or the input was taken away
+                moved = entry.get("step") == "move" and (self.inbox / entry["to"]).exists()
+                self._say("resume", input=rel, moved_to=entry.get("to") if moved else None,
+                          note="had been moved when the watcher stopped" if moved else "no longer in the folder")
                 self.journal.clear(rel)
 
     # -- telling --------------------------------------------------------------------------------
