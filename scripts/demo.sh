@@ -49,7 +49,7 @@ $lgd pack --batch "$out/leavers.csv" --format iso --out "$out/packs" --archive "
 
 echo "== verify every pack as the receiving practice would (passphrase sent separately)" >&2
 tail -n +2 "$out/passphrases.csv" | while IFS=, read -r pack nhs phrase; do
-    printf '%s\n' "$phrase" > "$out/$pack.pass"
+    (umask 077; printf '%s\n' "$phrase" > "$out/$pack.pass")  # lgd warns of a passphrase file others can read
     $lgd verify "$out/packs/$pack/lgd-pack-001.iso" --passphrase-file "$out/$pack.pass" --archive "$archive" | tail -1
     rm -f "$out/$pack.pass"
 done
