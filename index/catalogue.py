@@ -153,22 +153,12 @@ class Catalogue:
         # Serialise before BEGIN so a bad word tuple never holds the write lock.
         page_params = [self._page_params(p) for p in pages]
         entry_params = [self._entry_params(e) for e in entries]
-        with self._write() as conn:
+        with self._write():
             self._refuse_duplicate(document.sha256)
             self._upsert_patient(patient, document.source)
             self._replace_failure(document.sha256, "failure_resolved")
             doc_id = self._insert_document(document, patient.nhs_number)
-            conn.executemany(
-                "INSERT INTO pages (document_id, number, width, height, dpi, rotation, skew, blank, phash,"
-                " duplicate_of, confidence, unreadable, kind, text, words)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(doc_id, *p) for p in page_params],
-            )
-            conn.executemany(
-                "INSERT INTO entries (document_id, page, date, date_text, text, x0, y0, x1, y1,"
-                " confidence, precision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(doc_id, *e) for e in entry_params],
-            )
+            self._insert_pages(doc_id, page_params, entry_params)
         return doc_id
 
     @mapped
@@ -281,6 +271,21 @@ class Catalogue:
             ),
         )
         return int(cur.lastrowid)
+
+    def _insert_pages(self, document_id: int, page_params: list[tuple[Any, ...]],
+                      entry_params: list[tuple[Any, ...]]) -> None:
+        """A document's pages and entries, from `_page_params` and `_entry_params`, inside the caller's transaction."""
+        self._conn.executemany(
+            "INSERT INTO pages (document_id, number, width, height, dpi, rotation, skew, blank, phash,"
+            " duplicate_of, confidence, unreadable, kind, text, words)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(document_id, *p) for p in page_params],
+        )
+        self._conn.executemany(
+            "INSERT INTO entries (document_id, page, date, date_text, text, x0, y0, x1, y1,"
+            " confidence, precision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(document_id, *e) for e in entry_params],
+        )
 
     @staticmethod
     def _page_params(p: PageRow) -> tuple[Any, ...]:

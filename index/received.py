@@ -80,17 +80,7 @@ def record_received(catalogue: Catalogue, patient: PatientRow, document: Documen
         catalogue._refuse_duplicate(document.sha256)
         catalogue._upsert_patient(patient, document.source)
         document_id = catalogue._insert_document(document, patient.nhs_number)
-        conn.executemany(
-            "INSERT INTO pages (document_id, number, width, height, dpi, rotation, skew, blank, phash,"
-            " duplicate_of, confidence, unreadable, kind, text, words)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(document_id, *p) for p in page_params],
-        )
-        conn.executemany(
-            "INSERT INTO entries (document_id, page, date, date_text, text, x0, y0, x1, y1,"
-            " confidence, precision) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(document_id, *e) for e in entry_params],
-        )
+        catalogue._insert_pages(document_id, page_params, entry_params)
         conn.execute(
             "INSERT INTO received_packs (pack_sha256, nhs_number, document_id, pack_pdf, received_at, actor,"
             " signer_fingerprint, trusted_by, manifest, signature, provenance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
