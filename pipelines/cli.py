@@ -17,9 +17,10 @@ from pathlib import Path
 
 from digitise.errors import MissingDependency
 from digitise.ocr import languages_installed, tessdata
-from digitise.options import DEFAULT_ENGINE, ENGINE_CHOICES, DigitiseOptions
+from digitise.options import DigitiseOptions
 from index import ArchiveError
 from pipelines.display import elide, printable
+from pipelines.engines import add_engine_options, default_workers, engine
 from pipelines.errors import EXIT_CODE_HELP, ExitCode, LgdError
 from pipelines.identity import IdentityError, read_manifest
 from pipelines.progress import for_terminal
@@ -102,23 +103,17 @@ examples:
     d.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="scan files and folders (searched recursively)")
     d.add_argument("--archive", metavar="DIR", help=f"archive folder (default: $LGD_ARCHIVE or {DEFAULT_ARCHIVE})")
     add_as_option(d)
-    d.add_argument("--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N", help="documents digitised at once, one worker process each (default: CPU count)")
+    d.add_argument("--jobs", type=_jobs, default=None, metavar="N", help="documents digitised at once, one worker process "
+                   "each (default: the CPU count, or fewer if the memory available would not hold that many "
+                   "workers of the engine: about 1.2 GB each for auto and ppocr, 0.4 GB for tesseract)")
     d.add_argument("--manifest", type=Path, metavar="CSV", help="metadata.csv naming the patient of each file (FILEPATH, NHS-NO)")
     d.add_argument("--json", action="store_true", help="print one JSON document with every outcome on stdout")
-    d.add_argument("--engine", choices=sorted(ENGINE_CHOICES), default=DEFAULT_ENGINE,
-                   help="OCR engine. tesseract: made for print (typed letters, typed card entries); "
-                        "the cheapest. ppocr: PP-OCRv6 small, reads most hands far better than Tesseract, "
-                        "print slightly worse, about 3x Tesseract's CPU and ~1 GB per worker. auto: Tesseract "
-                        "reads every page and PP-OCR reads again only the cards and envelope fronts Tesseract "
-                        "reads with less than print's confidence, keeping the better reading; costs between "
-                        "the two. tesseract-cli: the tesseract program per page (slower). none: image-only "
-                        f"PDF/A, every page flagged unreadable. Default: {DEFAULT_ENGINE}")
     d.add_argument("--force", action="store_true",
                    help="read documents already in the archive again (normally skipped by checksum), e.g. with "
                         "another --engine: the new reading replaces the old PDF/A, words, entries and index "
                         "entries of the same document and patient, and is audited (redigitise); the patient's "
                         "reconciliations are made again. Costs a full OCR of each document")
-    d.add_argument("--language", default="eng", help="Tesseract language(s), e.g. eng or eng+cym (default: eng)")
+    add_engine_options(d, "Tesseract language(s), e.g. eng or eng+cym (default: eng)")
     d.add_argument("--index-every", type=queue_command.documents_per_commit, metavar="N", help="commit the full-text index every N stored "
                    "documents (and every 10 s); 1 commits each document (slower); default: 50")
     queue_command.add_digitise_options(d)
@@ -212,7 +207,8 @@ def cmd_digitise(args: argparse.Namespace, stdout) -> ExitCode:
         raise LgdError(f"--language {args.language}: no Tesseract language data for {', '.join(missing_languages)} in "
                        f"{tessdata()}; install it (e.g. apt-get install tesseract-ocr-{missing_languages[0]}) or set "
                        "TESSDATA_PREFIX", ExitCode.usage, "usage")
-    options = DigitiseOptions(engine=args.engine, languages=args.language)
+    options = DigitiseOptions(engine=engine(args), languages=args.language)
+    jobs = args.jobs or default_workers(options.engine)
     archive = _archive(args.archive).resolve()
     started = time.monotonic()
     from pipelines.ingest.run import Ingest  # OCR and PDF/A: half a second to import, so only when digitising
@@ -220,7 +216,7 @@ def cmd_digitise(args: argparse.Namespace, stdout) -> ExitCode:
     if args.queue:  # digitised by `lgd worker` processes through a Redis broker, stored here
         ingest = queue_command.queued_ingest(args, archive, options, for_terminal())
     else:
-        ingest = Ingest(archive, options, jobs=args.jobs, progress=for_terminal(), force=args.force,
+        ingest = Ingest(archive, options, jobs=jobs, progress=for_terminal(), force=args.force,
                         grouping=queue_command.index_grouping(args))
     try:
         report = ingest.run(args.paths, manifest)

@@ -22,6 +22,10 @@ import pytest
 from fixtures.generate import BatchTruth, generate_batch
 
 REPO = Path(__file__).resolve().parent.parent
+# Tests read with Tesseract unless they say otherwise: `auto` (the default) costs about twice its
+# CPU and would put the suite over its budget. The default itself is exercised end to end by
+# tests/test_engine_default.py and by scripts/demo.sh; tests of an engine pass --engine.
+os.environ.setdefault("LGD_ENGINE", "tesseract")
 
 
 def reference_data_dir() -> Path:

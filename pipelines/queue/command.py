@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from digitise.options import DEFAULT_ENGINE, ENGINE_CHOICES, DigitiseOptions
+from digitise.options import DigitiseOptions
+from pipelines.engines import add_engine_options, default_workers, engine
 from pipelines.errors import ExitCode, LgdError
 
 STORE_IN_ARCHIVE = "queue-store"  # the default shared store: a folder in the archive, mounted by the workers
@@ -92,13 +92,12 @@ def register(sub: argparse._SubParsersAction, archive_of: Callable[[str | None],
         epilog="example:\n  lgd worker --queue redis://archive-node:6379/0 --concurrency 4 --store /mnt/lgd-store",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     w.add_argument("--queue", required=True, metavar="URL", help="Redis broker, e.g. redis://HOST:6379/0")
-    w.add_argument("--concurrency", type=int, default=os.cpu_count() or 1, metavar="N",
-                   help="documents read at once, one process each (default: CPU count)")
+    w.add_argument("--concurrency", type=int, default=None, metavar="N",
+                   help="documents read at once, one process each (default: the CPU count, or fewer if the memory "
+                        "available would not hold that many workers of the engine)")
     w.add_argument("--store", type=Path, metavar="DIR", help="where the shared store is mounted on this machine "
                    "(default: the path each batch's writer gives, when it is the same here)")
-    w.add_argument("--engine", choices=sorted(ENGINE_CHOICES), default=DEFAULT_ENGINE,
-                   help=f"OCR engine, as for lgd digitise (default: {DEFAULT_ENGINE})")
-    w.add_argument("--language", default="eng", help="Tesseract language(s) (default: eng)")
+    add_engine_options(w, "Tesseract language(s) (default: eng)")
     w.add_argument("--visibility-timeout", type=int, default=3600, metavar="S",
                    help="a document whose worker vanished without a word is handed out again after this many "
                         "seconds; longer than any one document takes (default: 3600)")
@@ -118,7 +117,9 @@ def cmd_worker(args: argparse.Namespace, stdout) -> ExitCode:
     from pipelines.queue.tracker import Tracker, check_url, safe_url
 
     url = check_url(args.queue)
-    if not 1 <= args.concurrency <= 64:
+    name = engine(args)
+    concurrency = args.concurrency or default_workers(name)
+    if not 1 <= concurrency <= 64:
         raise LgdError("--concurrency must be between 1 and 64")
     if args.store is not None and not args.store.is_dir():
         raise LgdError(f"--store {args.store}: no such folder (mount the shared store there first)")
@@ -130,9 +131,9 @@ def cmd_worker(args: argparse.Namespace, stdout) -> ExitCode:
         serve_metrics(args.metrics_port, multiprocess=True)
     from pipelines.queue.tasks import WorkerSettings, run_worker
 
-    settings = WorkerSettings(url, DigitiseOptions(engine=args.engine, languages=args.language),
+    settings = WorkerSettings(url, DigitiseOptions(engine=name, languages=args.language),
                               args.store.resolve() if args.store else None, args.log_json, bool(args.metrics_port))
-    run_worker(settings, args.concurrency, args.visibility_timeout, "INFO" if args.verbose else "WARNING")
+    run_worker(settings, concurrency, args.visibility_timeout, "INFO" if args.verbose else "WARNING")
     return ExitCode.ok
 
 

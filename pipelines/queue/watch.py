@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from digitise.options import DEFAULT_ENGINE, ENGINE_CHOICES
+from pipelines.engines import add_engine_options, default_workers, engine
 from pipelines.cli_common import add_as_option
 from pipelines.display import printable
 from pipelines.errors import ExitCode, LgdError
@@ -123,13 +123,12 @@ def register(sub: argparse._SubParsersAction, archive_of: Callable[[str | None],
     w.add_argument("--once", action="store_true", help="take what is complete within one quiet period, "
                    "digitise it, and exit (0, or 1 if an input failed)")
     w.add_argument("--log-json", action="store_true", help="every line on stderr is one JSON object")
-    w.add_argument("--jobs", type=_jobs, default=os.cpu_count() or 1, metavar="N",
-                   help="inputs digitised at once, one worker process each (default: CPU count). With N > 1 "
+    w.add_argument("--jobs", type=_jobs, default=None, metavar="N",
+                   help="inputs digitised at once, one worker process each (default: the CPU count, or fewer if "
+                   "the memory available would not hold that many workers of the engine). With N > 1 "
                    "each run takes up to 4N complete inputs, and Ctrl-C or SIGTERM waits for them; --jobs 1 "
                    "takes one input at a time")
-    w.add_argument("--engine", choices=sorted(ENGINE_CHOICES), default=DEFAULT_ENGINE,
-                   help=f"OCR engine, as for lgd digitise (default: {DEFAULT_ENGINE})")
-    w.add_argument("--language", default="eng", help="Tesseract language(s), as for lgd digitise (default: eng)")
+    add_engine_options(w, "Tesseract language(s), as for lgd digitise (default: eng)")
     w.set_defaults(run=lambda args, stdout: cmd_watch(args, archive_of))
 
 
@@ -145,7 +144,8 @@ def cmd_watch(args: argparse.Namespace, archive_of: Callable[[str | None], Path]
     if args.log_json:
         for handler in logging.getLogger().handlers:
             handler.setFormatter(_JsonLines())
-    options = DigitiseOptions(engine=args.engine, languages=args.language)
+    options = DigitiseOptions(engine=engine(args), languages=args.language)
+    args.jobs = args.jobs or default_workers(options.engine)
     ingest = _local_ingest(archive, options, args.jobs) if args.queue is None else _queued_ingest(args, archive, options)
     lock = folder.lock(inbox)
     try:

@@ -87,9 +87,10 @@ def _act(archive: Path, who: Who, entry_id: str, action: str, reason: str, retry
 
     def digitise(target: Path, manifest):
         from digitise.options import DigitiseOptions
+        from pipelines.engines import configured_engine
         from pipelines.ingest.run import Ingest  # OCR: imported when a retry asks for it
 
-        ingest = Ingest(archive, DigitiseOptions(), jobs=1, actor=who.name)
+        ingest = Ingest(archive, DigitiseOptions(engine=configured_engine()), jobs=1, actor=who.name)
         try:
             return ingest.run([target], manifest)
         finally:
