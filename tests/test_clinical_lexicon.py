@@ -38,6 +38,43 @@ def test_words_that_carry_a_fact_are_never_narrative(word):
     assert not default_lexicon().narrative(word)
 
 
+# Everyday words with clinical meaning, in the inflections people write (H83). Each was narrative
+# under rules version 4; the list is a probe, not the lexicon: add what real notes show.
+EVERYDAY = ("shoulders ribs calves drooping slurring slurred stumbling clumsy woozy turns hopeless worthless "
+            "forgetful muddled withdrawn unwell poorly frail exertion tiredness peeing dribbling oozing bitten "
+            "kicked punched beaten strangled killed breastfeeding overdue worsened worsens progressing grown "
+            "wine cannabis injecting unemployed passing").split()
+
+
+@pytest.mark.parametrize("word", EVERYDAY)
+def test_everyday_clinical_words_and_their_inflections_are_never_narrative(word):
+    assert not default_lexicon().narrative(word)
+
+
+@pytest.mark.parametrize(("word", "base"), [("shoulders", "shoulder"), ("drooping", "droop"), ("worsened", "worsen"),
+                                            ("tiredness", "tired"), ("ankles", "ankle"), ("lumps", "lump"),
+                                            ("swells", "swell"), ("hurting", "hurt")])
+def test_an_inflection_of_a_loaded_word_is_loaded(word, base):
+    lexicon = default_lexicon()
+    assert base in lexicon.lists.loaded and lexicon.loaded(word)
+
+
+def test_without_the_dictionaries_inflections_are_still_found(tmp_path: Path):
+    bare = Lexicon(Lists.load(), Dictionaries(folders=(tmp_path,)))
+    assert bare.loaded("shoulders") and bare.loaded("drooping") and bare.loaded("swells")
+
+
+@pytest.mark.parametrize("text", ["Cannot tolerate metformin", "Unable to take aspirin", "Refuses flu vacc",
+                                  "Girlfriend has eczema"])
+def test_how_people_say_no_or_someone_else_is_a_cue(reader, text):
+    reading = reader.read(text)
+    assert reading.mentions and all(m.qualified for m in reading.mentions), text
+
+
+def test_a_word_that_only_ends_like_a_cue_is_not_one():
+    assert not default_lexicon().cue("notes")  # "not" + "es": the dictionary's stem is "note"
+
+
 @pytest.mark.parametrize("word", ["apixaban", "rivaroxaban", "simvastatin", "lorazepam", "liraglutide"])
 def test_a_drug_a_general_dictionary_knows_is_never_narrative(word):  # newer than the medical word list
     assert default_lexicon().dictionaries.english(word) and not default_lexicon().narrative(word)

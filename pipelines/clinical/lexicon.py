@@ -144,6 +144,13 @@ class Dictionaries:
         return any(medical.lookup(v) for s in stems for v in _spellings(s))
 
 
+# English inflectional endings and what the base may end in instead: "drooping" -> droop,
+# "worsened" -> worsen, "ribs" -> rib, "bruises" -> bruise, "tiredness" -> tired, "shakily" -> shaky.
+_ENDINGS = (("ies", ("y",)), ("es", ("", "e")), ("s", ("",)), ("ied", ("y",)), ("ed", ("", "e")), ("d", ("",)),
+            ("ing", ("", "e")), ("ness", ("",)), ("iness", ("y",)), ("ily", ("y",)), ("ly", ("", "e")),
+            ("er", ("", "e")), ("est", ("", "e")))
+
+
 def _spellings(word: str) -> set[str]:
     out = {word}
     for pattern, repl in _US_SPELLINGS:
@@ -173,7 +180,7 @@ class Lexicon:  # not slotted: folded_units is cached on the instance
         `word` is case-folded and edge-stripped; `written` is the word as written, so that proper
         nouns the dictionary holds capitalised (April, Manchester) are found too.
         """
-        if word in self.lists.loaded or word in self.lists.cues or not word.isalpha():
+        if not word.isalpha() or self.loaded(word) or self.cue(word):
             return False
         if word in self.lists.function_words or word in self.lists.narrative:
             return True
@@ -182,6 +189,39 @@ class Lexicon:  # not slotted: folded_units is cached on the instance
         english = self.dictionaries.english(word) or (written[:1].isupper() and self.dictionaries.english(
             written[:1] + written[1:].lower()))
         return english and not self.dictionaries.medical(word)
+
+    def loaded(self, word: str) -> bool:
+        """A clinically loaded everyday word, or an inflection of one ("shoulders", "worsened", "drooping")."""
+        return bool(self.forms(word) & self.lists.loaded)
+
+    def cue(self, word: str) -> bool:
+        """A negation, doubt or someone-else's cue, or a form the general dictionary derives from one.
+
+        Not by stripping endings: "notes" is not "not". Inflections the dictionary does not
+        derive are listed in lexicon.toml ("refuses", "refused").
+        """
+        return word in self.lists.cues or bool(self._stems(word) & self.lists.cues)
+
+    @functools.lru_cache(maxsize=65536)  # noqa: B019  (one lexicon per process; words repeat)
+    def forms(self, word: str) -> frozenset[str]:
+        """The word and every word it may be an inflection of: the general dictionary's stems, and
+        the word with each plain English ending stripped. Hunspell's stems alone miss some ("shoulders"
+        gives "should"); finding too many only makes more words loaded, so more is sent."""
+        found = {word} | self._stems(word)
+        for suffix, bases in _ENDINGS:
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                stem = word[: len(word) - len(suffix)]
+                found |= {stem + b for b in bases}
+                if len(stem) >= 4 and stem[-1] == stem[-2]:  # "swollen"/"dropped": the doubled consonant
+                    found.add(stem[:-1])
+        return frozenset(found)
+
+    @functools.lru_cache(maxsize=65536)  # noqa: B019
+    def _stems(self, word: str) -> frozenset[str]:
+        english = self.dictionaries._read[0] if self.dictionaries.available else None
+        if english is None:
+            return frozenset()
+        return frozenset(f.stem.casefold() for f in english.lookuper.good_forms(word))
 
     @functools.cached_property
     def folded_units(self) -> frozenset[str]:

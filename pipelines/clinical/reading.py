@@ -219,7 +219,7 @@ class Reader:
             ocr = False
             if found is None:
                 concept = self._ocr(words[i])
-                if concept is not None and words[i] not in self.lexicon.lists.loaded:
+                if concept is not None and not self.lexicon.loaded(words[i]):
                     found, ocr = (1, concept), True
             if found is not None:
                 n, concept = found
@@ -268,7 +268,7 @@ class Reader:
         if w in ("no", "number") and t.raw.endswith((":", ".")) and i + 1 < len(tokens) \
                 and any(c.isdigit() for c in tokens[i + 1].word):
             return Role.identifier  # "Lab No: A5336979", "Hosp No. 123": a label, not a negation
-        if w in lists.cues or t.raw.strip() == "?" or t.raw.startswith("?"):
+        if self.lexicon.cue(w) or t.raw.strip() == "?" or t.raw.startswith("?"):
             return Role.cue
         if w in lists.shorthand:
             return Role.shorthand
@@ -295,7 +295,7 @@ class Reader:
             return Role.identifier
         if w in lists.prescribing and w not in lists.function_words:
             return Role.unbound  # bound later to a drug in its sentence, else unaccounted
-        if w in lists.loaded:
+        if self.lexicon.loaded(w):
             return Role.loaded
         if w in lists.address and prev is not None and prev.raw[:1].isupper() and capital:
             return Role.address

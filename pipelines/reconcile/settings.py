@@ -11,7 +11,9 @@ from typing import Any
 # 4: a result row needs the coded unit too, and one reading only; an analyte named on a slip's
 #    request line is passed over when its row is covered (H43); coded values no longer take the
 #    digits of their unit ("10*9/L") as values.
-RULES_VERSION = 4
+# 5: inflections of loaded words are loaded ("shoulders", "drooping"); more everyday clinical
+#    words are loaded, and "cannot", "unable", "refuses", "boyfriend" are cues (H83).
+RULES_VERSION = 5
 
 
 @dataclass(frozen=True, slots=True)
