@@ -134,3 +134,15 @@ def test_a_number_label_is_not_a_negation(reader):
     found = roles(reader, "Lab No: A5336979 Hosp No. 12345")
     assert found["No"] == found["A5336979"] == "identifier"
     assert roles(reader, "No: chest pain")["No"] == "cue"  # no identifier after it: still a negation
+
+
+def test_a_card_is_read_word_by_word_and_a_letter_as_prose(reader):
+    """H84: on a card an English word no list accounts for is not narrative; in typed prose it is."""
+    card = reader.read("Depression r/v. Sleepwalks onto the road. Citalopram 20mg od", prose=False)
+    letter = reader.read("Depression r/v. Sleepwalks onto the road. Citalopram 20mg od")
+    unaccounted = {reading.tokens[i].word: role for reading in (card,) for i, role in reading.unaccounted()}
+    assert unaccounted.get("road") == Role.terse and unaccounted.get("sleepwalks") == Role.terse
+    assert "road" not in {letter.tokens[i].word for i, _ in letter.unaccounted()}
+    # The reviewed narrative list and function words still pass on a card.
+    seen = reader.read("Seen and reassured. Asthma r/v", prose=False)
+    assert not [seen.tokens[i].word for i, _ in seen.unaccounted()]

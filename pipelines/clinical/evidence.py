@@ -345,7 +345,7 @@ def _reaction(m: Mention, evidence: list[Evidence], index: CodedIndex) -> Eviden
 def assess(entry: PaperEntry, reader: Reader, index: CodedIndex, *, min_confidence: float,
            names: tuple[str, ...] = (), letter: bool = False, factless_ok: bool = False,
            result: bool = False, printed: frozenset[str] = frozenset(),
-           requests_covered: bool = False, requested: frozenset[str] = frozenset()) -> EntryFinding:
+           requests_covered: bool = False, requested: frozenset[str] = frozenset(), prose: bool = True) -> EntryFinding:
     """The status of one paper entry against the coded record, with its evidence.
 
     `factless_ok`: an entry whose every word is accounted for but names no fact may be
@@ -355,9 +355,10 @@ def assess(entry: PaperEntry, reader: Reader, index: CodedIndex, *, min_confiden
     `printed`: the words of the form the entry is written on; `requests_covered`: on a result slip
     with a covered row, a panel named without a value (FBC, U&E on the request line) adds no fact;
     `requested`: analytes whose rows on the slip are covered, so their names on the request line
-    above the table ("Request: Ferritin and ESR") add nothing either.
+    above the table ("Request: Ferritin and ESR") add nothing either; `prose`: typed prose (a letter,
+    a slip), not a card entry, whose every English word is read as carrying a fact (Reader.read).
     """
-    reading = reader.read(entry.text, names=names, printed=printed, row=result)
+    reading = reader.read(entry.text, names=names, printed=printed, row=result, prose=prose)
     evidence, uncovered, qualified = [], [], []
     for m in reading.mentions:
         if m.qualified:

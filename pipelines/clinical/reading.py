@@ -78,11 +78,12 @@ class Role(StrEnum):
     cue = "cue"
     loaded = "loaded"
     medical = "medical word not recognised"
+    terse = "word on a card that no list accounts for"
     unbound = "number, dose or unit bound to no fact"
     unknown = "unknown word"
 
 
-UNACCOUNTED = frozenset({Role.cue, Role.loaded, Role.medical, Role.unbound, Role.unknown})
+UNACCOUNTED = frozenset({Role.cue, Role.loaded, Role.medical, Role.terse, Role.unbound, Role.unknown})
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +196,14 @@ class Reader:
         return self.vocabulary.concepts[i] if i is not None else None
 
     def read(self, text: str, *, names: tuple[str, ...] = (), born: dt.date | None = None,
-             today: dt.date | None = None, printed: frozenset[str] = frozenset(), row: bool = False) -> Reading:
+             today: dt.date | None = None, printed: frozenset[str] = frozenset(), row: bool = False,
+             prose: bool = True) -> Reading:
         """Read `text`; `names` are the patient's own names, `printed` the words of the form it is written on.
+
+        `prose`: the text is typed prose (a letter, a report), where most English words are the
+        telling, not the facts. A card entry is not: a GP writes a few words, each for a reason
+        ("Frail and unwell", "Raped", "Bailiffs"), so there only the reviewed narrative list and
+        function words are narrative, and any other English word leaves the entry uncertain (H84).
 
         `row`: the text is one row of a laboratory report (analyte, value, unit, range, flag), so
         only its first number is the reading, and after it only a unit, a flag and a reference range
@@ -229,7 +236,7 @@ class Reader:
                 roles[i:i + n] = [Role.concept] * n
                 i += n
                 continue
-            roles[i] = Role.shorthand if words[i] in printed else self._word_role(tokens, i, own_names, roles)
+            roles[i] = Role.shorthand if words[i] in printed else self._word_role(tokens, i, own_names, roles, prose)
             i += 1
         mentions = _bind(tokens, roles, mentions, self.lexicon, row)
         return Reading(tokens, tuple(r or Role.unknown for r in roles), tuple(mentions), dates)
@@ -254,7 +261,8 @@ class Reader:
                 found.append((t.sentence, dt.date(int(t.word), 1, 1), "year"))
         return tuple(found)
 
-    def _word_role(self, tokens: tuple[Token, ...], i: int, own_names: set[str], roles: list[Role | None]) -> Role:
+    def _word_role(self, tokens: tuple[Token, ...], i: int, own_names: set[str], roles: list[Role | None],
+                   prose: bool = True) -> Role:
         lists = self.lexicon.lists
         t = tokens[i]
         w = t.word
@@ -304,7 +312,9 @@ class Reader:
         if (w in lists.dosing or w in lists.units) and w not in lists.function_words:
             return Role.unbound  # bound later to a drug or a reading, else unaccounted
         if self.lexicon.narrative(w, t.raw.strip(EDGE)):
-            return Role.narrative
+            if prose or w in lists.function_words or w in lists.narrative:
+                return Role.narrative
+            return Role.terse
         if not w.isalpha() or not self.lexicon.dictionaries.english(w):
             return Role.unknown
         return Role.medical

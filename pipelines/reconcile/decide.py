@@ -35,6 +35,9 @@ from .settings import Settings
 
 Decision = Literal["include", "omit"]
 _SPECK = 2  # fewer letters or digits than this outside the entries is a speck or a stroke
+# Typed prose, whose ordinary English is the telling rather than the facts; every other kind of page
+# (cards, their backs, pages of no clear kind) is read word by word (Reader.read, H84).
+PROSE_KINDS = frozenset({"letter", "result"})
 
 
 class PageReason(StrEnum):
@@ -138,7 +141,7 @@ def outside_entries(page: PaperPage, reader: Reader, names: tuple[str, ...]) -> 
             left.append(word)
     if not left:
         return []
-    reading = reader.read(" ".join(left), names=names)
+    reading = reader.read(" ".join(left), names=names, prose=page.kind in PROSE_KINDS)
     form = reader.lexicon.lists.form_print
     return [reading.tokens[i].raw for i, role in enumerate(reading.roles)
             if (role in UNACCOUNTED or role in (Role.concept, Role.value))
@@ -165,6 +168,7 @@ def decide_page(page: PaperPage, index: CodedIndex, reader: Reader, settings: Se
               header: int = 0) -> tuple[EntryFinding, ...]:
         return tuple(assess(e, reader, index, min_confidence=settings.entry_min_confidence, names=names,
                             letter=page.kind == "letter", factless_ok=page.kind != "card", result=result,
+                            prose=page.kind in PROSE_KINDS,
                             printed=printed, requests_covered=requests_covered,
                             requested=requested if i < header else frozenset()) for i, e in enumerate(page.entries))
 

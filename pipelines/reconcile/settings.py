@@ -13,7 +13,9 @@ from typing import Any
 #    digits of their unit ("10*9/L") as values.
 # 5: inflections of loaded words are loaded ("shoulders", "drooping"); more everyday clinical
 #    words are loaded, and "cannot", "unable", "refuses", "boyfriend" are cues (H83).
-RULES_VERSION = 5
+# 6: a card is read word by word: only the reviewed narrative list and function words are
+#    narrative there, not every English word the dictionary has (H84).
+RULES_VERSION = 6
 
 
 @dataclass(frozen=True, slots=True)
