@@ -146,3 +146,14 @@ def test_a_card_is_read_word_by_word_and_a_letter_as_prose(reader):
     # The reviewed narrative list and function words still pass on a card.
     seen = reader.read("Seen and reassured. Asthma r/v", prose=False)
     assert not [seen.tokens[i].word for i, _ in seen.unaccounted()]
+
+
+@pytest.mark.parametrize("text", ["Seen 21st May with rash, 10th day", "Review on the 11th. 100th birthday",
+                                  "well-being discussed"])
+def test_ordinals_and_compounds_are_read_without_error(reader, text):
+    """Hunspell parses "21st" as a compound with no stem; reading it must not fail (found by bench_reconcile)."""
+    for prose in (True, False):
+        reading = reader.read(text, prose=prose)
+        assert len(reading.tokens) == len(text.split())
+    dictionaries = default_lexicon().dictionaries
+    assert dictionaries.medical("10th") in (True, False) and not default_lexicon().loaded("21st")

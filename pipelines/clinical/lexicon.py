@@ -140,7 +140,7 @@ class Dictionaries:
         english, medical = self._read
         if medical is None or english is None:
             return True  # without it no word can be shown to be non-medical
-        stems = {word, word.casefold()} | {f.stem for f in english.lookuper.good_forms(word)}
+        stems = {word, word.casefold()} | _dictionary_stems(english, word)
         return any(medical.lookup(v) for s in stems for v in _spellings(s))
 
 
@@ -149,6 +149,11 @@ class Dictionaries:
 _ENDINGS = (("ies", ("y",)), ("es", ("", "e")), ("s", ("",)), ("ied", ("y",)), ("ed", ("", "e")), ("d", ("",)),
             ("ing", ("", "e")), ("ness", ("",)), ("iness", ("y",)), ("ily", ("y",)), ("ly", ("", "e")),
             ("er", ("", "e")), ("est", ("", "e")))
+
+
+def _dictionary_stems(english: Any, word: str) -> set[str]:
+    """The stems hunspell finds for `word`; a compound ("21st" = 21 + st) has none of its own."""
+    return {f.stem for f in english.lookuper.good_forms(word) if hasattr(f, "stem")}
 
 
 def _spellings(word: str) -> set[str]:
@@ -219,9 +224,9 @@ class Lexicon:  # not slotted: folded_units is cached on the instance
     @functools.lru_cache(maxsize=65536)  # noqa: B019
     def _stems(self, word: str) -> frozenset[str]:
         english = self.dictionaries._read[0] if self.dictionaries.available else None
-        if english is None:
+        if english is None or not word.isalpha():  # "21st", "10th": ordinals, which hunspell parses as compounds
             return frozenset()
-        return frozenset(f.stem.casefold() for f in english.lookuper.good_forms(word))
+        return frozenset(stem.casefold() for stem in _dictionary_stems(english, word))
 
     @functools.cached_property
     def folded_units(self) -> frozenset[str]:
