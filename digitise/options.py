@@ -21,6 +21,9 @@ class DigitiseOptions:
     engine: str = DEFAULT_ENGINE
     # Re-read the date cells of cards whose dates did not read (digitise.reread).
     reread_dates: bool = True
+    # With --engine auto, settle PP-OCR's non-words on hand-written pages from Tesseract's reading
+    # or the letters OCR confuses, against the caller's word list (digitise.settle).
+    settle_words: bool = True
     languages: str = "eng"
     # Below this mean word confidence a page is re-checked for being upside down: on the
     # fixture set upright legible pages read at 66-96, upside-down ones at 24-35.

@@ -26,6 +26,7 @@ from digitise.errors import Code, UnreadableInput
 from digitise.model import Page, PageKind, PageText, ScanDoc
 from digitise.ocr import OcrEngine
 from digitise.options import DigitiseOptions
+from digitise.settle import WordList, settle
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class StageContext:
     engine: OcrEngine
     hand: OcrEngine | None = None
     on_page: Callable[[int], None] = lambda number: None
+    # The word list that settles the hand-writing engine's non-words (digitise.settle); None: none are.
+    words: WordList | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +160,10 @@ def _read_page(source: load.SourcePage, number: int, born: dt.date | None, ctx: 
     text = reading.text
     if ctx.hand is not None and route.wants_hand(text, reading.image, source.dpi):
         hand = ctx.hand.read(reading.image)
-        text = route.choose(text, hand)
+        first, text = text, route.choose(text, hand)
+        if text is hand and ctx.words is not None and route.hand_written(first, reading.image, source.dpi):
+            text, settled = settle(hand, first, ctx.words)
+            log.debug("page %d: %d words settled", number, settled)
         # One line per second reading: the benchmark counts them to price auto's routing.
         log.info("page %d: read again by %s; kept the %s reading", number, ctx.hand.name, text.engine.split()[0])
     if opts.reread_dates:

@@ -51,6 +51,11 @@ HAND_LIFT = 85.0
 PRINT_CONFIDENCE = 85.0
 
 
+def hand_written(text: PageText, image: Image.Image, dpi: int) -> bool:
+    """Whether the page is of a kind written by hand (a card or an envelope front), by Tesseract's reading."""
+    return kinds.classify(text, image.width, image.height, dpi, False) in HAND_KINDS
+
+
 def wants_hand(text: PageText, image: Image.Image, dpi: int) -> bool:
     """Whether a page Tesseract read is worth reading again with PP-OCR: a result slip or a page
     of no clear kind, or a card or envelope that Tesseract did not read as confidently as print."""

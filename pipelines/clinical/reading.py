@@ -20,6 +20,7 @@ The evidence model (docs/hazard-log.md H35-H39). Each word of an entry gets one 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -28,7 +29,7 @@ from typing import Literal
 from digitise.dates import find_dates
 
 from .lexicon import Lexicon
-from .text import EDGE, fold, normalise
+from .text import EDGE, fold, normalise, words_of
 from .vocabulary import MAX_PHRASE_WORDS, Concept, Vocabulary
 
 Kind = Literal["condition", "medication", "allergy", "immunisation", "procedure", "observation"]
@@ -178,6 +179,35 @@ class Reader:
         # Only folds that lead to one concept: "hypotension" and "hypertension" fold apart, so
         # neither can stand for the other.
         self._folded = {k: next(iter(v)) for k, v in folded.items() if len(v) == 1}
+
+    @functools.cached_property
+    def _written_forms(self) -> frozenset[str]:
+        """Every single word of every vocabulary form and of the lexicon's lists, case-folded."""
+        lists = self.lexicon.lists
+        words = {w for c in self.vocabulary.concepts for f in c.forms for w in words_of(f)}
+        for listed in (lists.shorthand, lists.dosing, lists.units, lists.loaded, lists.cues, lists.titles,
+                       lists.services, lists.institutions, lists.address, lists.prescribing,
+                       lists.immunisation_details, lists.result_print, lists.form_print):
+            words |= listed
+        return frozenset(words)
+
+    def knows(self, word: str) -> bool:
+        """Whether `word` is a word at all to lgd: listed, in the vocabulary or in a dictionary (digitise.settle)."""
+        w = word.casefold()
+        return w in self.lexicon.lists.function_words or w in self.lexicon.lists.narrative or self.settles_into(word)
+
+    def settles_into(self, word: str) -> bool:
+        """Whether a misread word may be settled into `word` (digitise.settle): a word of the vocabulary,
+        the lexicon's lists or the dictionaries, but not a function word or one of the reviewed
+        narrative words, which reconcile may pass over on a card (H85)."""
+        w = word.casefold()
+        lists = self.lexicon.lists
+        if w in lists.function_words or w in lists.narrative:
+            return False
+        if w in self._written_forms:
+            return True
+        d = self.lexicon.dictionaries
+        return d.available and (d.english(w) or d.english(w.capitalize()) or d.medical(w))
 
     def is_fact(self, concept: Concept) -> bool:
         return concept.section not in INCIDENTAL_SECTIONS or normalise(concept.preferred) in FACT_CONCEPTS

@@ -20,12 +20,14 @@ from digitise.errors import DigitiseError
 from digitise.model import ScanDoc
 from digitise.ocr import ENGINES, OcrEngine
 from digitise.options import AUTO, DigitiseOptions
+from digitise.settle import WordList
 from pipelines.children import die_with_parent
 
 log = logging.getLogger(__name__)
 
 _engine: OcrEngine | None = None  # one per worker process, like OCRmyPDF's worker_init
 _hand: OcrEngine | None = None  # the hand-writing engine of --engine auto, likewise
+_words: WordList | None = None  # what settles its non-words: the clinical reader's words (digitise.settle)
 _options: DigitiseOptions | None = None
 
 # A write that fails for lack of space is the archive disk's problem, never the input's.
@@ -52,14 +54,18 @@ class Done:
 
 def init(options: DigitiseOptions) -> None:
     """Process initializer: pick the engine once, so its model is loaded once per worker."""
-    global _engine, _hand, _options
+    global _engine, _hand, _options, _words
     _options = options
     if options.engine == AUTO:  # Tesseract reads every page, PP-OCR re-reads hand-written ones
         _engine = ENGINES["tesseract"](languages=options.languages)
         _hand = ENGINES["ppocr"](languages=options.languages)
+        from pipelines.clinical import default_reader  # dictionaries read at the first settled page
+
+        _words = default_reader() if options.settle_words else None
     else:
         _engine = ENGINES[options.engine](languages=options.languages) if options.engine != "none" else ENGINES["none"]()
         _hand = None
+        _words = None
 
 
 def init_process(options: DigitiseOptions) -> None:
@@ -105,7 +111,7 @@ def digitise(job: Job) -> Done:
     streams = sys.stdout, sys.stderr
     try:
         job.work.mkdir(parents=True, exist_ok=True)
-        ctx = pipeline.StageContext(work=job.work, options=_options, engine=_engine, hand=_hand)
+        ctx = pipeline.StageContext(work=job.work, options=_options, engine=_engine, hand=_hand, words=_words)
         return Done(job.key, pipeline.run(job.doc, ctx))
     except DigitiseError as e:
         shutil.rmtree(job.work, ignore_errors=True)
