@@ -5,7 +5,7 @@ are social, safeguarding, lay-symptom, risk and plan facts in plain English: "Ra
 "Frail and unwell", "Care home", "Stops breathing at night". Each is inserted after the first
 sentence of card controls that are omitted as written, at the end of a letter control's body, and
 as a comment line under a result slip's table; the text-level decision must then send the page.
-Rules version 4 passed over 75 of the 548 phrases on every card control; version 5 (more loaded
+Of the first 548 phrases rules version 4 passed over 75 on every card control; version 5 (more loaded
 words, inflections) 35; version 6, which reads a card word by word, none. Letters and slips are
 prose, so there the loaded list alone must catch a phrase: it passes over only the two that name
 a setting ("Home visit", "Out of hours").
