@@ -8,6 +8,7 @@ with PP-OCR loaded peaks near a gigabyte, so 32 cores with 16 GB free get 13 wor
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from pathlib import Path
 
@@ -64,16 +65,11 @@ def default_workers(engine_name: str, cpus: int | None = None, available_mb: int
 def memory_available_mb() -> int | None:
     """Memory this process may still use: the kernel's MemAvailable, or the cgroup's limit if lower; None if unknown."""
     found: list[int] = []
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                found.append(int(line.split()[1]) // 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    try:  # a container's limit (cgroup v2), which MemAvailable does not show
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        found += [int(line.split()[1]) // 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemAvailable:")]
+    with contextlib.suppress(OSError):  # a container's limit (cgroup v2), which MemAvailable does not show
         limit, used = (Path("/sys/fs/cgroup", name).read_text().strip() for name in ("memory.max", "memory.current"))
         if limit.isdigit() and used.isdigit():
             found.append((int(limit) - int(used)) // (1024 * 1024))
-    except OSError:
-        pass
     return min(found) if found else None

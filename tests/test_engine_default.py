@@ -13,7 +13,7 @@ import sqlite3
 
 import pytest
 
-from pipelines.engines import OTHER_WORKER_MB, WORKER_MB, default_workers
+from pipelines.engines import OTHER_WORKER_MB, WORKER_MB, default_workers, memory_available_mb
 from fixtures.generate import generate_pages
 from index import Catalogue
 from tests.conftest import run_lgd
@@ -74,3 +74,9 @@ def test_a_bad_engine_setting_is_a_usage_error_before_any_work(tmp_path) -> None
 ])
 def test_default_workers_fit_the_memory_available(engine, cpus, available_mb, workers) -> None:
     assert default_workers(engine, cpus=cpus, available_mb=available_mb) == workers
+
+
+def test_the_memory_available_is_read_from_this_machine() -> None:
+    available = memory_available_mb()
+    assert available is not None and available > 0  # Linux: /proc/meminfo always says
+    assert 1 <= default_workers("auto") <= (len(os.sched_getaffinity(0)))

@@ -135,6 +135,14 @@ class Dictionaries:
         return english is not None and english.lookup(word)
 
     @functools.lru_cache(maxsize=65536)  # noqa: B019
+    def stems(self, word: str) -> frozenset[str]:
+        """The words the general dictionary derives `word` from ("denies" -> deny), case-folded; none without it."""
+        english = self._read[0]
+        if english is None or not word.isalpha():  # "21st", "10th": ordinals, which hunspell parses as compounds
+            return frozenset()
+        return frozenset(stem.casefold() for stem in _dictionary_stems(english, word))
+
+    @functools.lru_cache(maxsize=65536)  # noqa: B019
     def medical(self, word: str) -> bool:
         """Whether the medical dictionary has the word or one of its English stems, in either spelling."""
         english, medical = self._read
@@ -205,14 +213,14 @@ class Lexicon:  # not slotted: folded_units is cached on the instance
         Not by stripping endings: "notes" is not "not". Inflections the dictionary does not
         derive are listed in lexicon.toml ("refuses", "refused").
         """
-        return word in self.lists.cues or bool(self._stems(word) & self.lists.cues)
+        return word in self.lists.cues or bool(self.dictionaries.stems(word) & self.lists.cues)
 
     @functools.lru_cache(maxsize=65536)  # noqa: B019  (one lexicon per process; words repeat)
     def forms(self, word: str) -> frozenset[str]:
         """The word and every word it may be an inflection of: the general dictionary's stems, and
         the word with each plain English ending stripped. Hunspell's stems alone miss some ("shoulders"
         gives "should"); finding too many only makes more words loaded, so more is sent."""
-        found = {word} | self._stems(word)
+        found = {word} | self.dictionaries.stems(word)
         for suffix, bases in _ENDINGS:
             if word.endswith(suffix) and len(word) - len(suffix) >= 3:
                 stem = word[: len(word) - len(suffix)]
@@ -220,13 +228,6 @@ class Lexicon:  # not slotted: folded_units is cached on the instance
                 if len(stem) >= 4 and stem[-1] == stem[-2]:  # "swollen"/"dropped": the doubled consonant
                     found.add(stem[:-1])
         return frozenset(found)
-
-    @functools.lru_cache(maxsize=65536)  # noqa: B019
-    def _stems(self, word: str) -> frozenset[str]:
-        english = self.dictionaries._read[0] if self.dictionaries.available else None
-        if english is None or not word.isalpha():  # "21st", "10th": ordinals, which hunspell parses as compounds
-            return frozenset()
-        return frozenset(stem.casefold() for stem in _dictionary_stems(english, word))
 
     @functools.cached_property
     def folded_units(self) -> frozenset[str]:
