@@ -158,14 +158,17 @@ def _read_page(source: load.SourcePage, number: int, born: dt.date | None, ctx: 
         layout = dataclasses.replace(faint, blank=False)
     reading = read_upright(seen, source.dpi, layout, ctx.engine, opts)
     text = reading.text
-    if ctx.hand is not None and route.wants_hand(text, reading.image, source.dpi):
+    kind = route.kind_of(text, reading.image, source.dpi) if ctx.hand is not None else None
+    if ctx.hand is not None and route.wants_hand(text, reading.image, source.dpi, kind):
         hand = ctx.hand.read(reading.image)
         first, text = text, route.choose(text, hand)
-        if text is hand and ctx.words is not None and route.hand_written(first, reading.image, source.dpi):
+        if text is hand and ctx.words is not None and kind in route.HAND_KINDS:
             text, settled = settle(hand, first, ctx.words)
             log.debug("page %d: %d words settled", number, settled)
-        # One line per second reading: the benchmark counts them to price auto's routing.
-        log.info("page %d: read again by %s; kept the %s reading", number, ctx.hand.name, text.engine.split()[0])
+        # One line per second reading, with the kind it was routed as: the benchmark counts them to
+        # price auto's routing at PP-OCR's own cost on pages of that kind.
+        log.info("page %d (%s): read again by %s; kept the %s reading", number, kind, ctx.hand.name,
+                 text.engine.split()[0])
     if opts.reread_dates:
         # Still Tesseract's looks, after PP-OCR too: with --engine auto on 99 generated pages
         # entry-date recall was 0.890 with them, 0.878 without and 0.878 with PP-OCR's looks,

@@ -51,15 +51,16 @@ HAND_LIFT = 85.0
 PRINT_CONFIDENCE = 85.0
 
 
-def hand_written(text: PageText, image: Image.Image, dpi: int) -> bool:
-    """Whether the page is of a kind written by hand (a card or an envelope front), by Tesseract's reading."""
-    return kinds.classify(text, image.width, image.height, dpi, False) in HAND_KINDS
+def kind_of(text: PageText, image: Image.Image, dpi: int) -> PageKind:
+    """The page's kind as Tesseract's reading shows it: what routing decides by."""
+    return kinds.classify(text, image.width, image.height, dpi, False)
 
 
-def wants_hand(text: PageText, image: Image.Image, dpi: int) -> bool:
+def wants_hand(text: PageText, image: Image.Image, dpi: int, kind: PageKind | None = None) -> bool:
     """Whether a page Tesseract read is worth reading again with PP-OCR: a result slip or a page
-    of no clear kind, or a card or envelope that Tesseract did not read as confidently as print."""
-    kind = kinds.classify(text, image.width, image.height, dpi, False)
+    of no clear kind, or a card or envelope that Tesseract did not read as confidently as print.
+    `kind`: the page's kind, when the caller has it already (`kind_of`)."""
+    kind = kind or kind_of(text, image, dpi)
     if kind in TABLE_KINDS:
         return True
     return kind in HAND_KINDS and _written_confidence(text) < PRINT_CONFIDENCE
