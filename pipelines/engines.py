@@ -12,7 +12,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from digitise.options import DEFAULT_ENGINE, ENGINE_CHOICES
+from digitise.options import DEFAULT_ENGINE, ENGINE_CHOICES, DigitiseOptions
 from pipelines.errors import ExitCode, LgdError
 
 ENGINE_ENV = "LGD_ENGINE"
@@ -49,6 +49,11 @@ def configured_engine() -> str:
         raise LgdError(f"${ENGINE_ENV}={named!r} is not an OCR engine; choose one of "
                        f"{', '.join(sorted(ENGINE_CHOICES))} (or unset it)", ExitCode.usage, "usage")
     return named
+
+
+def configured_options() -> DigitiseOptions:
+    """The options of a reading that has no --engine of its own (a quarantine retry, a received pack)."""
+    return DigitiseOptions(engine=configured_engine())
 
 
 def default_workers(engine_name: str, cpus: int | None = None, available_mb: int | None = None) -> int:

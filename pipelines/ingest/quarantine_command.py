@@ -71,12 +71,11 @@ def cmd_quarantine(args: argparse.Namespace, stdout, archive: Path) -> ExitCode:
 
 
 def _digitise(args: argparse.Namespace, archive: Path, target: Path, manifest):
-    from digitise.options import DigitiseOptions
-    from pipelines.engines import configured_engine
+    from pipelines.engines import configured_options
     from pipelines.ingest.run import Ingest
     from pipelines.progress import for_terminal
 
-    options = DigitiseOptions(engine=configured_engine())
+    options = configured_options()
     if args.queue:
         from pipelines.queue.command import queued_ingest
 

@@ -47,7 +47,7 @@ from index import ArchiveStore, Catalogue, FullText, sha256_file
 from index.errors import ArchiveError, ArchiveErrorCode, DuplicateDocument
 from index.received import ReceivedPack, received_pack, record_received
 from index.rows import EntryRow, PageRow
-from pipelines.engines import configured_engine
+from pipelines.engines import configured_options
 from pipelines.errors import ExitCode, LgdError
 from pipelines.identity import PatientId, nhs_number_valid
 from pipelines.identity_match import same_person
@@ -152,7 +152,7 @@ def receive_pack(archive: Path, who: Who, pack: Path, passphrase: str, trusted: 
                                    "practice to resend", "pack_inconsistent") from e
             patient = _patient(catalogue, checked.manifest or {}, said)
             return _store(catalogue, store, who, uploaded_as or str(Path(pack).absolute()), checked, said, patient,
-                          pdf, sha, options or DigitiseOptions(engine=configured_engine()), work, now, started)
+                          pdf, sha, options or configured_options(), work, now, started)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 

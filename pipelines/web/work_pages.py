@@ -86,11 +86,10 @@ def _act(archive: Path, who: Who, entry_id: str, action: str, reason: str, retry
     quarantine.check(who, reason)  # before any work: the role and the reason
 
     def digitise(target: Path, manifest):
-        from digitise.options import DigitiseOptions
-        from pipelines.engines import configured_engine
+        from pipelines.engines import configured_options
         from pipelines.ingest.run import Ingest  # OCR: imported when a retry asks for it
 
-        ingest = Ingest(archive, DigitiseOptions(engine=configured_engine()), jobs=1, actor=who.name)
+        ingest = Ingest(archive, configured_options(), jobs=1, actor=who.name)
         try:
             return ingest.run([target], manifest)
         finally:
