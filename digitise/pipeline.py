@@ -162,9 +162,14 @@ def _read_page(source: load.SourcePage, number: int, born: dt.date | None, ctx: 
     if ctx.hand is not None and route.wants_hand(text, reading.image, source.dpi, kind):
         hand = ctx.hand.read(reading.image)
         first, text = text, route.choose(text, hand)
-        if text is hand and ctx.words is not None and kind in route.HAND_KINDS:
-            text, settled = settle(hand, first, ctx.words)
-            log.debug("page %d: %d words settled", number, settled)
+        if text is hand:
+            if ctx.words is not None and kind in route.HAND_KINDS:
+                text, settled = settle(text, first, ctx.words)
+                log.debug("page %d: %d words settled", number, settled)
+            text, filled = route.fill(text, first)
+            if filled:
+                log.info("page %d: kept %d words of %s's where %s read none", number, filled,
+                         ctx.engine.name, ctx.hand.name)
         # One line per second reading, with the kind it was routed as: the benchmark counts them to
         # price auto's routing at PP-OCR's own cost on pages of that kind.
         log.info("page %d (%s): read again by %s; kept the %s reading", number, kind, ctx.hand.name,

@@ -26,23 +26,29 @@ from digitise.script import guarded
 
 log = logging.getLogger(__name__)
 
-# Settings measured on generated hand-written cards at 300 dpi (issue 10): detection at
-# a longest side of 736 pixels with lower thresholds and a tighter unclip read more words
-# than rapidocr's defaults (which detect at full size) at a third of the CPU. On 26 cards
-# (dkg / femkeklaver / humor-sans / typed) detection at 960 read 0.915/0.660/0.931/0.953
-# at 1.51 CPU-s/page, at 736 0.924/0.667/0.950/0.960 at 1.15, at 544 0.918/0.687/0.961/0.956
-# at 0.98; on 37 result slips at 200 dpi 736 read 0.989 and 544 0.995. 736 keeps a margin
-# for small print. lgd turns every page upright before OCR, so the 0/180 angle classifier
-# would only cost time.
+# Settings measured on generated hand-written cards at 300 dpi (issue 10): detection on the
+# page shrunk to a longest side of 544 pixels, with lower thresholds and a tighter unclip,
+# reads more words than rapidocr's defaults (which detect at full size) at a fraction of the
+# CPU. On 26 cards (dkg / femkeklaver / humor-sans / typed) detection at 960 read
+# 0.915/0.660/0.931/0.953 at 1.51 CPU-s/page, at 736 0.924/0.667/0.950/0.960 at 1.15, at 544
+# 0.918/0.687/0.961/0.956 at 0.98; on 37 result slips at 200 dpi 736 read 0.989 and 544 0.995.
+# On 390 pages with `--engine auto`, 544 read as 736 did (hand-written cards 0.915, slips
+# 0.992, envelopes 0.927 against 0.915) for 15% less CPU. Print smaller than about 6.5 pt on a
+# 200 dpi page is lost at 544; route.fill keeps Tesseract's confident reading of it.
+# Recognition one line at a time (batch 1) costs about 16% less than rapidocr's batches of 6,
+# which pad every line to the widest, and held onnxruntime's peak memory at 663 MB against
+# 995 MB on the same 390 pages. lgd turns every page upright before OCR, so the 0/180 angle
+# classifier would only cost time.
 SETTINGS = {
     "Global.use_cls": False,
     "Global.return_word_box": True,
     "Global.log_level": "error",
-    "Det.limit_side_len": 736,
+    "Det.limit_side_len": 544,
     "Det.limit_type": "max",
     "Det.thresh": 0.2,
     "Det.box_thresh": 0.4,
     "Det.unclip_ratio": 1.4,
+    "Rec.rec_batch_num": 1,
     "EngineConfig.onnxruntime.intra_op_num_threads": 1,
     "EngineConfig.onnxruntime.inter_op_num_threads": 1,
 }

@@ -18,17 +18,20 @@ right readings (98-100 for "hoadache", "forrous"), so on 26 generated cards the 
 0.912/0.690/0.931 of the dkg/femkeklaver/humor-sans words against 0.915/0.660/0.931 for
 PP-OCR alone, at the cost of both engines on every card; preferring a dictionary word
 where the readings differ lost clinical shorthand (qds, bd, creps) to English words.
+What is kept of Tesseract's reading is only what PP-OCR did not read at all (`fill`): print
+too small for PP-OCR's shrunken detection, read by Tesseract as confidently as print.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from PIL import Image
 
 from digitise import kinds
 from digitise.entries import HEADER_WORDS
-from digitise.model import PageKind, PageText, Word
+from digitise.model import Box, PageKind, PageText, Word
 
 # Kinds whose writing is (or may be) by hand: read again by PP-OCR unless Tesseract reads
 # them as confidently as print (PRINT_CONFIDENCE) ...
@@ -49,6 +52,11 @@ HAND_LIFT = 85.0
 # hand (humor-sans) at 85-92 (0.946 against 0.931), the others at 61-77 (0.58-0.70
 # against PP-OCR's 0.66-0.92).
 PRINT_CONFIDENCE = 85.0
+# `fill` keeps a word of Tesseract's only if it has this many letters or digits: a single
+# confident character in a margin is as often a speck as a word.
+FILL_CHARACTERS = 2
+# Tesseract's lines numbered apart from PP-OCR's until `fill` numbers them all again.
+LINE_OFFSET = 1_000_000
 
 
 def kind_of(text: PageText, image: Image.Image, dpi: int) -> PageKind:
@@ -85,6 +93,38 @@ def choose(first: PageText, hand: PageText) -> PageText:
                       or _written_confidence(hand) < HAND_LIFT):
         return first
     return hand
+
+
+def fill(hand: PageText, first: PageText) -> tuple[PageText, int]:
+    """`hand` with the words Tesseract read as confidently as print (PRINT_CONFIDENCE) where
+    PP-OCR read nothing, and how many there were.
+
+    PP-OCR detects text on the page shrunk to a longest side of 544 pixels (digitise.ppocr):
+    print much smaller than the generated pages' (a footnote, a lab's smallest type) can be
+    lost there, and Tesseract, which reads at full size, may have read it. A word of the first
+    reading is kept only where it overlaps no word of the second, so nothing is read twice.
+    """
+    boxes = [w.box for w in hand.words]
+    kept = [w for w in first.words
+            if w.confidence >= PRINT_CONFIDENCE and sum(c.isalnum() for c in w.text) >= FILL_CHARACTERS
+            and not any(_overlaps(w.box, b) for b in boxes)]
+    if not kept:
+        return hand, 0
+    return PageText(_in_reading_order([*hand.words, *(replace(w, line=w.line + LINE_OFFSET) for w in kept)]),
+                    engine=hand.engine), len(kept)
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1])
+
+
+def _in_reading_order(words: list[Word]) -> tuple[Word, ...]:
+    """The words with their lines numbered again top to bottom (by each line's top edge)."""
+    tops: dict[int, int] = {}
+    for w in words:
+        tops[w.line] = min(tops.get(w.line, w.box[1]), w.box[1])
+    number = {line: i for i, line in enumerate(sorted(tops, key=lambda line: (tops[line], line)))}
+    return tuple(sorted((replace(w, line=number[w.line]) for w in words), key=lambda w: (w.line, w.box[0])))
 
 
 def _written_words(text: PageText) -> list[Word]:

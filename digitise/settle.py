@@ -16,6 +16,12 @@ pass over, so a settled word can only make an entry more, never less, in need of
 evidence (hazard H85). A settled word's confidence is capped at SETTLED_CONFIDENCE: it is a
 reading lgd inferred, not one an engine was sure of. Only cards and envelope fronts are
 settled; typed pages are Tesseract's and read almost word for word.
+
+Before any of that, symbols nobody writes in a clinical note are read as the letters they
+stand for (`LOOKALIKES`): the engine's character set is print's, and a looped hand-written
+"o" comes out as "©" ("C/©", "©/E" on one generated hand: 60 such words in 390 pages), and
+a character it cannot name at all as U+FFFD, which is dropped so the rest of the word can
+still be settled.
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ CONFUSIONS = ("eo", "ec", "ao", "uv", "nh", "il")
 MIN_LETTERS = 3  # shorter tokens are shorthand as often as words ("bd", "od", "tds")
 MAX_SWAPS = 3
 _CORE = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)
+# Print's symbols that stand, in hand-writing, for the letter they look like ...
+LOOKALIKES = {"©": "o", "×": "x"}
+# ... and the engine's "no such character", which stands for nothing that can be searched.
+UNNAMED = "\ufffd"
 
 
 class WordList(Protocol):
@@ -49,24 +59,37 @@ def settle(hand: PageText, first: PageText | None, words: WordList) -> tuple[Pag
     """`hand` with its non-words settled where the evidence is unique, and how many were."""
     settled, changed = [], 0
     for word in hand.words:
-        lead, core, tail = _CORE.match(word.text).groups()
-        if len(core) < MIN_LETTERS or not core.isalpha():
-            settled.append(word)
-            continue
-        lower = core if core[1:].islower() or core.isupper() else core[0] + core[1:].lower()  # "wRist"
-        if lower != core and words.settles_into(lower):
-            found = lower
-        elif words.knows(core):
-            settled.append(word)
-            continue
-        else:
-            found = _from_other_reading(word.box, core, first, words) or _by_confusions(lower, words)
-        if found is None:
+        text = _settled_text(word.text, word.box, first, words)
+        if text == word.text:
             settled.append(word)
             continue
         changed += 1
-        settled.append(replace(word, text=f"{lead}{found}{tail}", confidence=min(word.confidence, SETTLED_CONFIDENCE)))
+        if text:  # a word of nothing but unnamed characters is dropped
+            settled.append(replace(word, text=text, confidence=min(word.confidence, SETTLED_CONFIDENCE)))
     return (replace(hand, words=tuple(settled)) if changed else hand), changed
+
+
+def _settled_text(text: str, box: Box, first: PageText | None, words: WordList) -> str:
+    text = _named(text)
+    lead, core, tail = _CORE.match(text).groups()
+    if len(core) < MIN_LETTERS or not core.isalpha():
+        return text
+    lower = core if core[1:].islower() or core.isupper() else core[0] + core[1:].lower()  # "wRist"
+    if lower != core and words.settles_into(lower):
+        found = lower
+    elif words.knows(core):
+        return text
+    else:
+        found = _from_other_reading(box, core, first, words) or _by_confusions(lower, words)
+    return text if found is None else f"{lead}{found}{tail}"
+
+
+def _named(text: str) -> str:
+    """`text` with print's symbols read as the letters they look like, in the case of the word's
+    other letters ("©/E": "O/E", "c/©": "c/o"), and the engine's unnamed characters dropped."""
+    capitals = any(c.isupper() for c in text) and not any(c.islower() for c in text)
+    letters = {k: v.upper() if capitals else v for k, v in LOOKALIKES.items()}
+    return "".join(letters.get(c, c) for c in text if c != UNNAMED)
 
 
 def _from_other_reading(box: Box, core: str, first: PageText | None, words: WordList) -> str | None:

@@ -115,6 +115,40 @@ def test_auto_reads_a_result_slip_again_with_ppocr(ppocr: PpOcrEngine, tesseract
     assert {"139", "4.1", "6.2", "88", "Creatinine"} <= read
 
 
+def test_small_print_ppocr_does_not_detect_is_kept_from_tesseracts_reading(
+        ppocr: PpOcrEngine, tesseract: TesseractEngine) -> None:
+    # PP-OCR detects on the page shrunk to 544 pixels: a lab's footnote at about 6 pt on a
+    # 200 dpi slip is lost there. Tesseract reads it at full size, and `fill` keeps its words.
+    slip = Image.new("L", (1654, 2339), 250)
+    draw = ImageDraw.Draw(slip)
+    draw.text((150, 300), "Haemoglobin 135 g/L Platelets 264", font=ImageFont.truetype(TYPED, 30), fill=20)
+    draw.text((150, 2200), "Sample received haemolysed, potassium not reported",
+              font=ImageFont.truetype(TYPED, 15), fill=20)
+    slip.info["dpi"] = (200, 200)
+    first, hand = tesseract.read(slip), ppocr.read(slip)
+    assert "haemolysed" not in {w.text.strip(",.") for w in hand.words}, "PP-OCR now reads this print: make it smaller"
+    filled, n = route.fill(route.choose(first, hand), first)
+    read = [w.text.strip(",.") for w in filled.words]
+    assert {"haemolysed", "potassium", "reported"} <= set(read) and n >= 3
+    assert read.count("Haemoglobin") == 1 and read.index("Haemoglobin") < read.index("haemolysed")
+    assert filled.text.splitlines()[-1].startswith("Sample received")
+
+
+def test_fill_keeps_only_confident_words_where_the_hand_reading_has_none() -> None:
+    from digitise.model import Word
+
+    hand = PageText((Word("Asthma", (100, 100, 300, 160), 95.0, 0), Word("r/v", (320, 100, 420, 160), 95.0, 0)),
+                    engine="ppocr")
+    first = PageText((Word("Asthrna", (105, 98, 298, 158), 60.0, 0),  # the same word: hand's reading stays
+                      Word("NHS", (100, 20, 200, 60), 92.0, 1),  # printed, where PP-OCR read nothing
+                      Word("x", (900, 900, 920, 920), 95.0, 2),  # a speck
+                      Word("wibble", (100, 400, 300, 460), 40.0, 3)),  # not read as confidently as print
+                     engine="tesseract")
+    filled, n = route.fill(hand, first)
+    assert [(w.text, w.line) for w in filled.words] == [("NHS", 0), ("Asthma", 1), ("r/v", 1)] and n == 1
+    assert filled.engine == "ppocr" and route.fill(hand, PageText(())) == (hand, 0)
+
+
 def test_a_page_neither_engine_reads_stays_unreadable(ppocr: PpOcrEngine, tesseract: TesseractEngine) -> None:
     # Scrawl: overlapping strokes no engine can read as words.
     image = Image.new("L", CARD, 250)

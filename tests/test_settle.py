@@ -80,3 +80,19 @@ def test_the_other_reading_must_be_close_in_spelling(words):
     assert texts(got) == ["Reaction"] and n == 1  # the confusions settle it instead
     got, n = settle(line("Xqzt"), line("Asthma"), words)
     assert texts(got) == ["Xqzt"] and n == 0
+
+
+def test_print_symbols_are_read_as_the_letters_a_hand_wrote(words):
+    # PP-OCR's characters are print's: a looped hand-written "o" comes out as a copyright sign,
+    # an "x" as a multiplication sign. Nobody writes either in a clinical note.
+    hand = line("C/©", "cough", "2/7.", "©/E", "creps", "L", "base.", "D×", "LRTI", "sutured", "×4", "c/©")
+    got, n = settle(hand, None, words)
+    assert texts(got) == ["C/O", "cough", "2/7.", "O/E", "creps", "L", "base.", "DX", "LRTI", "sutured", "x4", "c/o"]
+    assert n == 5 and all(w.confidence == SETTLED_CONFIDENCE for w in got.words if w.text in ("C/O", "O/E", "x4"))
+
+
+def test_a_character_the_engine_cannot_name_is_dropped_and_the_rest_settled(words):
+    hand = line("\ufffdsthma", "R/v.", "PEFR", "440.", "\ufffd")
+    first = line("Asthma", "R/v.", "PEFR", "440.", conf=70.0)
+    got, n = settle(hand, first, words)
+    assert texts(got) == ["Asthma", "R/v.", "PEFR", "440."] and n == 2
