@@ -19,9 +19,10 @@ settled; typed pages are Tesseract's and read almost word for word.
 
 Before any of that, symbols nobody writes in a clinical note are read as the letters they
 stand for (`LOOKALIKES`): the engine's character set is print's, and a looped hand-written
-"o" comes out as "©" ("C/©", "©/E" on one generated hand: 60 such words in 390 pages), and
-a character it cannot name at all as U+FFFD, which is dropped so the rest of the word can
-still be settled.
+"o" comes out as "©" ("C/©", "©/E" on one generated hand: 60 such words in 390 pages). A
+character no record holds, which digitise.script shows as U+FFFD, is dropped from a word
+with letters besides, so the rest can still be settled; the word keeps the low confidence
+digitise.script gave it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Protocol
 from rapidfuzz.distance import Levenshtein
 
 from digitise.model import Box, PageText
+from digitise.script import REPLACEMENT
 
 SETTLED_CONFIDENCE = 80.0
 # Letters a hand-writing engine confuses, each class read either way.
@@ -43,8 +45,6 @@ MAX_SWAPS = 3
 _CORE = re.compile(r"^(\W*)(.*?)(\W*)$", re.S)
 # Print's symbols that stand, in hand-writing, for the letter they look like ...
 LOOKALIKES = {"©": "o", "×": "x"}
-# ... and the engine's "no such character", which stands for nothing that can be searched.
-UNNAMED = "\ufffd"
 
 
 class WordList(Protocol):
@@ -64,8 +64,7 @@ def settle(hand: PageText, first: PageText | None, words: WordList) -> tuple[Pag
             settled.append(word)
             continue
         changed += 1
-        if text:  # a word of nothing but unnamed characters is dropped
-            settled.append(replace(word, text=text, confidence=min(word.confidence, SETTLED_CONFIDENCE)))
+        settled.append(replace(word, text=text, confidence=min(word.confidence, SETTLED_CONFIDENCE)))
     return (replace(hand, words=tuple(settled)) if changed else hand), changed
 
 
@@ -86,10 +85,13 @@ def _settled_text(text: str, box: Box, first: PageText | None, words: WordList) 
 
 def _named(text: str) -> str:
     """`text` with print's symbols read as the letters they look like, in the case of the word's
-    other letters ("©/E": "O/E", "c/©": "c/o"), and the engine's unnamed characters dropped."""
+    other letters ("©/E": "O/E", "c/©": "c/o"), and unnamed characters dropped from a word that
+    has letters or digits besides ("\ufffdsthma"). A word of nothing else is kept as it is: it
+    says something was written there (digitise.script)."""
     capitals = any(c.isupper() for c in text) and not any(c.islower() for c in text)
     letters = {k: v.upper() if capitals else v for k, v in LOOKALIKES.items()}
-    return "".join(letters.get(c, c) for c in text if c != UNNAMED)
+    named = "".join(letters.get(c, c) for c in text if c != REPLACEMENT)
+    return named if any(c.isalnum() for c in named) else text
 
 
 def _from_other_reading(box: Box, core: str, first: PageText | None, words: WordList) -> str | None:

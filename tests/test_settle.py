@@ -91,8 +91,13 @@ def test_print_symbols_are_read_as_the_letters_a_hand_wrote(words):
     assert n == 5 and all(w.confidence == SETTLED_CONFIDENCE for w in got.words if w.text in ("C/O", "O/E", "x4"))
 
 
-def test_a_character_the_engine_cannot_name_is_dropped_and_the_rest_settled(words):
-    hand = line("\ufffdsthma", "R/v.", "PEFR", "440.", "\ufffd")
-    first = line("Asthma", "R/v.", "PEFR", "440.", conf=70.0)
+def test_a_character_no_record_holds_is_dropped_and_the_rest_settled(words):
+    # digitise.script shows "③" (a scrawled "A") as U+FFFD at confidence 25. Dropped, the rest of
+    # the word is settled from Tesseract's; the word stays as unsure as it was. A word of
+    # nothing else is kept: it says something was written there.
+    hand = PageText((Word("\ufffdsthma", (100, 100, 300, 160), 25.0, 0), Word("R/v.", (320, 100, 420, 160), 98.0, 0),
+                     Word("\ufffd\ufffd", (440, 100, 520, 160), 25.0, 0)), engine="test")
+    first = line("Asthma", "R/v.", conf=70.0)
     got, n = settle(hand, first, words)
-    assert texts(got) == ["Asthma", "R/v.", "PEFR", "440."] and n == 2
+    assert texts(got) == ["Asthma", "R/v.", "\ufffd\ufffd"] and n == 1
+    assert [w.confidence for w in got.words] == [25.0, 98.0, 25.0]
