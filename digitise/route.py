@@ -53,7 +53,9 @@ HAND_LIFT = 85.0
 # against PP-OCR's 0.66-0.92).
 PRINT_CONFIDENCE = 85.0
 # `fill` keeps a word of Tesseract's only if it has this many letters or digits: a single
-# confident character in a margin is as often a speck as a word.
+# confident character in a margin is as often a speck as a word. A single one is kept when it
+# sits on a line PP-OCR read (`_read_line`): a slip's one-letter analyte ("K", "P") or a
+# one-digit value that the shrunken detection lost beside words it found.
 FILL_CHARACTERS = 2
 # Tesseract's lines numbered apart from PP-OCR's until `fill` numbers them all again.
 LINE_OFFSET = 1_000_000
@@ -102,16 +104,31 @@ def fill(hand: PageText, first: PageText) -> tuple[PageText, int]:
     PP-OCR detects text on the page shrunk to a longest side of 544 pixels (digitise.ppocr):
     print much smaller than the generated pages' (a footnote, a lab's smallest type) can be
     lost there, and Tesseract, which reads at full size, may have read it. A word of the first
-    reading is kept only where it overlaps no word of the second, so nothing is read twice.
+    reading is kept only where it overlaps no word of the second, so nothing is read twice, and
+    joins the line of the second it sits on.
     """
     boxes = [w.box for w in hand.words]
     kept = [w for w in first.words
-            if w.confidence >= PRINT_CONFIDENCE and sum(c.isalnum() for c in w.text) >= FILL_CHARACTERS
-            and not any(_overlaps(w.box, b) for b in boxes)]
+            if w.confidence >= PRINT_CONFIDENCE and not any(_overlaps(w.box, b) for b in boxes)
+            and (sum(c.isalnum() for c in w.text) >= FILL_CHARACTERS
+                 or (any(c.isalnum() for c in w.text) and _read_line(w.box, hand) is not None))]
     if not kept:
         return hand, 0
-    return PageText(_in_reading_order([*hand.words, *(replace(w, line=w.line + LINE_OFFSET) for w in kept)]),
-                    engine=hand.engine), len(kept)
+    return PageText(_in_reading_order([*hand.words, *(_placed(w, hand) for w in kept)]), engine=hand.engine), len(kept)
+
+
+def _placed(word: Word, hand: PageText) -> Word:
+    """`word` on the line of `hand` it sits on, or on a line of its own numbered apart."""
+    line = _read_line(word.box, hand)
+    return replace(word, line=word.line + LINE_OFFSET if line is None else line)
+
+
+def _read_line(box: Box, hand: PageText) -> int | None:
+    """The line of `hand` that `box` sits on (most of the shorter one's height in common), if any:
+    a word kept there joins that line, so an analyte's label stays on its value's line."""
+    return next((w.line for w in hand.words
+                 if min(box[3], w.box[3]) - max(box[1], w.box[1]) > 0.5 * min(box[3] - box[1], w.box[3] - w.box[1])),
+                None)
 
 
 def _overlaps(a: Box, b: Box) -> bool:

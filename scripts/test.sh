@@ -15,4 +15,7 @@ if [ -z "${LGD_TEST_REDIS_URL:-}" ] && command -v redis-server >/dev/null; then
 fi
 # One pytest worker per core (LGD_TEST_WORKERS=0 runs in this process). --dist loadfile keeps a
 # test file on one worker, so a module's fixture (an OCR'd corpus) is built once, not once per worker.
-.venv/bin/python -m pytest -n "${LGD_TEST_WORKERS:-2}" --dist loadfile "$@"
+# --maxfail: when the machine itself is wrong (a missing file, a full disk), every test fails slowly;
+# stopping early leaves the reasons in the output instead of a run cut off by CI's time limit.
+df -h . "${TMPDIR:-/tmp}" | sed 's/^/disk: /'
+.venv/bin/python -m pytest -n "${LGD_TEST_WORKERS:-2}" --dist loadfile --maxfail=40 "$@"

@@ -157,3 +157,14 @@ def test_ordinals_and_compounds_are_read_without_error(reader, text):
         assert len(reading.tokens) == len(text.split())
     dictionaries = default_lexicon().dictionaries
     assert dictionaries.medical("10th") in (True, False) and not default_lexicon().loaded("21st")
+
+
+def test_the_medical_word_lists_affix_rules_are_found_without_a_system_en_us(tmp_path):
+    # en_med_glut needs en_US's affix rules; Debian installs them only with hunspell-en-us,
+    # which scripts/setup.sh does not ask for, so spylls' own copy is the one used.
+    shared = Path("/usr/share/hunspell")
+    for name in ("en_GB.dic", "en_GB.aff", "en_med_glut.dic"):
+        (tmp_path / name).symlink_to(shared / name)
+    dictionaries = Dictionaries((tmp_path,))
+    assert dictionaries.files["medical_aff"].is_file() and dictionaries.files["medical_aff"].name == "en_US.aff"
+    assert dictionaries.medical("haematuria") and not dictionaries.medical("garden")

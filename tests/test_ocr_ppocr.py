@@ -142,10 +142,11 @@ def test_fill_keeps_only_confident_words_where_the_hand_reading_has_none() -> No
     first = PageText((Word("Asthrna", (105, 98, 298, 158), 60.0, 0),  # the same word: hand's reading stays
                       Word("NHS", (100, 20, 200, 60), 92.0, 1),  # printed, where PP-OCR read nothing
                       Word("x", (900, 900, 920, 920), 95.0, 2),  # a speck
+                      Word("K", (440, 105, 460, 155), 93.0, 0),  # one letter on a line PP-OCR read
                       Word("wibble", (100, 400, 300, 460), 40.0, 3)),  # not read as confidently as print
                      engine="tesseract")
     filled, n = route.fill(hand, first)
-    assert [(w.text, w.line) for w in filled.words] == [("NHS", 0), ("Asthma", 1), ("r/v", 1)] and n == 1
+    assert [(w.text, w.line) for w in filled.words] == [("NHS", 0), ("Asthma", 1), ("r/v", 1), ("K", 1)] and n == 2  # K joins the line
     assert filled.engine == "ppocr" and route.fill(hand, PageText(())) == (hand, 0)
 
 

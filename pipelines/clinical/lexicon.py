@@ -98,6 +98,8 @@ class Dictionaries:
         if english is None or medical is None:
             return
         us_aff = _find(folders, "en_US.aff") or _spylls_en_us()
+        if not us_aff.is_file():  # without affix rules no word can be shown non-medical: all are kept
+            return
         self.files = {"english": english, "english_aff": english.with_suffix(".aff"), "medical": medical,
                       "medical_aff": us_aff}
 
@@ -177,7 +179,7 @@ def _find(folders: tuple[Path, ...], name: str) -> Path | None:
 
 def _spylls_en_us() -> Path:
     import spylls.hunspell  # spylls ships en_US, whose affix rules the medical word list is made for
-    return Path(spylls.hunspell.__file__).parent / "data" / "en_US" / "en_US.aff"
+    return Path(spylls.hunspell.__file__).parent / "data" / "en" / "en_US.aff"
 
 
 @dataclass(frozen=True)

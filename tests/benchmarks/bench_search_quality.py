@@ -1,9 +1,9 @@
 """Search quality on real OCR: recall@5 per query style for paper facts of generated patients.
 
-    .venv/bin/python -m tests.benchmarks.bench_search_quality --patients 6
+    .venv/bin/python -m tests.benchmarks.bench_search_quality --patients 6 [--engine tesseract|auto]
 
-Generates synthetic Lloyd George records, digitises them with `lgd digitise` (real
-Tesseract), builds queries from the ground truth (exact, abbreviation, synonym, misspelt;
+Generates synthetic Lloyd George records, digitises them with `lgd digitise --engine E` (real
+OCR; the default engine unless told), builds queries from the ground truth (exact, abbreviation, synonym, misspelt;
 fixtures/search_queries.py) and asks each with the patient filter, as a clinician would.
 Targets: exact >= 0.95, every other style >= 0.85.
 """
@@ -18,6 +18,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from digitise.options import DEFAULT_ENGINE
 from fixtures.generate import generate_batch
 from fixtures.search_queries import build_queries, recall_at_k
 from index import Catalogue, FullText
@@ -56,12 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("/tmp/lgd-bench-quality"))
     parser.add_argument("--json", type=Path)
     parser.add_argument("--misses", action="store_true", help="list the queries that missed")
+    parser.add_argument("--engine", choices=("auto", "ppocr", "tesseract"), default=DEFAULT_ENGINE,
+                        help=f"lgd digitise --engine (default {DEFAULT_ENGINE}); OUT keeps one engine's archive")
     args = parser.parse_args(argv)
     archive = args.out / "archive"
+    made_by = args.out / "engine"
+    if made_by.is_file() and made_by.read_text() != args.engine:
+        raise SystemExit(f"{args.out} holds an archive read with --engine {made_by.read_text()}; choose another --out")
     if not (archive / "catalogue.sqlite").exists():
         shutil.rmtree(args.out, ignore_errors=True)
         batch = generate_batch(args.out / "batch", args.patients, seed=args.seed)
-        subprocess.run([*LGD, "digitise", str(batch.scans), "--archive", str(archive), "--jobs", "2"], check=False, stdout=subprocess.DEVNULL)
+        subprocess.run([*LGD, "digitise", str(batch.scans), "--archive", str(archive), "--jobs", "2",
+                        "--engine", args.engine], check=False, stdout=subprocess.DEVNULL)
+        made_by.write_text(args.engine)
     queries = build_queries(args.out / "batch" / "truth", seed=args.seed)
     results: dict = {}
     with Catalogue.open(archive, create=False, readonly=True) as catalogue, FullText.open(archive, create=False) as ft:
@@ -79,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     on_read = {q: pages for q, pages in results.items() if _fact(q) in read}
     figures = {
         "patients": args.patients,
+        "engine": args.engine,
         "queries": dict(Counter(q.style for q in queries)),
         "recall_at_5": {k: round(v, 3) for k, v in recall.items()},
         # The same queries, only for facts whose words OCR did read on a page that states them:
