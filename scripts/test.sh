@@ -18,4 +18,4 @@ fi
 # --maxfail: when the machine itself is wrong (a missing file, a full disk), every test fails slowly;
 # stopping early leaves the reasons in the output instead of a run cut off by CI's time limit.
 df -h . "${TMPDIR:-/tmp}" | sed 's/^/disk: /'
-.venv/bin/python -m pytest -n "${LGD_TEST_WORKERS:-2}" --dist loadfile --maxfail=40 "$@"
+.venv/bin/python -m pytest -n "${LGD_TEST_WORKERS:-2}" --dist loadfile --maxfail=40 --durations=15 "$@"
