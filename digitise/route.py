@@ -108,19 +108,16 @@ def fill(hand: PageText, first: PageText) -> tuple[PageText, int]:
     joins the line of the second it sits on.
     """
     boxes = [w.box for w in hand.words]
-    kept = [w for w in first.words
-            if w.confidence >= PRINT_CONFIDENCE and not any(_overlaps(w.box, b) for b in boxes)
-            and (sum(c.isalnum() for c in w.text) >= FILL_CHARACTERS
-                 or (any(c.isalnum() for c in w.text) and _read_line(w.box, hand) is not None))]
+    kept = []
+    for w in first.words:
+        if w.confidence < PRINT_CONFIDENCE or any(_overlaps(w.box, b) for b in boxes):
+            continue
+        line, characters = _read_line(w.box, hand), sum(c.isalnum() for c in w.text)
+        if characters >= FILL_CHARACTERS or (characters and line is not None):
+            kept.append(replace(w, line=w.line + LINE_OFFSET if line is None else line))
     if not kept:
         return hand, 0
-    return PageText(_in_reading_order([*hand.words, *(_placed(w, hand) for w in kept)]), engine=hand.engine), len(kept)
-
-
-def _placed(word: Word, hand: PageText) -> Word:
-    """`word` on the line of `hand` it sits on, or on a line of its own numbered apart."""
-    line = _read_line(word.box, hand)
-    return replace(word, line=word.line + LINE_OFFSET if line is None else line)
+    return PageText(_in_reading_order([*hand.words, *kept]), engine=hand.engine), len(kept)
 
 
 def _read_line(box: Box, hand: PageText) -> int | None:
